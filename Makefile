@@ -1,0 +1,39 @@
+# The two commands of the README, and the few steps behind them.
+# `make demo` needs only Python; `make test` also installs the Debian packages
+# of the real test services (Slurm, HTCondor, XRootD) and must run as root.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.batchml-installed
+
+.PHONY: demo test venv lint services-start services-stop clean
+
+demo: $(STAMP)
+	$(BIN)/batchml demo
+
+test:
+	bash tests/run.sh
+
+venv: $(STAMP)
+
+# torch==2.13.0 first: that release is a CPU wheel on this kind of machine;
+# an unpinned torch would pull a multi-GB CUDA build.
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[torch,xrootd,test]'
+	touch $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check batchml tests benchmarks
+	$(BIN)/mypy
+
+services-start:
+	bash tests/services/all.sh start
+
+services-stop:
+	bash tests/services/all.sh stop
+
+clean:
+	rm -rf $(VENV) batchml-demo build *.egg-info

@@ -1,0 +1,254 @@
+"""The Site: everything batchml needs to know about a batch system, as validated data.
+
+A site admin writes it once (site_configs/*.yaml); users pick it by name and
+override what they need. Validation is strict (unknown keys are errors, sizes
+and durations need units) because a typo in a site file otherwise surfaces
+hours later as a held job. Finding and merging the files is in site_files.py.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationInfo,
+    field_validator,
+)
+
+from batchml.errors import InvalidValue
+from batchml.units import format_duration, format_size, parse_duration, parse_size
+
+# lxplus job flavours and the longest walltime each allows.
+JOB_FLAVOURS: dict[str, timedelta] = {
+    "espresso": timedelta(minutes=20),
+    "microcentury": timedelta(hours=1),
+    "longlunch": timedelta(hours=2),
+    "workday": timedelta(hours=8),
+    "tomorrow": timedelta(days=1),
+    "testmatch": timedelta(days=3),
+    "nextweek": timedelta(weeks=1),
+}
+
+Duration = Annotated[
+    timedelta, BeforeValidator(parse_duration), PlainSerializer(format_duration, return_type=str)
+]
+Size = Annotated[int, BeforeValidator(parse_size), PlainSerializer(format_size, return_type=str)]
+Port = Annotated[int, Field(ge=1024, le=65535)]
+_CLASSAD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
+
+
+class _Section(BaseModel):
+    """Strict: an unknown key is an error, and the model is read-only once built."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+class JobDefaults(_Section):
+    """What one batch job asks for when the caller does not say."""
+
+    cores: int = Field(1, ge=1, le=1024)
+    memory: Size = parse_size("2GB")
+    disk: Size = parse_size("10GB")
+    gpus: int = Field(0, ge=0, le=64)
+    gpu_capability: float | None = Field(None, ge=1.0, le=20.0)
+    gpu_memory: Size | None = None
+    gpu_names: tuple[str, ...] = ()
+    walltime: Duration = timedelta(hours=1)
+
+
+class HTCondorSettings(_Section):
+    """Submit-description settings only an HTCondor site has."""
+
+    job_flavour: str | None = None
+    want_os: str | None = None
+    spool: bool = False
+    send_credential: Literal["auto", "always", "never"] = "auto"
+    schedd: str | None = None
+    accounting_group: str | None = None
+    extra_attributes: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("job_flavour")
+    @classmethod
+    def _known_flavour(cls, value: str | None) -> str | None:
+        if value is not None and value not in JOB_FLAVOURS:
+            raise InvalidValue(
+                f"{value!r} is not an lxplus job flavour",
+                hint=f"use one of {', '.join(JOB_FLAVOURS)}, or leave it out",
+            )
+        return value
+
+    @field_validator("extra_attributes")
+    @classmethod
+    def _classad_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if not _CLASSAD_NAME.fullmatch(name):
+                raise InvalidValue(
+                    f"{name!r} is not a ClassAd attribute name",
+                    hint="use a name such as MY.Project or +Project (letters, digits, _)",
+                )
+        return value
+
+
+class SlurmSettings(_Section):
+    """sbatch options only a Slurm site has."""
+
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    constraint: str | None = None
+    gpu_type: str | None = None
+    gpu_directive: Literal["gres", "gpus-per-node"] = "gres"
+    memory_directive: Literal["mem", "mem-per-gpu"] = "mem"
+    signal_before_timeout: Duration | None = timedelta(minutes=5)
+    extra_directives: tuple[str, ...] = ()
+
+    @field_validator("extra_directives")
+    @classmethod
+    def _long_options(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for directive in value:
+            if not directive.startswith("--") or "\n" in directive:
+                raise InvalidValue(
+                    f"{directive!r} is not one long sbatch option",
+                    hint="write one option per list item, such as '--reservation=gpu-week'",
+                )
+        return value
+
+
+class Container(_Section):
+    """The image jobs run in; on lxplus an unpacked image under /cvmfs/unpacked.cern.ch."""
+
+    image: str | None = None
+    runtime: Literal["apptainer", "docker"] = "apptainer"
+    bind: tuple[str, ...] = ()
+
+
+class Environment(_Section):
+    """How a job gets a Python with batchml in it: at most one of LCG view, venv or conda."""
+
+    lcg_view: str | None = None
+    venv: str | None = None
+    conda: str | None = None
+    variables: dict[str, str] = Field(default_factory=dict)
+    setup_commands: tuple[str, ...] = ()
+
+    @field_validator("venv", "conda")
+    @classmethod
+    def _one_setup(cls, value: str | None, info: ValidationInfo) -> str | None:
+        earlier = [k for k in ("lcg_view", "venv") if k != info.field_name and info.data.get(k)]
+        if value and earlier:
+            raise InvalidValue(
+                f"{info.field_name} is set together with {earlier[0]}",
+                hint="keep only one of lcg_view, venv and conda",
+            )
+        return value
+
+
+class Network(_Section):
+    """Where the dask scheduler listens and which ports workers may use (lxplus firewalls)."""
+
+    interface: str | None = None
+    scheduler_port: Annotated[int, Field(ge=0, le=65535)] = 0
+    dashboard_port: Port | None = None
+    worker_ports: tuple[Port, Port] | None = None
+
+    @field_validator("worker_ports", mode="before")
+    @classmethod
+    def _range_text(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            low, sep, high = value.partition("-")
+            if not sep or not low.strip().isdigit() or not high.strip().isdigit():
+                raise InvalidValue(
+                    f"{value!r} is not a port range", hint="write it as '40000-40100'"
+                )
+            return (int(low), int(high))
+        return value
+
+    @field_validator("worker_ports")
+    @classmethod
+    def _ordered(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
+        if value is not None and value[0] > value[1]:
+            raise InvalidValue(
+                f"port range {value[0]}-{value[1]} is empty", hint="put the lower port first"
+            )
+        return value
+
+
+class Paths(_Section):
+    """Folders; '~' and $VARIABLES are expanded where the job runs, not here."""
+
+    log_dir: str = "~/.cache/batchml/logs"
+    scratch_dir: str = "${TMPDIR:-/tmp}"
+    shared_dir: str | None = None
+    registry_root: str = "~/.local/share/batchml/registry"
+
+
+class XRootD(_Section):
+    """Where data live and how jobs authenticate to read them."""
+
+    redirector: str | None = None
+    auth: Literal["none", "krb5", "x509", "token", "unix"] = "none"
+    token_file: str | None = None
+
+    @field_validator("redirector")
+    @classmethod
+    def _root_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"roots?://[^/\s]+/?", value):
+            raise InvalidValue(
+                f"{value!r} is not an XRootD redirector",
+                hint="write a server URL such as 'root://eosuser.cern.ch'",
+            )
+        return value
+
+
+class Site(_Section):
+    """A validated site. ``name`` comes from the file name, not from its content."""
+
+    name: str
+    description: str = ""
+    scheduler: Literal["htcondor", "slurm", "local"]
+    defaults: JobDefaults = JobDefaults()
+    htcondor: HTCondorSettings | None = None
+    slurm: SlurmSettings | None = None
+    container: Container = Container()
+    environment: Environment = Environment()
+    network: Network = Network()
+    paths: Paths = Paths()
+    xrootd: XRootD = XRootD()
+
+    @field_validator("htcondor", "slurm")
+    @classmethod
+    def _matches_scheduler(cls, value: Any, info: ValidationInfo) -> Any:
+        scheduler = info.data.get("scheduler")
+        if value is not None and scheduler is not None and info.field_name != scheduler:
+            raise InvalidValue(
+                f"a '{info.field_name}' section on a site whose scheduler is {scheduler!r}",
+                hint=f"remove the section, or set scheduler: {info.field_name}",
+            )
+        return value
+
+    @field_validator("htcondor")
+    @classmethod
+    def _flavour_fits_walltime(
+        cls, value: HTCondorSettings | None, info: ValidationInfo
+    ) -> HTCondorSettings | None:
+        defaults = info.data.get("defaults")
+        flavour = value.job_flavour if value else None
+        if flavour and defaults and defaults.walltime > JOB_FLAVOURS[flavour]:
+            longer = [f for f, limit in JOB_FLAVOURS.items() if limit >= defaults.walltime]
+            raise InvalidValue(
+                f"job flavour {flavour!r} allows {format_duration(JOB_FLAVOURS[flavour])}, "
+                f"less than defaults.walltime {format_duration(defaults.walltime)}",
+                hint=f"use job_flavour {longer[0]!r}" if longer else "lower defaults.walltime",
+            )
+        return value
+
+    def summary(self) -> str:
+        """One line for `batchml site list`."""
+        return self.description.strip().splitlines()[0] if self.description.strip() else ""

@@ -1,0 +1,78 @@
+"""Test-wide wiring for the real services (Slurm, HTCondor, XRootD).
+
+The service scripts in tests/services/ publish one ``<name>.env`` file per
+running service. Those files are loaded into ``os.environ`` before any test
+module is imported (the HTCondor bindings read ``CONDOR_CONFIG`` at import).
+A test marked with a service marker skips locally when that service is not
+running, and fails in CI, where a skipped integration test would hide a
+broken set-up.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+SERVICE_MARKERS = ("slurm", "htcondor", "xrootd")
+SERVICES_DIR = Path(os.environ.get("BATCHML_SERVICES_DIR", "/tmp/batchml-services"))
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def read_service_env(name: str) -> dict[str, str] | None:
+    """The KEY=VALUE pairs a running service published, or None when it is not running."""
+    path = SERVICES_DIR / f"{name}.env"
+    if not path.is_file():
+        return None
+    pairs = {}
+    for line in path.read_text().splitlines():
+        if "=" in line and not line.lstrip().startswith("#"):
+            key, _, value = line.partition("=")
+            pairs[key.strip()] = value.strip()
+    return pairs
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name in SERVICE_MARKERS:
+        os.environ.update(read_service_env(name) or {})
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for name in SERVICE_MARKERS:
+        if item.get_closest_marker(name) is None or read_service_env(name) is not None:
+            continue
+        reason = (
+            f"the {name} test service is not running: start it with "
+            f"'bash tests/services/{name}.sh start' (as root)"
+        )
+        if IN_CI:
+            pytest.fail(f"CI must run every {name} test, but {reason}", pytrace=False)
+        pytest.skip(reason)
+    if item.get_closest_marker("gpu") is not None and shutil.which("nvidia-smi") is None:
+        pytest.skip("needs a CUDA GPU (nvidia-smi not found)")
+
+
+def _service_fixture(name: str) -> dict[str, str]:
+    env = read_service_env(name)
+    assert env is not None, f"{name} fixture used by a test without the '{name}' marker"
+    return env
+
+
+@pytest.fixture(scope="session")
+def slurm_env() -> dict[str, str]:
+    """SLURM_CONF and friends of the running local Slurm cluster."""
+    return _service_fixture("slurm")
+
+
+@pytest.fixture(scope="session")
+def htcondor_env() -> dict[str, str]:
+    """CONDOR_CONFIG and the pool's submit user, shared folder and chroot."""
+    return _service_fixture("htcondor")
+
+
+@pytest.fixture(scope="session")
+def xrootd_env() -> dict[str, str]:
+    """The URL of the running XRootD server and the local folder it exports."""
+    return _service_fixture("xrootd")

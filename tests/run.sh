@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The full test suite, as `make test` and CI run it, on a machine with nothing
+# installed: the virtualenv, the Debian packages and daemons of the real
+# services (as root), pytest, and the services stopped again whatever happened.
+# Extra arguments go to pytest (e.g. `bash tests/run.sh -m slurm -x`).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+[ "$(id -u)" -eq 0 ] || { echo "tests/run.sh starts Slurm, HTCondor and XRootD daemons: run it as root" >&2; exit 2; }
+
+started=$SECONDS
+make --no-print-directory venv
+echo "virtualenv ready ($((SECONDS - started)) s)"
+
+make --no-print-directory lint
+echo "lint clean ($((SECONDS - started)) s)"
+
+trap 'bash tests/services/all.sh stop >/dev/null 2>&1 || true' EXIT
+bash tests/services/all.sh start
+echo "services ready ($((SECONDS - started)) s)"
+
+set +e
+.venv/bin/python -m pytest "$@"
+status=$?
+set -e
+echo "pytest exit status $status ($((SECONDS - started)) s in all)"
+exit "$status"
