@@ -17,7 +17,7 @@ DURATION_FORMS = "'90s', '30m', '2h', '1h30m', '3d', '1w', 'HH:MM:SS' or 'D-HH:M
 SIZE_FORMS = "'512MB', '4GB', '4GiB', '1.5TB'"
 
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_UNIT_WORDS = "weeks|week|w|days|day|d|hours|hour|hrs|hr|h|minutes|minute|mins|min|m|seconds|second|secs|sec|s"
+_UNIT_WORDS = r"w(?:eeks?)?|d(?:ays?)?|h(?:ours?|rs?)?|m(?:inutes?|ins?)?|s(?:econds?|ecs?)?"
 _DURATION_PART = rf"(\d+(?:\.\d+)?)\s*({_UNIT_WORDS})"
 _DURATION = re.compile(rf"(?:{_DURATION_PART}\s*)+")
 _CLOCK = re.compile(r"(?:(\d+)-)?(?:(\d+):)?(\d+):(\d+)")
