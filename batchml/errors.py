@@ -67,3 +67,5 @@ class InvalidValue(BatchmlError, ValueError):
     Raised inside schema validators so that the configuration loader can report
     the problem and the fix separately, with the field path pydantic knows.
     """
+
+    exit_code = 2

@@ -21,11 +21,11 @@ from rich.console import Console
 from rich.markup import escape
 
 from batchml import __version__
-from batchml.cli import demo, site
+from batchml.cli import data, demo, registry, site
 from batchml.errors import BatchmlError
 
 log = logging.getLogger("batchml")
-COMMAND_GROUPS = (site, demo)
+COMMAND_GROUPS = (site, demo, registry, data)
 
 
 def build_parser() -> argparse.ArgumentParser:

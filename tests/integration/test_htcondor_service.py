@@ -8,10 +8,13 @@ to the folder shared between the host and the pool.
 
 from __future__ import annotations
 
+import pwd
 import re
+import shutil
 import subprocess
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import htcondor2
@@ -41,13 +44,28 @@ env > "env.$1"
 """
 
 
-def new_job_dir(htcondor_env: dict[str, str], name: str) -> Path:
-    """A fresh folder in the shared folder: same path for the host and the pool,
-    writable by the submit user the job runs as."""
-    path = Path(htcondor_env["BATCHML_HTCONDOR_SHARED"]) / f"test-{name}-{uuid.uuid4().hex[:8]}"
-    path.mkdir(mode=0o777)
-    path.chmod(0o777)  # mkdir's mode is cut by the umask
-    return path
+@pytest.fixture
+def new_job_dir(
+    htcondor_env: dict[str, str], request: pytest.FixtureRequest
+) -> Iterator[Callable[[str], Path]]:
+    """Fresh folders in the shared folder (same path for the host and the pool,
+    writable by the submit user the jobs run as); kept when the test failed, so
+    the job's files can be read."""
+    made: list[Path] = []
+    failed_before = request.session.testsfailed
+
+    def make(name: str) -> Path:
+        shared = Path(htcondor_env["BATCHML_HTCONDOR_SHARED"])
+        path = shared / f"test-{name}-{uuid.uuid4().hex[:8]}"
+        path.mkdir(mode=0o777)
+        path.chmod(0o777)  # mkdir's mode is cut by the umask
+        made.append(path)
+        return path
+
+    yield make
+    if request.session.testsfailed == failed_before:
+        for path in made:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def read_env_dump(path: Path) -> dict[str, str]:
@@ -76,7 +94,16 @@ def submit(description: dict[str, str], count: int = 1) -> int:
 
 def wait_for_jobs(event_log: Path, cluster: int, count: int) -> None:
     """Block on the job event log (no fixed sleeps) until `count` jobs of `cluster`
-    ended; fail at once on a hold or shadow error, with HTCondor's reason."""
+    ended; fail at once on a hold or shadow error, with HTCondor's reason. A failed
+    cluster is removed, so held jobs do not pile up in the pool the next run reuses."""
+    try:
+        _follow_event_log(event_log, cluster, count)
+    except BaseException:
+        htcondor2.Schedd().act(htcondor2.JobAction.Remove, f"ClusterId == {cluster}")
+        raise
+
+
+def _follow_event_log(event_log: Path, cluster: int, count: int) -> None:
     deadline = time.monotonic() + JOB_TIMEOUT_S
     while not event_log.exists():
         assert time.monotonic() < deadline, f"no event log {event_log} after {JOB_TIMEOUT_S}s"
@@ -117,18 +144,24 @@ def shell_job(job_dir: Path, arguments: str, **extra: str) -> dict[str, str]:
     }
 
 
-def test_job_from_bindings_sees_one_gpu(htcondor_env: dict[str, str]) -> None:
-    job_dir = new_job_dir(htcondor_env, "one-gpu")
+def test_job_from_bindings_sees_one_gpu(
+    htcondor_env: dict[str, str], new_job_dir: Callable[[str], Path]
+) -> None:
+    job_dir = new_job_dir("one-gpu")
     cluster = submit(shell_job(job_dir, "\"-c 'env > env.txt'\"", request_gpus="1"))
     wait_for_jobs(job_dir / "events.log", cluster, 1)
 
     job_env = read_env_dump(job_dir / "env.txt")
     assert len(gpu_ids(job_env)) == 1
-    assert job_env.get("USER", job_env.get("LOGNAME")) == htcondor_env["BATCHML_HTCONDOR_USER"]
+    # The job ran as the submit user, whose uid is the same on the host.
+    owner = pwd.getpwuid((job_dir / "env.txt").stat().st_uid).pw_name
+    assert owner == htcondor_env["BATCHML_HTCONDOR_USER"]
 
 
-def test_two_jobs_get_two_distinct_gpus_each(htcondor_env: dict[str, str]) -> None:
-    job_dir = new_job_dir(htcondor_env, "two-gpus")
+def test_two_jobs_get_two_distinct_gpus_each(
+    htcondor_env: dict[str, str], new_job_dir: Callable[[str], Path]
+) -> None:
+    job_dir = new_job_dir("two-gpus")
     (job_dir / "rendezvous.sh").write_text(RENDEZVOUS_SCRIPT)
     cluster = submit(
         shell_job(job_dir, "rendezvous.sh $(ProcId) 2", request_gpus="2"),
@@ -144,9 +177,11 @@ def test_two_jobs_get_two_distinct_gpus_each(htcondor_env: dict[str, str]) -> No
         assert not set(per_job[0]) & set(per_job[1]), f"GPUs shared at once: {per_job}"
 
 
-def test_condor_submit_wrapper_runs_a_job(htcondor_env: dict[str, str]) -> None:
+def test_condor_submit_wrapper_runs_a_job(
+    htcondor_env: dict[str, str], new_job_dir: Callable[[str], Path]
+) -> None:
     bin_dir = Path(htcondor_env["BATCHML_HTCONDOR_BIN"])
-    job_dir = new_job_dir(htcondor_env, "wrapper")
+    job_dir = new_job_dir("wrapper")
     (job_dir / "job.sub").write_text(
         "executable = /bin/sh\n"
         "arguments = \"-c 'echo hello from; id -un'\"\n"

@@ -109,7 +109,7 @@ mount_root() {
 # holding a bind mount of /dev or of the shared folder would destroy host files.
 unmount_root() {
     [ -n "$ROOT" ] || return 0
-    local attempt mount_point
+    local attempt mount_point mounted
     for attempt in 1 2 3 4 5; do
         mapfile -t mounted < <(mounts_under_root)
         [ "${#mounted[@]}" -eq 0 ] && return 0
@@ -126,7 +126,15 @@ unmount_root() {
 
 build_root() {
     if [ -z "$ROOT" ]; then
-        apt_install "${ROOT_PACKAGES[@]}"
+        # Package scripts must not start a condor_master of their own: this script does.
+        local policy=/usr/sbin/policy-rc.d own_policy=""
+        if [ ! -e "$policy" ]; then
+            printf '#!/bin/sh\nexit 101\n' >"$policy"
+            chmod 755 "$policy"
+            own_policy=1
+        fi
+        apt_install "${ROOT_PACKAGES[@]}" || { [ -z "$own_policy" ] || rm -f "$policy"; die "apt failed"; }
+        [ -z "$own_policy" ] || rm -f "$policy"
         return 0
     fi
     if [ -f "$MARKER" ] && [ "$(cat "$MARKER")" = "$BUILD_ID" ]; then
@@ -142,11 +150,12 @@ build_root() {
     fi
     apt_install debootstrap
     mkdir -p "$(dirname "$ROOT")"
-    local mirror build_log="$BATCHML_SERVICES_DIR/htcondor-debootstrap.log"
+    local mirror build_log="$BATCHML_SERVICES_DIR/htcondor-build.log"
     mirror=$(debian_mirror)
+    : >"$build_log"
     log "debootstrap --variant=minbase $SUITE $ROOT $mirror (log: $build_log)"
     env -i PATH="$CLEAN_PATH" LANG=C.UTF-8 \
-        debootstrap --variant=minbase "$SUITE" "$ROOT" "$mirror" >"$build_log" 2>&1 ||
+        debootstrap --variant=minbase "$SUITE" "$ROOT" "$mirror" >>"$build_log" 2>&1 ||
         { tail -n 30 "$build_log" >&2; die "debootstrap failed"; }
     phase_done debootstrap
     # Package scripts must not start daemons: this script starts them.
@@ -155,9 +164,10 @@ build_root() {
     sync_host_files
     mount_root
     log "installing ${ROOT_PACKAGES[*]} in the chroot"
-    in_root apt-get update -qq >&2
+    in_root apt-get update -qq >>"$build_log" 2>&1 ||
+        { tail -n 30 "$build_log" >&2; die "apt-get update in the chroot failed"; }
     in_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        "${ROOT_PACKAGES[@]}" >"$build_log" 2>&1 ||
+        "${ROOT_PACKAGES[@]}" >>"$build_log" 2>&1 ||
         { tail -n 30 "$build_log" >&2; die "apt-get install in the chroot failed"; }
     in_root apt-get clean
     sync_host_files
@@ -298,8 +308,9 @@ start_master() {
         rm -f "$ROOT$MASTER_PID_FILE"
     fi
     # Daemonizes; its output goes to the logs, never to our stdout (callers may be
-    # reading it through a pipe that would then never close).
-    in_root condor_master -pidfile "$MASTER_PID_FILE" </dev/null >/dev/null 2>&1 ||
+    # reading it through a pipe that would then never close), and it must not
+    # inherit the lock on fd 9 (no later start or stop could take it).
+    in_root condor_master -pidfile "$MASTER_PID_FILE" </dev/null >/dev/null 2>&1 9>&- ||
         die "condor_master did not start"
 }
 
@@ -337,7 +348,7 @@ signal_and_wait() {
 }
 
 stop_daemons() {
-    local pid
+    local pid pids
     if pid=$(master_pid); then
         log "stopping condor_master (pid $pid)"
         in_root timeout 15 condor_off -fast -master >/dev/null 2>&1 || true
@@ -365,13 +376,10 @@ stop_daemons() {
 # Client config and token for the htcondor2 bindings on the host, and the
 # wrappers that run the real tools in the pool as the submit user.
 publish_access() {
-    local uid_domain fs_domain schedd_name schedd_address_file token
+    local uid_domain fs_domain schedd_address_file token
     uid_domain=$(in_root condor_config_val UID_DOMAIN)
     schedd_address_file=$ROOT$(in_root condor_config_val SCHEDD_ADDRESS_FILE)
     fs_domain=$(in_root condor_config_val FILESYSTEM_DOMAIN)
-    schedd_name=$(in_root timeout 10 condor_status -schedd -af Name)
-    schedd_name=${schedd_name%%$'\n'*}
-    [ -n "$schedd_name" ] || die "the collector lists no schedd"
     mkdir -p "$STATE_DIR" "$TOKEN_DIR" "$BIN_DIR"
     chmod 755 "$STATE_DIR" "$BIN_DIR"
     chmod 700 "$TOKEN_DIR"
@@ -387,8 +395,8 @@ publish_access() {
 # Clients using it (the htcondor2 bindings) act as $SUBMIT_USER@$uid_domain.
 CONDOR_HOST = 127.0.0.1
 COLLECTOR_HOST = 127.0.0.1:9618
-SCHEDD_HOST = $schedd_name
-# Lets htcondor2.Schedd() with no argument find the pool's schedd, as on a submit node.
+# Lets htcondor2.Schedd() with no argument find the pool's schedd, as on a submit
+# node (SCHEDD_HOST = <name> would make that fail with "Unable to locate local daemon").
 SCHEDD_ADDRESS_FILE = $schedd_address_file
 NETWORK_INTERFACE = 127.0.0.1
 ENABLE_IPV6 = False
@@ -506,7 +514,7 @@ main() {
     [ "$(id -u)" -eq 0 ] || die "must run as root"
     # One start/stop at a time: CI and a session may share the machine.
     exec 9>"$BATCHML_SERVICES_DIR/.htcondor.lock"
-    flock -w 600 9 || die "another htcondor.sh is still running"
+    flock -w 300 9 || die "another htcondor.sh is still running"
     case "${1:-}" in
         start) cmd_start ;;
         stop) cmd_stop ;;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Start, stop or check a real, standalone XRootD server on 127.0.0.1 for the
-# integration tests.  Usage (as root): bash tests/services/xrootd.sh start|stop|status
+# integration tests.  Usage (as root): bash tests/services/xrootd.sh start|stop|restart|status
 #
 # It exports one scratch folder, made by `start` with
 # `mktemp -d /tmp/batchml-xrootd-data.XXXXXX` (mode 1777, so root-run tests can
@@ -150,7 +150,7 @@ EOF
 ready_or_dead() { ! is_alive "$1" || serves_data "$2"; }
 
 start() {
-    local pid data t0 elapsed_ms
+    local pid data
     apt_install xrootd-server xrootd-client
     id "$SERVER_USER" >/dev/null 2>&1 || die "user $SERVER_USER missing (the xrootd-server package creates it)"
     mkdir -p "$RUN_DIR"
@@ -182,6 +182,18 @@ start() {
     : > "$LOG_FILE"
     chown "$SERVER_USER:$SERVER_USER" "$LOG_FILE"
 
+    launch "$data" || {
+        stop_server
+        remove_data_dir
+        remove_server_leftovers
+        die "xrootd failed to start (config $CFG, log $LOG_FILE)"
+    }
+    publish_env "$data"
+}
+
+# launch DATA: start the server process on the written config and wait until it serves DATA.
+launch() {
+    local data=$1 pid t0 elapsed_ms
     t0=$(date +%s%N)
     # As root xrootd refuses to run: -R drops to the package's user. setsid and
     # the redirections detach it, so callers that capture our output do not wait for it.
@@ -193,14 +205,20 @@ start() {
     if ! wait_for 20 "xrootd on port $PORT" ready_or_dead "$pid" "$data" || ! is_alive "$pid"; then
         log "xrootd did not become ready; last log lines:"
         tail -n 20 "$LOG_FILE" "$RUN_DIR/xrootd.out" >&2 || true
-        stop_server
-        remove_data_dir
-        remove_server_leftovers
-        die "xrootd failed to start (config $CFG, log $LOG_FILE)"
+        return 1
     fi
     elapsed_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-    publish_env "$data"
     log "ready in ${elapsed_ms} ms: pid $pid, $URL exporting $data"
+}
+
+# restart: a new server process on the same port, data folder and env file, as
+# after a crash or an update on a storage node (clients see dropped connections).
+restart() {
+    local data
+    data=$(recorded_data_dir)
+    [ -n "$data" ] && [ -d "$data" ] && [ -f "$CFG" ] || die "not started: run '$0 start' first"
+    stop_server
+    launch "$data" || die "xrootd failed to restart (config $CFG, log $LOG_FILE)"
 }
 
 stop() {
@@ -223,6 +241,7 @@ status() {
 case "${1:-}" in
     start) start ;;
     stop) stop ;;
+    restart) restart ;;
     status) status ;;
-    *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+    *) echo "usage: $0 start|stop|restart|status" >&2; exit 2 ;;
 esac

@@ -1,0 +1,86 @@
+"""`batchml data inspect|bench`: what is in these files, and how fast can we read them here?
+
+``bench`` runs the full pipeline (the same RootDataset a training job uses), so
+its events/s and wait figures are what a trial would see on this node.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+
+def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    data = groups.add_parser("data", help="inspect ROOT files and benchmark reading them")
+    commands = data.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True)
+    p = commands.add_parser("inspect", help="trees, branches, types, entries and sizes")
+    p.add_argument("urls", nargs="+", metavar="URL", help="paths, globs or root:// URLs")
+    p.set_defaults(handler=cmd_inspect)
+    p = commands.add_parser("bench", help="events/s and MB/s through the full pipeline")
+    p.add_argument("urls", nargs="+", metavar="URL", help="paths, globs or root:// URLs")
+    p.add_argument("--features", nargs="+", required=True, metavar="BRANCH")
+    p.add_argument("--tree", default="events")
+    p.add_argument("--step-size", default="50 MB", help="entries (a number) or a size")
+    p.add_argument("--batch-size", type=int, default=4096)
+    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    p.add_argument("--shuffle-buffer", type=int, default=0, help="rows mixed across ranges")
+    p.set_defaults(handler=cmd_bench)
+
+
+def cmd_inspect(args: argparse.Namespace, out: Console) -> int:
+    import uproot
+
+    from batchml.data.source import open_file_trees, resolve
+
+    for url in resolve(args.urls):
+        with open_file_trees(url) as trees:
+            for name, tree in trees.items():
+                is_ttree = isinstance(tree, uproot.behaviors.TTree.TTree)
+                out.print(
+                    f"[bold]{escape(url)}[/bold] {escape(name)} "
+                    f"({'TTree' if is_ttree else 'RNTuple'}): {tree.num_entries} entries"
+                )
+                table = Table("branch", "type", "compressed", "uncompressed", box=None)
+                for branch in tree.keys():  # noqa: SIM118 (a tree is not a dict)
+                    item = tree[branch]
+                    sizes = (
+                        (f"{item.compressed_bytes:,}", f"{item.uncompressed_bytes:,}")
+                        if is_ttree
+                        else ("-", "-")
+                    )
+                    table.add_row(escape(branch), escape(str(item.typename)), *sizes)
+                out.print(table)
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace, out: Console) -> int:
+    from batchml.data import RootDataset
+
+    step: int | str = int(args.step_size) if args.step_size.isdigit() else args.step_size
+    ds = RootDataset(
+        args.urls,
+        args.tree,
+        features=args.features,
+        step_size=step,
+        batch_size=args.batch_size,
+        shuffle_buffer=args.shuffle_buffer,
+    )
+    columns = [TextColumn("reading"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
+    began = time.perf_counter()
+    with Progress(*columns, console=out, transient=True) as progress:
+        task = progress.add_task("read", total=ds.stream.num_entries)
+        for batch in ds.loader(num_workers=args.workers):
+            progress.advance(task, len(batch.entry))
+    elapsed = time.perf_counter() - began
+    stats = ds.stats
+    out.print(
+        f"{stats.events_read:,.0f} events in {elapsed:.2f} s: "
+        f"{stats.events_read / elapsed:,.0f} events/s, {stats.bytes_read / 1e6 / elapsed:.1f} MB/s"
+    )
+    out.print(stats.summary())
+    return 0

@@ -1,0 +1,230 @@
+"""`batchml registry list|show|alias|history|verify|gc|diff`: the model registry from a shell.
+
+The registry folder is ``--root``, else $BATCHML_REGISTRY, else
+``$XDG_DATA_HOME/batchml/registry``. Every command accepts model URIs in any
+form the library does (``name/3``, ``name@production``, ``batchml:name@sha256:...``).
+Exit status: 0 fine, 1 corrupt files or a lost compare-and-swap, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from batchml.errors import InvalidValue
+
+if TYPE_CHECKING:
+    from batchml.registry import Registry
+
+
+def default_root() -> Path:
+    if os.environ.get("BATCHML_REGISTRY"):
+        return Path(os.environ["BATCHML_REGISTRY"])
+    data = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(data) / "batchml" / "registry"
+
+
+def _version_or_none(text: str) -> int | None:
+    """A version number or 'none' (the alias points nowhere)."""
+    if text.lower() == "none":
+        return None
+    if text.isdigit() and int(text) > 0:
+        return int(text)
+    raise argparse.ArgumentTypeError(f"{text!r} is not a version number or 'none'")
+
+
+def _seconds(text: str) -> float:
+    """A duration such as '1d' or '6h', in seconds (argparse exits 2 on a bad one)."""
+    from batchml.units import parse_duration
+
+    try:
+        return parse_duration(text).total_seconds()
+    except InvalidValue as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a count of versions (0 or more)")
+    return int(text)
+
+
+def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    group = groups.add_parser("registry", help="list, inspect, verify and clean the model registry")
+    group.add_argument(
+        "--root", type=Path, default=None, help="registry folder (default: $BATCHML_REGISTRY)"
+    )
+    commands = group.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True)
+    p = commands.add_parser("list", help="the models, or the versions of one model")
+    p.add_argument("name", nargs="?", help="a model name: list its versions")
+    p.set_defaults(handler=cmd_list)
+    p = commands.add_parser("show", help="one version: record, files, aliases, notes")
+    p.add_argument("ref", help="NAME, NAME/3, NAME@ALIAS or NAME@sha256:HEX")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.set_defaults(handler=cmd_show)
+    p = commands.add_parser("alias", help="point an alias at a version (compare-and-swap)")
+    p.add_argument("name")
+    p.add_argument("alias")
+    p.add_argument("version", type=_version_or_none, help="version number, or 'none' to remove")
+    p.add_argument(
+        "--expect",
+        type=_version_or_none,
+        default=argparse.SUPPRESS,
+        help="move only if the alias points at this version now ('none': not set)",
+    )
+    p.set_defaults(handler=cmd_alias)
+    p = commands.add_parser("history", help="every alias move and refused move")
+    p.add_argument("name")
+    p.add_argument("--alias", default=None)
+    p.set_defaults(handler=cmd_history)
+    p = commands.add_parser("verify", help="hash every file; exit 1 if any changed")
+    p.add_argument("name", nargs="?")
+    p.set_defaults(handler=cmd_verify)
+    p = commands.add_parser("gc", help="remove interrupted publishes, optionally old versions")
+    p.add_argument("--keep", type=_count, default=None, help="keep this many best versions a model")
+    p.add_argument("--metric", default=None, help="rank by this metric (default: newest)")
+    p.add_argument("--maximize", action="store_true", help="higher metric is better")
+    p.add_argument(
+        "--grace",
+        type=_seconds,
+        default="1d",
+        help="age after which another host's leftovers go (default: 1d)",
+    )
+    p.add_argument("--dry-run", action="store_true")
+    p.set_defaults(handler=cmd_gc)
+    p = commands.add_parser("diff", help="what differs between two versions")
+    p.add_argument("old")
+    p.add_argument("new")
+    p.set_defaults(handler=cmd_diff)
+
+
+def _open(args: argparse.Namespace) -> Registry:
+    from batchml.registry import Registry
+
+    return Registry(args.root or default_root(), create=False)
+
+
+def cmd_list(args: argparse.Namespace, out: Console) -> int:
+    registry = _open(args)
+    if args.name is None:
+        table = Table("model", "versions", "latest", "aliases", box=None, pad_edge=False)
+        for name in registry.models():
+            numbers = registry.versions(name)
+            aliases = ", ".join(f"{a}={v}" for a, v in registry.aliases(name).items())
+            table.add_row(name, str(len(numbers)), str(max(numbers, default="-")), aliases)
+        out.print(table)
+        return 0
+    by_version: dict[int, list[str]] = {}
+    for alias, number in registry.aliases(args.name).items():
+        by_version.setdefault(number, []).append(alias)
+    versions = registry.list(args.name)
+    if not versions:
+        registry.resolve(args.name)  # raises NotFound with the hint
+    table = Table("version", "created", "aliases", "metrics", "tags", box=None, pad_edge=False)
+    for v in versions:
+        metrics = ", ".join(f"{k}={val:.4g}" for k, val in v.metrics.items())
+        tags = ", ".join(v.annotations.get("tags", []))
+        aliases = ", ".join(by_version.get(v.version, []))
+        table.add_row(str(v.version), v.manifest["created"][:19], aliases, metrics, tags)
+    out.print(table)
+    return 0
+
+
+def cmd_show(args: argparse.Namespace, out: Console) -> int:
+    registry = _open(args)
+    version = registry.get(args.ref)
+    aliases = [a for a, n in registry.aliases(version.name).items() if n == version.version]
+    shown: dict[str, Any] = {
+        "uri": version.uri,
+        "digest": f"sha256:{version.digest}",
+        "aliases": aliases,
+        **version.annotations,
+        **{k: v for k, v in version.manifest.items() if k != "format_version"},
+    }
+    if args.format == "json":
+        out.print_json(json.dumps(shown))
+        return 0
+    table = Table("field", "value", box=None, pad_edge=False, show_header=False)
+    for key, value in shown.items():
+        text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+        table.add_row(key, escape(text))
+    out.print(table)
+    return 0
+
+
+def cmd_alias(args: argparse.Namespace, out: Console) -> int:
+    from batchml.registry import Expect
+
+    registry = _open(args)
+    expect = getattr(args, "expect", Expect.ANY)
+    state = registry.alias(args.name, args.alias, args.version, expect=expect)
+    target = "nothing" if state.version is None else f"version {state.version}"
+    out.print(f"{escape(args.name)}@{escape(args.alias)} now points at {target}")
+    return 0
+
+
+def cmd_history(args: argparse.Namespace, out: Console) -> int:
+    registry = _open(args)
+    table = Table("time", "alias", "outcome", "from", "to", "who", box=None, pad_edge=False)
+    for r in registry.history(args.name, args.alias):
+        who = f"{r['user']}@{r['host']} pid {r['pid']}"
+        table.add_row(r["time"][:26], r["alias"], r["outcome"], str(r["from"]), str(r["to"]), who)
+    out.print(table)
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace, out: Console) -> int:
+    registry = _open(args)
+    problems = registry.verify(args.name)
+    for problem in problems:
+        out.print(f"[red]corrupt[/red] {escape(problem.render())}")
+    if problems:
+        return 1
+    names = [args.name] if args.name else registry.models()
+    count = sum(len(registry.versions(n)) for n in names)
+    out.print(f"[green]ok[/green] {count} versions of {len(names)} models verified")
+    return 0
+
+
+def cmd_gc(args: argparse.Namespace, out: Console) -> int:
+    report = _open(args).gc(
+        keep=args.keep,
+        metric=args.metric,
+        maximize=args.maximize,
+        grace_s=args.grace,
+        dry_run=args.dry_run,
+    )
+    verb = "would remove" if args.dry_run else "removed"
+    for label, paths in (
+        ("staging folder", report.staging),
+        ("interrupted publish", report.abandoned),
+        ("version", report.versions),
+    ):
+        for path in paths:
+            out.print(f"{verb} {label} {escape(str(path))}")
+    total = len(report.staging) + len(report.abandoned) + len(report.versions)
+    out.print(f"gc: {verb} {total} entries")
+    return 0
+
+
+def cmd_diff(args: argparse.Namespace, out: Console) -> int:
+    changes = _open(args).diff(args.old, args.new)
+    if not changes:
+        out.print(f"{escape(args.old)} and {escape(args.new)} record the same")
+        return 0
+    table = Table("key", escape(args.old), escape(args.new), box=None, pad_edge=False)
+    for change in changes:
+        table.add_row(change.key, escape(_cell(change.old)), escape(_cell(change.new)))
+    out.print(table)
+    return 0
+
+
+def _cell(value: object) -> str:
+    return value if isinstance(value, str) else json.dumps(value)

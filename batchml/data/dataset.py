@@ -1,0 +1,132 @@
+"""RootDataset: ROOT files streamed into PyTorch as ready batches, and a loader that times itself.
+
+A torch ``IterableDataset`` that yields whole batches (use ``batch_size=None``
+in the DataLoader, or ``RootDataset.loader()``): rows are batched and shuffled
+in numpy by the reading pipeline, which is much cheaper than collating one
+sample at a time. Each DataLoader worker of each DDP rank reads its own shard
+of entry ranges, so an epoch reads every entry exactly once; call
+``set_epoch`` before each epoch, as with DistributedSampler.
+This is the only module of ``batchml.data`` that imports torch.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from batchml.data.columns import Table
+from batchml.data.loader_stats import LoaderStats
+from batchml.data.stream import Batch, RootStream
+from batchml.errors import InvalidValue
+
+OUTPUTS = ("torch", "numpy")
+
+
+class RootDataset(IterableDataset[Batch]):
+    """Batches of ``features`` (float32, jagged padded) with target, weight and entry number.
+
+    ``options`` are RootStream's (features, target, weights, cut, jagged, split,
+    step_size, shuffle_buffer, seed, prefetch, cache_dir, retry...; see there),
+    checked by its signature. rank/world_size: the DDP layout (default:
+    torch.distributed when initialised, else $RANK/$WORLD_SIZE).
+    output: 'torch' tensors or 'numpy' arrays.
+    """
+
+    def __init__(
+        self,
+        files: str | Sequence[str],
+        tree: str = "events",
+        *,
+        rank: int | None = None,
+        world_size: int | None = None,
+        output: str = "torch",
+        **options: Any,
+    ) -> None:
+        if output not in OUTPUTS:
+            raise InvalidValue(f"output={output!r} is unknown", hint=f"use one of {OUTPUTS}")
+        self.stream = RootStream(files, tree, **options)
+        self.rank, self.world_size = rank, world_size
+        self.output = output
+        self.epoch = 0
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Names of the feature matrix's columns (``jet_pt[0]`` ... for jagged branches)."""
+        return self.stream.columns
+
+    @property
+    def stats(self) -> LoaderStats:
+        """Counters summed over every worker process (timings only through ``loader()``)."""
+        return self.stream.counters.snapshot()
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the epoch's shuffle; every rank must set the same epoch."""
+        self.epoch = epoch
+
+    def loader(self, **kwargs: Any) -> RootLoader:
+        """A DataLoader over this dataset (``batch_size=None``) that times its consumer."""
+        return RootLoader(self, **kwargs)
+
+    def __iter__(self) -> Iterator[Batch]:
+        worker = get_worker_info()
+        index, workers = (worker.id, worker.num_workers) if worker else (0, 1)
+        rank, world = self._layout()
+        reader, readers = rank * workers + index, world * workers
+        for table in self.stream.batches(self.epoch, reader, readers):
+            yield self._convert(table)
+
+    def _layout(self) -> tuple[int, int]:
+        if self.rank is not None or self.world_size is not None:
+            rank, world = self.rank or 0, self.world_size or 1
+        elif torch.distributed.is_available() and torch.distributed.is_initialized():
+            rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+        else:
+            rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+        if not 0 <= rank < world:
+            raise InvalidValue(
+                f"rank {rank} is outside world_size {world}", hint="use 0 <= rank < world_size"
+            )
+        return rank, world
+
+    def _convert(self, table: Table) -> Batch:
+        columns = (table["features"], table["target"], table["weight"], table["entry"])
+        if self.output == "numpy":
+            return Batch(*columns)
+        return Batch(*(torch.from_numpy(np.ascontiguousarray(c)) for c in columns))
+
+
+class RootLoader:
+    """A DataLoader of a RootDataset that records how long the loop waited and worked.
+
+    ``wait_s`` is the time spent inside ``next()``, ``consume_s`` the time from
+    handing a batch out until the next one was asked for (the training step).
+    """
+
+    def __init__(self, dataset: RootDataset, **kwargs: Any) -> None:
+        self.dataset = dataset
+        self.dataloader: DataLoader[Batch] = DataLoader(dataset, batch_size=None, **kwargs)
+
+    @property
+    def stats(self) -> LoaderStats:
+        return self.dataset.stats
+
+    def __iter__(self) -> Iterator[Batch]:
+        counters = self.dataset.stream.counters
+        batches = iter(self.dataloader)
+        while True:
+            asked = time.perf_counter()
+            try:
+                batch = next(batches)
+            except StopIteration:
+                counters.add(wait_s=time.perf_counter() - asked)
+                return
+            handed = time.perf_counter()
+            counters.add(wait_s=handed - asked)
+            yield batch
+            counters.add(consume_s=time.perf_counter() - handed)

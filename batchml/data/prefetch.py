@@ -1,0 +1,80 @@
+"""Reading ahead in a background thread, within a stated memory budget.
+
+uproot spends its time in decompression (zlib, lz4, zstd release the GIL) and
+waiting for the network; a thread doing that while the consumer trains overlaps
+the two. The queue is bounded in bytes, not items: at most ``budget`` bytes of
+decoded chunks wait (always at least one, so a chunk larger than the budget
+still passes), so a fast reader never holds a whole file in memory.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class Prefetcher(Generic[T]):
+    """Iterate ``source`` in a daemon thread; exceptions are re-raised in the consumer.
+
+    Closing (or dropping) the iterator stops the thread at its next item.
+    """
+
+    def __init__(self, source: Iterable[T], budget: int, size_of: Callable[[T], int]) -> None:
+        self._source = source
+        self._budget = budget
+        self._size_of = size_of
+        self._items: deque[tuple[T, int]] = deque()
+        self._queued = 0
+        self._done = False
+        self._error: BaseException | None = None
+        self._closed = False
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="batchml-prefetch", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            for item in self._source:
+                size = self._size_of(item)
+                with self._cond:
+                    self._cond.wait_for(
+                        lambda: self._closed or not self._items or self._queued < self._budget
+                    )
+                    if self._closed:
+                        return
+                    self._items.append((item, size))
+                    self._queued += size
+                    self._cond.notify_all()
+        except BaseException as exc:
+            self._error = exc
+        finally:
+            with self._cond:
+                self._done = True
+                self._cond.notify_all()
+
+    def __iter__(self) -> Iterator[T]:
+        try:
+            while True:
+                with self._cond:
+                    self._cond.wait_for(lambda: self._items or self._done)
+                    if self._items:
+                        item, size = self._items.popleft()
+                        self._queued -= size
+                        self._cond.notify_all()
+                    elif self._error is not None:
+                        raise self._error
+                    else:
+                        return
+                yield item
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._items.clear()
+            self._cond.notify_all()

@@ -1,0 +1,232 @@
+"""Bytes and files: which files a pattern names, opening a tree, and reading entries robustly.
+
+This is the physical layer (as in uproot's Source/Chunk split): it knows URLs,
+the XRootD handler, retries and the node-local cache, and hands out awkward
+arrays with the entry numbers they came from. What the entries mean (features,
+cuts, splits) is decided in ``columns.py``.
+
+uproot reads ``root://`` through fsspec by default, which fails with a byte
+``step_size``; its XRootDSource handler works with both forms and maps status
+codes to FileNotFoundError/TimeoutError, so it is pinned here.
+"""
+
+from __future__ import annotations
+
+import glob
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Executor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from batchml.data import xrootd
+from batchml.data.errors import (
+    DataError,
+    DataFileNotFoundError,
+    DataPermissionError,
+    DataTimeoutError,
+    DataUnreachableError,
+    TreeNotFoundError,
+    where,
+)
+
+if TYPE_CHECKING:
+    import awkward as ak
+    import numpy as np
+
+    from batchml.data.cache import NodeCache
+
+
+TREE_CLASSES = ("TTree", "ROOT::RNTuple")
+
+
+@dataclass(frozen=True)
+class Retry:
+    """How long a read keeps trying after the server went away: bounded in count and time.
+
+    The delay doubles from ``first_delay`` up to ``max_delay``; a read that made
+    progress since the last failure starts counting again.
+    """
+
+    attempts: int = 6
+    first_delay: float = 0.5
+    max_delay: float = 10.0
+    deadline: float = 300.0
+
+    def delay(self, failure: int) -> float:
+        return float(min(self.max_delay, self.first_delay * 2 ** (failure - 1)))
+
+
+class Chunk(NamedTuple):
+    """Entries [start, stop) of one file, and the bytes fetched from storage to get them."""
+
+    arrays: ak.Array | dict[str, np.ndarray]
+    start: int
+    stop: int
+    bytes_read: int
+
+
+def resolve(patterns: Sequence[str]) -> list[str]:
+    """Every file the patterns name, in the given order, each once (globs and wildcards sorted)."""
+    urls: list[str] = []
+    for pattern in patterns:
+        if xrootd.is_remote(pattern):
+            found = xrootd.expand(pattern)
+        elif glob.has_magic(pattern):
+            found = sorted(glob.glob(pattern))
+            if not found:
+                raise DataFileNotFoundError(f"no file matches {pattern}", hint="check the pattern")
+        else:
+            found = [pattern]
+        urls += [url for url in found if url not in urls]
+    if not urls:
+        raise DataFileNotFoundError("no input files given", hint="pass at least one path or URL")
+    return urls
+
+
+@contextmanager
+def open_file_trees(url: str) -> Iterator[dict[str, Any]]:
+    """Every TTree and RNTuple of a file by name (for ``batchml data inspect``)."""
+    with _open(url, None, (), timeout=None, cache=None) as file:
+        names = [k for k, c in file.classnames(cycle=False).items() if c in TREE_CLASSES]
+        yield {name: file[name] for name in names}
+
+
+@contextmanager
+def open_tree(
+    url: str,
+    tree: str,
+    branches: Sequence[str] = (),
+    *,
+    timeout: float | None = None,
+    cache: NodeCache | None = None,
+) -> Iterator[Any]:
+    """The TTree or RNTuple ``tree`` of ``url``, with every failure named by URL and branch."""
+    import uproot
+
+    with _open(url, tree, branches, timeout=timeout, cache=cache) as file:
+        try:
+            found = file[tree]
+        except KeyError:
+            trees = [k for k, c in file.classnames(cycle=False).items() if c in TREE_CLASSES]
+            raise TreeNotFoundError(
+                f"no tree {tree!r} in {url} (needed for {', '.join(branches) or 'reading'})",
+                hint=f"trees in this file: {', '.join(trees) or 'none'}",
+            ) from None
+        if not isinstance(found, (uproot.behaviors.TTree.TTree, uproot.behaviors.RNTuple.RNTuple)):
+            raise TreeNotFoundError(
+                f"{tree!r} in {url} is a {type(found).__name__}, not a TTree or RNTuple",
+                hint="name a tree with the tree= argument",
+            )
+        yield found
+
+
+@contextmanager
+def _open(
+    url: str,
+    tree: str | None,
+    branches: Sequence[str],
+    *,
+    timeout: float | None,
+    cache: NodeCache | None,
+) -> Iterator[Any]:
+    """uproot's file, through the pinned XRootD handler or the node-local cache."""
+    import uproot
+
+    options: dict[str, Any] = {}
+    path = url
+    if xrootd.is_remote(url):
+        if cache is not None:
+            path = cache.local_copy(url)
+        else:
+            options = {"handler": uproot.source.xrootd.XRootDSource, "timeout": timeout}
+    try:
+        file = uproot.open(path, **options)
+    except Exception as exc:
+        raise _as_data_error(exc, url, tree, branches) from exc
+    with file:
+        yield file
+
+
+def read_range(
+    url: str,
+    tree: str,
+    branches: Sequence[str],
+    start: int,
+    stop: int,
+    *,
+    step_size: int | str,
+    library: str = "ak",
+    retry: Retry,
+    timeout: float | None = None,
+    cache: NodeCache | None = None,
+    executor: Executor | None = None,
+) -> Iterator[Chunk]:
+    """Entries [start, stop) in chunks; after a dropped connection, reopen and resume.
+
+    ``library`` is uproot's: "np" is faster for flat branches, "ak" reads lists.
+
+    uproot reports which entries each chunk held; on a transient error the file
+    is reopened from the first entry not yet yielded, so no entry is lost or
+    repeated. Permanent errors (missing file, branch, permission) are raised at once.
+    """
+    failures, failing_since = 0, 0.0
+    while start < stop:
+        try:
+            with open_tree(url, tree, branches, timeout=timeout, cache=cache) as opened:
+                source = opened.file.source
+                seen = source.num_requested_bytes
+                for arrays, report in opened.iterate(
+                    list(branches),
+                    entry_start=start,
+                    entry_stop=stop,
+                    step_size=step_size,
+                    decompression_executor=executor,
+                    library=library,
+                    report=True,
+                ):
+                    fetched, seen = source.num_requested_bytes - seen, source.num_requested_bytes
+                    start, failures = report.tree_entry_stop, 0
+                    yield Chunk(arrays, report.tree_entry_start, report.tree_entry_stop, fetched)
+        except Exception as exc:
+            error = exc if isinstance(exc, DataError) else _as_data_error(exc, url, tree, branches)
+            transient = isinstance(error, (DataUnreachableError, DataTimeoutError))
+            failures += 1
+            failing_since = failing_since if failures > 1 else time.monotonic()
+            out_of_time = time.monotonic() - failing_since + retry.delay(failures) > retry.deadline
+            if not transient or failures >= retry.attempts or out_of_time:
+                raise error from exc
+            time.sleep(retry.delay(failures))
+
+
+def _as_data_error(
+    exc: Exception, url: str, tree: str | None, branches: Sequence[str]
+) -> DataError:
+    """One batchml error for whatever uproot or the XRootD client raised."""
+    place = where(url, tree, branches)
+    text = str(exc)
+    # uproot raises FileNotFoundError for every failed open; XRootD's code says which
+    if isinstance(exc, PermissionError) or "[3010]" in text:
+        return DataPermissionError(
+            f"permission denied reading {place}",
+            hint="check the file's permissions and your token/proxy",
+        )
+    if isinstance(exc, FileNotFoundError) or "[3011]" in text:
+        return DataFileNotFoundError(
+            f"no such file: {place}", hint="check the path (note the '//' after the port)"
+        )
+    if isinstance(exc, TimeoutError):
+        return DataTimeoutError(
+            f"timed out reading {place}: {text}",
+            hint="the server is slow or overloaded; raise timeout= or retry later",
+        )
+    if isinstance(exc, OSError) and xrootd.is_remote(url):
+        return DataUnreachableError(
+            f"cannot reach the server for {place}: {text}",
+            hint="check the host name and port, and that the server is up",
+        )
+    return DataError(
+        f"cannot read {place}: {type(exc).__name__}: {text}",
+        hint="is it a ROOT file written completely?",
+    )

@@ -1,0 +1,190 @@
+"""The reading pipeline without torch: files -> entry ranges -> chunks -> shuffled numpy batches.
+
+``RootStream`` is planned once (files resolved, entries counted, branches
+checked, so a bad input fails before training starts) and then iterated by any
+number of readers; reader ``r`` of ``n`` reads a disjoint shard of the ranges
+for the epoch (see ``plan.py``). ``dataset.py`` wraps it for torch.
+
+Memory held per reader, at most: ``prefetch`` bytes of ready batches waiting,
+the chunk being decoded (``step_size``), and ``shuffle_buffer`` rows of the
+feature matrix plus one batch; not the whole file.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from batchml.data import buffer, xrootd
+from batchml.data.cache import NodeCache
+from batchml.data.columns import Table, spec_from
+from batchml.data.loader_stats import SharedCounters
+from batchml.data.plan import EntryRange, Split, make_ranges, shard
+from batchml.data.prefetch import Prefetcher
+from batchml.data.source import Retry, open_tree, read_range, resolve
+from batchml.errors import InvalidValue
+from batchml.units import parse_size
+
+
+class Batch(NamedTuple):
+    """One batch: features (n, F) float32, target and weight (n,), each entry's global number."""
+
+    features: Any
+    target: Any
+    weight: Any
+    entry: Any
+
+
+def parse_step_size(value: int | str) -> int | str:
+    """Entries (an int) or a memory size ('50 MB'), checked here rather than deep in uproot."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    if isinstance(value, str):
+        return f"{parse_size(value)} B"
+    raise InvalidValue(
+        f"step_size={value!r} is neither a number of entries nor a size",
+        hint="write step_size=100_000 or step_size='50 MB'",
+    )
+
+
+class RootStream:
+    """A planned read of ROOT files; iterate a shard with ``batches``.
+
+    files: paths, globs, ``root://`` URLs (wildcards expanded by listing the server).
+    tree: TTree or RNTuple name. target/weights: branch names (weights default to 1).
+    cut: an expression such as ``"njet >= 2 and ht > 300"`` (see ``cut.py``).
+    jagged: ``{"jet_pt": 10}`` pads (with ``pad_value``) or clips each list to 10 columns.
+    split: ``("train", 0.8)`` or ``("validation", 0.8)``, decided per entry by hash.
+    step_size: entries or a size ('50 MB') per uproot read; range_entries: the unit
+    that is shuffled and dealt to readers. shuffle_buffer: rows mixed across ranges.
+    prefetch: bytes of ready batches a background thread may hold (None: off).
+    decompression_threads: uproot's decompression pool per reader (0: none).
+    cache_dir: copy remote files here once and read them locally (verified).
+    timeout/retry: per-request timeout and the bounded retry with resume after a failure.
+    """
+
+    def __init__(
+        self,
+        files: str | Sequence[str],
+        tree: str = "events",
+        *,
+        features: Sequence[str],
+        target: str | None = None,
+        weights: str | None = None,
+        cut: str | None = None,
+        jagged: Mapping[str, int] | None = None,
+        pad_value: float = 0.0,
+        split: tuple[str, float] | None = None,
+        batch_size: int = 1024,
+        step_size: int | str = "50 MB",
+        range_entries: int = 100_000,
+        shuffle: bool = True,
+        shuffle_buffer: int = 0,
+        seed: int = 0,
+        prefetch: str | None = "256 MB",
+        decompression_threads: int = 0,
+        cache_dir: str | None = None,
+        timeout: float | None = None,
+        retry: Retry | None = None,
+    ) -> None:
+        if batch_size < 1 or range_entries < 1 or shuffle_buffer < 0:
+            raise InvalidValue(
+                f"batch_size={batch_size}, range_entries={range_entries}, "
+                f"shuffle_buffer={shuffle_buffer}: sizes must be positive",
+                hint="use batch_size >= 1, range_entries >= 1, shuffle_buffer >= 0",
+            )
+        self.tree = tree
+        self.spec = spec_from(features, jagged, target, weights, cut, pad_value)
+        self.split = Split.parse(split)
+        self.batch_size = batch_size
+        self.step_size = parse_step_size(step_size)
+        self.shuffle, self.shuffle_buffer, self.seed = shuffle, shuffle_buffer, seed
+        self.prefetch = parse_size(prefetch) if prefetch else 0
+        self.decompression_threads = decompression_threads
+        self.cache = NodeCache(cache_dir) if cache_dir else None
+        self.timeout = timeout
+        self.retry = retry or Retry()
+        self.counters = SharedCounters()
+        patterns = [files] if isinstance(files, str) else list(files)
+        if any(xrootd.is_remote(p) for p in patterns):
+            xrootd.configure_client()
+        self.urls = resolve(patterns)
+        self.entries = [self._plan_file(url) for url in self.urls]
+        self.offsets = np.concatenate([[0], np.cumsum(self.entries)]).astype(np.int64)
+        self.ranges = make_ranges(self.entries, range_entries)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self.spec.columns
+
+    @property
+    def num_entries(self) -> int:
+        return int(self.offsets[-1])
+
+    def _plan_file(self, url: str) -> int:
+        with open_tree(url, self.tree, self.spec.branches, timeout=self.timeout) as tree:
+            self.spec.check(tree, url, self.tree)
+            return int(tree.num_entries)
+
+    def batches(self, epoch: int, reader: int = 0, readers: int = 1) -> Iterator[Table]:
+        """The batches of shard ``reader`` of ``readers`` for ``epoch``, as numpy tables."""
+        ranges = shard(
+            self.ranges,
+            epoch=epoch,
+            seed=self.seed,
+            shuffle=self.shuffle,
+            reader=reader,
+            readers=readers,
+        )
+        tables: Iterator[Table] = self._tables(ranges)
+        if self.shuffle and self.shuffle_buffer:
+            rng = np.random.default_rng([self.seed, epoch, reader])
+            tables = buffer.shuffled(tables, self.shuffle_buffer, rng)
+        batches = buffer.batched(tables, self.batch_size)
+        if self.prefetch:  # shuffling and batching overlap with the consumer too
+            batches = iter(Prefetcher(batches, self.prefetch, _table_bytes))
+        for table in batches:
+            self.counters.add(events_out=buffer.rows(table), batches=1)
+            yield table
+
+    def _tables(self, ranges: Sequence[EntryRange]) -> Iterator[Table]:
+        with ExitStack() as stack:
+            executor = None
+            if self.decompression_threads:
+                executor = stack.enter_context(ThreadPoolExecutor(self.decompression_threads))
+            for entry_range in ranges:
+                url = self.urls[entry_range.file]
+                began = time.perf_counter()
+                chunks = read_range(
+                    url,
+                    self.tree,
+                    self.spec.branches,
+                    entry_range.start,
+                    entry_range.stop,
+                    step_size=self.step_size,
+                    library="ak" if self.spec.jagged else "np",
+                    retry=self.retry,
+                    timeout=self.timeout,
+                    cache=self.cache,
+                    executor=executor,
+                )
+                for chunk in chunks:
+                    offset = int(self.offsets[entry_range.file])
+                    table = self.spec.table(chunk.arrays, url, chunk.start, self.split, offset)
+                    now = time.perf_counter()
+                    self.counters.add(
+                        read_s=now - began,
+                        bytes_read=chunk.bytes_read,
+                        events_read=chunk.stop - chunk.start,
+                    )
+                    yield table
+                    began = time.perf_counter()
+
+
+def _table_bytes(table: Table) -> int:
+    return sum(column.nbytes for column in table.values())

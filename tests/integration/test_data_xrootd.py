@@ -1,0 +1,134 @@
+"""RootDataset against the real XRootD server: both step sizes, wildcards, a server restart
+mid-epoch, the node-local cache, and the failures a batch job meets (each named by URL)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from batchml.data import (
+    DataFileNotFoundError,
+    DataPermissionError,
+    DataUnreachableError,
+    Retry,
+    RootDataset,
+    configure_client,
+)
+from batchml.data.synthetic import write_sample
+
+pytestmark = [pytest.mark.xrootd, pytest.mark.timeout(120)]
+
+SERVICE = Path(__file__).resolve().parents[1] / "services" / "xrootd.sh"
+FAST_RETRY = Retry(attempts=8, first_delay=0.2, max_delay=2.0, deadline=60.0)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def fail_fast_client() -> None:
+    """Seconds, not the client's minutes: a restart must be noticed and retried quickly."""
+    configure_client(ConnectionWindow=2, ConnectionRetry=1, RequestTimeout=20, StreamErrorWindow=1)
+
+
+@pytest.fixture(scope="module")
+def folder(xrootd_env: dict[str, str]) -> Iterator[Path]:
+    """4 files x 500 entries in a folder of its own inside the export."""
+    path = Path(xrootd_env["BATCHML_XROOTD_DATA"]) / f"data-{uuid.uuid4().hex}"
+    write_sample(path, 2000, files_per_class=2)
+    for file in path.iterdir():
+        file.chmod(0o644)
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def url(env: dict[str, str], local: Path | str) -> str:
+    return f"{env['BATCHML_XROOTD_URL'].rstrip('/')}/{local}"
+
+
+def remote(env: dict[str, str], folder: Path, **options: object) -> RootDataset:
+    settings: dict[str, object] = {
+        "features": ["ht", "mbb"],
+        "target": "label",
+        "batch_size": 100,
+        "range_entries": 100,
+        "step_size": 50,
+        "retry": FAST_RETRY,
+        **options,
+    }
+    return RootDataset(url(env, folder / "*.root"), **settings)  # type: ignore[arg-type]
+
+
+def entries(ds: RootDataset) -> list[int]:
+    return [int(e) for batch in ds.loader() for e in batch.entry]
+
+
+@pytest.mark.parametrize("step_size", [50, "20 kB"])
+def test_both_step_size_forms_read_every_entry(
+    xrootd_env: dict[str, str], folder: Path, step_size: object
+) -> None:
+    ds = remote(xrootd_env, folder, step_size=step_size)
+    assert [u.rsplit("/", 1)[1] for u in ds.stream.urls] == sorted(p.name for p in folder.iterdir())
+    assert sorted(entries(ds)) == list(range(2000))
+    assert ds.stats.bytes_read > 0
+
+
+def test_server_restart_mid_epoch_loses_and_repeats_nothing(
+    xrootd_env: dict[str, str], folder: Path
+) -> None:
+    ds = remote(xrootd_env, folder, prefetch="4 kB", shuffle_buffer=0, seed=2)
+    batches = iter(ds.loader())
+    seen = [int(e) for e in next(batches).entry]
+    subprocess.run(["bash", str(SERVICE), "restart"], check=True, capture_output=True)
+    seen += [int(e) for batch in batches for e in batch.entry]
+    assert len(seen) == len(set(seen)) == 2000
+    assert set(seen) == set(range(2000))
+
+
+def test_node_local_cache_is_reused_and_verified(
+    xrootd_env: dict[str, str], folder: Path, tmp_path: Path
+) -> None:
+    first = remote(xrootd_env, folder, cache_dir=str(tmp_path), range_entries=1000)
+    assert sorted(entries(first)) == list(range(2000))
+    cache = first.stream.cache
+    assert cache is not None and (cache.copies, cache.hits) == (4, 0)
+
+    second = remote(xrootd_env, folder, cache_dir=str(tmp_path), range_entries=1000)
+    victim = second.stream.cache.path_for(second.stream.urls[0])  # type: ignore[union-attr]
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size, different content: only the checksum sees it
+    victim.write_bytes(bytes(data))
+    assert sorted(entries(second)) == list(range(2000))
+    assert (second.stream.cache.copies, second.stream.cache.hits) == (1, 3)  # type: ignore[union-attr]
+
+
+def test_missing_remote_file_names_the_url(xrootd_env: dict[str, str], folder: Path) -> None:
+    missing = url(xrootd_env, folder / "absent.root")
+    with pytest.raises(DataFileNotFoundError, match=r"absent\.root.*branches ht"):
+        RootDataset(missing, features=["ht"])
+    with pytest.raises(DataFileNotFoundError, match=r"no file on .* matches"):
+        RootDataset(url(xrootd_env, folder / "zzz*.root"), features=["ht"])
+
+
+def test_unreadable_remote_file_is_a_permission_error(
+    xrootd_env: dict[str, str], folder: Path
+) -> None:
+    private = folder / "private.root"
+    shutil.copy(next(folder.glob("signal_*.root")), private)
+    private.chmod(0o600)  # owned by root: the server's user may not read it
+    try:
+        with pytest.raises(DataPermissionError, match=r"private\.root.*branches ht"):
+            RootDataset(url(xrootd_env, private), features=["ht"])
+    finally:
+        private.unlink()
+
+
+def test_unreachable_host_fails_within_the_retry_bounds(folder: Path) -> None:
+    assert os.environ["XRD_CONNECTIONWINDOW"] == "2"
+    closed = f"root://127.0.0.1:1/{folder}/signal_000.root"
+    with pytest.raises(DataUnreachableError, match=r"127\.0\.0\.1:1.*branches ht"):
+        RootDataset(closed, features=["ht"], retry=Retry(attempts=2, first_delay=0.1))

@@ -1,0 +1,131 @@
+"""RootDataset on local files: every entry once per epoch, seeded shuffles, split, cut, jagged."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+import awkward as ak
+import numpy as np
+import pytest
+import torch
+import uproot
+
+from batchml.data import RootDataset
+from batchml.data.synthetic import SampleFiles, write_sample
+
+FEATURES = ["ht", "mbb", "njet"]
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> SampleFiles:
+    """4 files of 500 entries: small, but several files, ranges and batches per worker."""
+    return write_sample(tmp_path_factory.mktemp("sample"), 2000, files_per_class=2)
+
+
+def dataset(sample: SampleFiles, **options: object) -> RootDataset:
+    settings: dict[str, object] = {
+        "features": FEATURES,
+        "target": "label",
+        "weights": "weight",
+        "batch_size": 64,
+        "range_entries": 120,
+        "step_size": 50,
+        "shuffle_buffer": 200,
+        "seed": 3,
+        **options,
+    }
+    return RootDataset(str(sample.signal[0].parent / "*.root"), **settings)  # type: ignore[arg-type]
+
+
+def entries_of(batches: Iterable[object]) -> list[int]:
+    return [int(e) for batch in batches for e in batch.entry]  # type: ignore[attr-defined]
+
+
+def all_columns(sample: SampleFiles) -> dict[str, np.ndarray]:
+    """The whole sample read plainly with uproot, in global entry order."""
+    files = sorted([*sample.signal, *sample.background])
+    arrays = [uproot.open(f)["events"].arrays(library="ak") for f in files]
+    return ak.concatenate(arrays)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_every_entry_exactly_once_per_epoch_for_workers_and_ranks(
+    sample: SampleFiles, workers: int
+) -> None:
+    for epoch in (0, 1):
+        seen: list[int] = []
+        for rank in (0, 1):
+            ds = dataset(sample, rank=rank, world_size=2)
+            ds.set_epoch(epoch)
+            seen += entries_of(ds.loader(num_workers=workers))
+        assert sorted(seen) == list(range(2000))
+
+
+def test_same_seed_same_order_other_seed_or_epoch_other_order(sample: SampleFiles) -> None:
+    first = entries_of(dataset(sample))
+    assert entries_of(dataset(sample)) == first
+    assert entries_of(dataset(sample, seed=4)) != first
+    later = dataset(sample)
+    later.set_epoch(1)
+    assert entries_of(later) != first
+    assert sorted(first) == list(range(2000))
+
+
+def test_split_is_per_entry_and_independent_of_layout(sample: SampleFiles) -> None:
+    train = entries_of(dataset(sample, split=("train", 0.75)))
+    train_other_layout = entries_of(
+        dataset(sample, split=("train", 0.75), seed=9, range_entries=37).loader(num_workers=2)
+    )
+    validation = entries_of(dataset(sample, split=("validation", 0.75)))
+    assert sorted(train) == sorted(train_other_layout)
+    assert sorted(train + validation) == list(range(2000))
+    assert 0.65 < len(train) / 2000 < 0.85
+
+
+def test_cut_keeps_the_entries_numpy_keeps(sample: SampleFiles) -> None:
+    columns = all_columns(sample)
+    expected = np.flatnonzero((columns["njet"] >= 5) & ~(columns["ht"] < 300))
+    got = entries_of(dataset(sample, cut="njet >= 5 and not ht < 300"))
+    assert sorted(got) == expected.tolist()
+
+
+def test_features_target_weight_and_padded_jagged_match_the_file(sample: SampleFiles) -> None:
+    columns = all_columns(sample)
+    ds = dataset(sample, jagged={"jet_pt": 4}, pad_value=-1.0)
+    assert ds.columns == (*FEATURES, "jet_pt[0]", "jet_pt[1]", "jet_pt[2]", "jet_pt[3]")
+    batch = next(iter(ds))
+    assert batch.features.dtype == torch.float32 and batch.features.shape == (64, 7)
+    rows = batch.entry.numpy()
+    jets = ak.to_numpy(ak.fill_none(ak.pad_none(columns["jet_pt"][rows], 4, clip=True), -1.0))
+    expected = np.column_stack([*(ak.to_numpy(columns[f][rows]) for f in FEATURES), jets])
+    np.testing.assert_allclose(batch.features.numpy(), expected.astype(np.float32))
+    np.testing.assert_array_equal(batch.target.numpy(), ak.to_numpy(columns["label"][rows]))
+    np.testing.assert_array_equal(batch.weight.numpy(), ak.to_numpy(columns["weight"][rows]))
+
+
+def test_numpy_output_and_stats_count_what_was_read(sample: SampleFiles) -> None:
+    ds = dataset(sample, output="numpy", split=("train", 0.5))
+    loader = ds.loader()
+    kept = sum(len(b.entry) for b in loader)
+    stats = loader.stats
+    assert isinstance(next(iter(ds)).features, np.ndarray)
+    assert stats.events_read == 2000 and stats.events_out == kept
+    assert stats.bytes_read > 0 and stats.batches == -(-kept // 64)
+    assert 0.0 <= stats.wait_fraction <= 1.0 and "events read" in stats.summary()
+
+
+def test_rntuple_reads_like_a_ttree(tmp_path: Path) -> None:
+    path = tmp_path / "rn.root"
+    with uproot.recreate(path) as out:
+        out["ntuple"] = {"x": np.arange(300, dtype=np.float32), "y": np.ones(300, np.int32)}
+    ds = RootDataset(str(path), "ntuple", features=["x"], target="y", batch_size=100)
+    assert sorted(entries_of(ds)) == list(range(300))
+
+
+def test_importing_batchml_data_does_not_import_torch() -> None:
+    code = "import sys, batchml.data; print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == "False", result.stderr

@@ -1,0 +1,80 @@
+"""The atomic primitives: replace, exclusive create, claims, modes and owner checks."""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from registry_children import dead_pid
+
+from batchml.registry.atomic import (
+    claim_dir,
+    create_exclusive,
+    make_readonly,
+    owner_is_gone,
+    owner_tag,
+    split_owner,
+    write_atomic,
+)
+
+
+@pytest.fixture
+def open_umask() -> Iterator[None]:
+    """umask 0: the worst a user can have; the registry must still not be world-writable."""
+    old = os.umask(0)
+    yield
+    os.umask(old)
+
+
+def test_write_atomic_replaces_and_leaves_no_temporary(tmp_path: Path) -> None:
+    target = tmp_path / "a.json"
+    write_atomic(target, b"one")
+    write_atomic(target, b"two")
+    assert target.read_bytes() == b"two"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+
+
+def test_create_exclusive_succeeds_once_and_keeps_the_first(tmp_path: Path) -> None:
+    target = tmp_path / "00000001.json"
+    assert create_exclusive(target, b"first")
+    assert not create_exclusive(target, b"second")
+    assert target.read_bytes() == b"first"
+    assert not os.access(target, os.W_OK) or os.geteuid() == 0
+    assert stat.S_IMODE(target.stat().st_mode) & 0o222 == 0
+    assert [p.name for p in tmp_path.iterdir()] == ["00000001.json"]
+
+
+def test_claim_dir_is_won_once(tmp_path: Path) -> None:
+    assert claim_dir(tmp_path / "7")
+    assert not claim_dir(tmp_path / "7")
+
+
+def test_files_are_never_world_writable(tmp_path: Path, open_umask: None) -> None:
+    write_atomic(tmp_path / "a", b"x")
+    assert create_exclusive(tmp_path / "b", b"x")
+    claim_dir(tmp_path / "c")
+    for path in tmp_path.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) & 0o002 == 0, path
+
+
+def test_make_readonly_drops_every_write_bit(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(b"x")
+    make_readonly(path)
+    assert stat.S_IMODE(path.stat().st_mode) & 0o222 == 0
+
+
+def test_owner_of_a_dead_process_is_gone_and_of_a_live_one_is_not() -> None:
+    host = socket.gethostname()
+    assert owner_is_gone(f"{host}-{dead_pid()}-abcd", 0.0, 1e9)
+    assert not owner_is_gone(owner_tag(), 1e9, 1.0)  # this very process
+    assert split_owner(owner_tag())[1] == os.getpid()
+
+
+def test_another_hosts_leftover_goes_only_after_the_grace() -> None:
+    assert not owner_is_gone("elsewhere.cern.ch-123-abcd", age_s=10, grace_s=60)
+    assert owner_is_gone("elsewhere.cern.ch-123-abcd", age_s=61, grace_s=60)
