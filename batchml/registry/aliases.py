@@ -21,14 +21,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from batchml.registry.atomic import (
-    create_exclusive,
-    dump_json,
-    make_dirs,
-    owner_tag,
-    read_json,
-    write_atomic,
-)
+from batchml.atomic import owner_tag, write_atomic
+from batchml.registry.atomic import create_exclusive, dump_json, make_dirs, read_json
 from batchml.registry.errors import AliasConflict
 from batchml.registry.lineage import now_iso, user_name
 

@@ -20,61 +20,14 @@ import contextlib
 import errno
 import json
 import os
-import secrets
 import socket
 import time
 from pathlib import Path
 from typing import Any
 
-FILE_MODE = 0o664  # umask applies; 'other' never gets write permission
+from batchml.atomic import fsync_dir, temp_beside, write_new
+
 DIR_MODE = 0o775
-
-
-def owner_tag() -> str:
-    """host-pid-random: unique per writer, and tells gc whose leftover a folder is."""
-    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
-
-
-def write_new(path: Path, data: bytes) -> None:
-    """Create ``path`` (which must not exist), write ``data`` and fsync it."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename or create inside ``path`` durable (a no-op where folders cannot be opened)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some network filesystems refuse fsync on folders; the data is already synced
-    finally:
-        os.close(fd)
-
-
-def _temp_beside(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{owner_tag()}")
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data``: written beside it, fsynced, then ``os.replace``d."""
-    temp = _temp_beside(path)
-    try:
-        write_new(temp, data)
-        os.replace(temp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            temp.unlink()
-    fsync_dir(path.parent)
 
 
 def create_exclusive(path: Path, data: bytes) -> bool:
@@ -84,7 +37,7 @@ def create_exclusive(path: Path, data: bytes) -> bool:
     temporary file). On NFS a link reply can be lost after it succeeded, so
     success is judged by the link count of the temporary file, not the reply.
     """
-    temp = _temp_beside(path)
+    temp = temp_beside(path)
     write_new(temp, data)
     make_readonly(temp)
     try:

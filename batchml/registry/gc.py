@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from batchml.registry.atomic import age_of, dump_json, owner_is_gone, read_json, write_atomic
+from batchml.atomic import write_atomic
+from batchml.registry.atomic import age_of, dump_json, owner_is_gone, read_json
 from batchml.registry.errors import LockHeld
 from batchml.registry.layout import TOMBSTONE
 from batchml.registry.lease import LeaseLock

@@ -17,15 +17,8 @@ import socket
 import time
 from pathlib import Path
 
-from batchml.registry.atomic import (
-    dump_json,
-    fsync_dir,
-    make_dirs,
-    owner_is_gone,
-    owner_tag,
-    read_json,
-    write_new,
-)
+from batchml.atomic import fsync_dir, owner_tag, write_new
+from batchml.registry.atomic import dump_json, make_dirs, owner_is_gone, read_json
 from batchml.registry.errors import LockHeld
 
 

@@ -21,16 +21,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from batchml.registry.atomic import (
-    claim_dir,
-    dump_json,
-    fsync_dir,
-    make_dirs,
-    make_readonly,
-    owner_tag,
-    write_atomic,
-    write_new,
-)
+from batchml.atomic import fsync_dir, owner_tag, write_atomic, write_new
+from batchml.registry.atomic import claim_dir, dump_json, make_dirs, make_readonly
 from batchml.registry.layout import Layout
 from batchml.registry.manifest import (
     FILES,

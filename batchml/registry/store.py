@@ -17,10 +17,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from batchml.atomic import write_atomic
 from batchml.registry import aliases as alias_chain
 from batchml.registry.aliases import AliasState, Expect
 from batchml.registry.artifacts import FileSource, stage_example, stage_extra, stage_model
-from batchml.registry.atomic import create_exclusive, dump_json, make_dirs, read_json, write_atomic
+from batchml.registry.atomic import create_exclusive, dump_json, make_dirs, read_json
 from batchml.registry.diff import Change, diff_versions
 from batchml.registry.errors import BadReference, CorruptVersion, NotFound, RegistryError
 from batchml.registry.gc import DAY_S, GcReport, collect_garbage

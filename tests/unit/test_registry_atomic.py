@@ -11,14 +11,13 @@ from pathlib import Path
 import pytest
 from registry_children import dead_pid
 
+from batchml.atomic import owner_tag, write_atomic
 from batchml.registry.atomic import (
     claim_dir,
     create_exclusive,
     make_readonly,
     owner_is_gone,
-    owner_tag,
     split_owner,
-    write_atomic,
 )
 
 
