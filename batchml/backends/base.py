@@ -1,0 +1,189 @@
+"""The small interface every scheduler implements, and the workflow they share.
+
+A backend does four scheduler-specific things: render a job (script and
+submit description), hand it to the scheduler, report the state of many jobs
+in one call, and cancel. Everything else (validating names, writing files
+atomically, printing what will be submitted) lives here once. Dask clusters
+for trials come from ``cluster()``, built on dask-jobqueue or LocalCluster.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import sys
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from batchml.atomic import FILE_MODE, write_atomic
+from batchml.errors import BatchmlError, InvalidValue
+from batchml.resources import Resources
+from batchml.sites import Site
+from batchml.templates import render, template_path
+
+if TYPE_CHECKING:
+    from distributed import SpecCluster
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class SchedulerError(BatchmlError, RuntimeError):
+    """A scheduler command failed; the message holds the command, its exit status and stderr."""
+
+
+class JobState(enum.Enum):
+    """Where a job is, in words common to every scheduler."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    HELD = "held"
+    UNKNOWN = "unknown"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """A plain batch job: ``command`` run once, or once per item of ``array_items``.
+
+    With more than one GPU the command is started by torchrun, one process per
+    GPU. An array job's item reaches the command as $BATCHML_ARRAY_ITEM.
+    """
+
+    name: str
+    command: tuple[str, ...]
+    resources: Resources
+    workdir: Path
+    template: str = "train"
+    environment: Mapping[str, str] = field(default_factory=dict)
+    array_items: tuple[str, ...] | None = None
+    python: str = "python3"
+
+    def __post_init__(self) -> None:
+        if not self.name or len(self.name) > 200 or "\x00" in self.name:
+            raise InvalidValue(
+                f"job name {self.name!r} is empty, too long or has a NUL byte",
+                hint="use up to 200 characters",
+            )
+        if not self.command:
+            raise InvalidValue("the job has no command", hint="give the program and its arguments")
+        for key in self.environment:
+            if not _ENV_NAME.fullmatch(key):
+                raise InvalidValue(
+                    f"{key!r} is not an environment variable name",
+                    hint="use letters, digits and _ (not first a digit)",
+                )
+        for item in self.array_items or ():
+            if "\n" in item or "\x00" in item:
+                raise InvalidValue(
+                    f"array item {item!r} holds a newline or NUL",
+                    hint="one item is one line: pass a file name or an index instead",
+                )
+
+    @property
+    def launcher(self) -> str:
+        return "torchrun" if self.resources.gpus > 1 else "direct"
+
+
+@dataclass(frozen=True)
+class RenderedJob:
+    """Every file a submission writes (name -> text) and the one to hand to the scheduler."""
+
+    files: dict[str, str]
+    submit_file: str
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """One row of `batchml jobs`."""
+
+    id: str
+    name: str
+    state: JobState
+    gpus: int = 0
+    runtime: timedelta | None = None
+    node: str | None = None
+
+
+class Backend(ABC):
+    """One scheduler. Subclasses set ``scheduler`` and implement the abstract methods."""
+
+    scheduler: ClassVar[str]
+
+    def __init__(self, site: Site) -> None:
+        if site.scheduler != self.scheduler:
+            raise InvalidValue(
+                f"site {site.name!r} uses {site.scheduler}, not {self.scheduler}",
+                hint="pick the backend with backend_for(site)",
+            )
+        self.site = site
+
+    def render(self, job: JobSpec) -> RenderedJob:
+        """The job script (shared by all schedulers) and this scheduler's submit file."""
+        script = render(
+            "common/job.sh.j2",
+            job=job,
+            site=self.site,
+            items_file="items.txt" if job.array_items else None,
+            array_index_variable=self.array_index_variable,
+        )
+        files = {"job.sh": script}
+        if job.array_items:
+            files["items.txt"] = "".join(f"{item}\n" for item in job.array_items)
+        submit_name, submit_text = self.render_submit(
+            job, template_path(self.scheduler, job.template)
+        )
+        files[submit_name] = submit_text
+        return RenderedJob(files=files, submit_file=submit_name)
+
+    def submit(self, job: JobSpec) -> list[str]:
+        """Write the rendered files into ``job.workdir`` and submit; returns the job ids."""
+        rendered = self.render(job)
+        self.lint(rendered)
+        job.workdir.mkdir(parents=True, exist_ok=True)
+        for name, text in rendered.files.items():
+            mode = 0o775 if name.endswith(".sh") else FILE_MODE
+            write_atomic(job.workdir / name, text.encode(), mode)
+        return self.submit_rendered(job, job.workdir / rendered.submit_file)
+
+    def lint(self, rendered: RenderedJob) -> None:  # noqa: B027 - optional hook
+        """Check a rendered submission before it is sent; raise SchedulerError if it is wrong."""
+
+    @property
+    @abstractmethod
+    def array_index_variable(self) -> str:
+        """The shell variable holding a job's index within its array."""
+
+    @abstractmethod
+    def render_submit(self, job: JobSpec, template: str) -> tuple[str, str]:
+        """The submit file's name and text for ``job`` from ``template``."""
+
+    @abstractmethod
+    def submit_rendered(self, job: JobSpec, submit_file: Path) -> list[str]:
+        """Hand a written submit file to the scheduler; the ids of the jobs it made."""
+
+    @abstractmethod
+    def status(self, ids: Sequence[str] | None = None) -> dict[str, JobInfo]:
+        """State of these jobs (or all of the user's) from ONE scheduler query."""
+
+    @abstractmethod
+    def cancel(self, ids: Sequence[str]) -> None:
+        """Remove jobs from the queue, running or not."""
+
+    @abstractmethod
+    def cluster(self, resources: Resources, **options: Any) -> SpecCluster:
+        """A dask cluster whose workers are jobs of this scheduler, each advertising GPU slots."""
+
+
+def worker_python() -> str:
+    """The Python workers start with by default: the driver's own (same packages)."""
+    return sys.executable
