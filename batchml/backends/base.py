@@ -112,6 +112,7 @@ class JobInfo:
     gpus: int = 0
     runtime: timedelta | None = None
     node: str | None = None
+    reason: str | None = None  # why a job is held or failed, in the scheduler's words
 
 
 class Backend(ABC):

@@ -21,11 +21,11 @@ from rich.console import Console
 from rich.markup import escape
 
 from batchml import __version__
-from batchml.cli import data, demo, registry, site
+from batchml.cli import data, demo, jobs, registry, site
 from batchml.errors import BatchmlError
 
 log = logging.getLogger("batchml")
-COMMAND_GROUPS = (site, demo, registry, data)
+COMMAND_GROUPS = (site, jobs, demo, registry, data)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,7 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status instead of exiting."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    # Everything after the first '--' is a command for a job, passed on untouched
+    # (argparse's own '--' handling does not reach through sub-commands).
+    split = words.index("--") if "--" in words else len(words)
+    args = parser.parse_args(words[:split])
+    args.passthrough = words[split + 1 :]
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",

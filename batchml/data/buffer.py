@@ -6,6 +6,12 @@ in file order (often sorted by run, or by generator). The buffer holds up to
 in random order, so every row that leaves was drawn from ``capacity`` rows.
 The buffer owns its arrays (it writes into them), so tables given to it must
 not be used afterwards.
+
+Cost: rows move as whole rows (a feature-matrix row is one element of a void
+view, so a gather or scatter is one ``np.take``/``np.put`` call, several times
+faster than fancy indexing of a 2-D array); each chunk is gathered out once and
+scattered in once, and batches are contiguous slices (views) of the block that
+left, so only the rows straddling two blocks are copied again.
 """
 
 from __future__ import annotations
@@ -27,8 +33,33 @@ def concat(tables: list[Table]) -> Table:
     return {key: np.concatenate([t[key] for t in tables]) for key in tables[0]}
 
 
+def _as_rows(column: np.ndarray) -> np.ndarray | None:
+    """A 1-D view with one element per row of a C-contiguous 2-D array, else None."""
+    if column.ndim == 2 and column.shape[1] and column.flags.c_contiguous:
+        return column.view(np.dtype((np.void, column.strides[0]))).reshape(len(column))
+    return None
+
+
+def _gather(column: np.ndarray, index: np.ndarray) -> np.ndarray:
+    whole = _as_rows(column)
+    if whole is None:
+        return np.take(column, index, axis=0)
+    return np.take(whole, index).view(column.dtype).reshape(len(index), *column.shape[1:])
+
+
+def _scatter(column: np.ndarray, index: np.ndarray, values: np.ndarray) -> None:
+    whole, parts = _as_rows(column), _as_rows(values)
+    if whole is None or parts is None or whole.dtype != parts.dtype:
+        column[index] = values
+    else:
+        np.put(whole, index, parts)
+
+
 def take(table: Table, selection: np.ndarray | slice) -> Table:
-    return {key: column[selection] for key, column in table.items()}
+    """Rows of a table: a slice gives views, an index array a gathered copy."""
+    if isinstance(selection, slice):
+        return {key: column[selection] for key, column in table.items()}
+    return {key: _gather(column, selection) for key, column in table.items()}
 
 
 def shuffled(tables: Iterable[Table], capacity: int, rng: np.random.Generator) -> Iterator[Table]:
@@ -36,6 +67,7 @@ def shuffled(tables: Iterable[Table], capacity: int, rng: np.random.Generator) -
 
     Once full, each incoming chunk of k rows evicts k rows drawn at random from
     the buffer and takes their places: O(k) work per chunk, not O(capacity).
+    Every table yielded is a fresh copy, never written to afterwards.
     """
     held: Table | None = None
     for table in tables:
@@ -55,25 +87,34 @@ def shuffled(tables: Iterable[Table], capacity: int, rng: np.random.Generator) -
         places = rng.choice(capacity, size=incoming, replace=False)
         yield take(held, places)
         for key, column in held.items():
-            column[places] = table[key]
+            _scatter(column, places, table[key])
     if held is not None and rows(held):
         yield take(held, rng.permutation(rows(held)))
 
 
 def batched(tables: Iterable[Table], size: int) -> Iterator[Table]:
-    """Tables cut and joined into batches of exactly ``size`` rows (the last may be smaller)."""
-    pending: list[Table] = []
+    """Tables cut and joined into batches of exactly ``size`` rows (the last may be smaller).
+
+    Batches inside one table are views of it; only a batch made of the end of
+    one table and the start of the next is copied.
+    """
+    pending: list[Table] = []  # fewer than ``size`` rows in all
     count = 0
     for table in tables:
-        pending.append(table)
-        count += rows(table)
-        if count < size:
-            continue
-        joined = concat(pending)
-        cut = count - count % size
-        for start in range(0, cut, size):
-            yield take(joined, slice(start, start + size))
-        pending = [take(joined, slice(cut, None))] if cut < count else []
-        count -= cut
+        n, at = rows(table), 0
+        if count:
+            need = size - count
+            if n < need:
+                pending.append(table)
+                count += n
+                continue
+            pending.append(take(table, slice(0, need)))
+            yield concat(pending)
+            pending, count, at = [], 0, need
+        whole = at + (n - at) // size * size
+        for start in range(at, whole, size):
+            yield take(table, slice(start, start + size))
+        if whole < n:
+            pending, count = [take(table, slice(whole, None))], n - whole
     if count:
         yield concat(pending)

@@ -1,0 +1,161 @@
+"""The embedded default: no batch system, this machine's cores and GPUs.
+
+Workers are one dask process per GPU slot, each started with its own
+CUDA_VISIBLE_DEVICES (taken from the driver's, or none), so trials placed with
+``resources={"GPU": 1}`` never share a device. Plain jobs run the same job
+script as on a batch system, detached, so a template can be tried here first.
+The cluster listens on loopback with TLS: on a shared login node every other
+user can reach 127.0.0.1, and an open dask scheduler runs their code as you.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from distributed import Nanny, Scheduler, SpecCluster
+from distributed.security import Security
+
+from batchml.atomic import write_atomic
+from batchml.backends.base import Backend, JobInfo, JobSpec, JobState, SchedulerError
+from batchml.resources import Resources
+from batchml.sites import Site
+from batchml.templates import render
+
+_EXIT_FILE = "exit-status"
+_CANCELLED = "cancelled"
+
+
+def visible_gpus() -> list[str]:
+    """The GPU ids this process may use, from CUDA_VISIBLE_DEVICES (empty when unset)."""
+    value = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+    return [gpu.strip() for gpu in value.split(",") if gpu.strip() and gpu.strip() != "-1"]
+
+
+def gpu_slots(gpus_per_worker: int, workers: int | None = None) -> list[list[str]]:
+    """Split the visible GPUs into disjoint slots of ``gpus_per_worker`` (one per worker)."""
+    gpus = visible_gpus()
+    if gpus_per_worker == 0:
+        return [[] for _ in range(workers or 1)]
+    available = len(gpus) // gpus_per_worker
+    wanted = available if workers is None else workers
+    if wanted > available:
+        raise SchedulerError(
+            f"{wanted} workers with {gpus_per_worker} GPU(s) each need "
+            f"{wanted * gpus_per_worker} GPUs, but CUDA_VISIBLE_DEVICES lists {len(gpus)}",
+            hint="ask for fewer workers or GPUs per worker, or set CUDA_VISIBLE_DEVICES",
+        )
+    return [gpus[i * gpus_per_worker : (i + 1) * gpus_per_worker] for i in range(wanted)]
+
+
+class LocalBackend(Backend):
+    """This machine. Job ids are the process ids of detached job runners."""
+
+    scheduler = "local"
+
+    @property
+    def array_index_variable(self) -> str:
+        return "BATCHML_ARRAY_TASK"
+
+    def render_submit(self, job: JobSpec, template: str) -> tuple[str, str]:
+        tasks = len(job.array_items) if job.array_items else 0
+        return "run.sh", render(template, job=job, tasks=tasks, exit_file=_EXIT_FILE)
+
+    def __init__(self, site: Site) -> None:
+        super().__init__(site)
+        self.records = (
+            Path(os.path.expanduser(os.path.expandvars(site.paths.log_dir))) / "local-jobs"
+        )
+
+    def submit_rendered(self, job: JobSpec, submit_file: Path) -> list[str]:
+        (job.workdir / _EXIT_FILE).unlink(missing_ok=True)
+        with open(job.workdir / "job.log", "ab") as log:
+            process = subprocess.Popen(
+                [str(submit_file)],
+                cwd=job.workdir,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # survives the driver; cancel kills the whole group
+            )
+        # A link per job, so `batchml jobs` in another process finds it again.
+        self.records.mkdir(parents=True, exist_ok=True)
+        link = self.records / str(process.pid)
+        link.unlink(missing_ok=True)
+        link.symlink_to(job.workdir.resolve())
+        return [str(process.pid)]
+
+    def status(self, ids: Sequence[str] | None = None) -> dict[str, JobInfo]:
+        if ids is None:
+            ids = sorted(p.name for p in self.records.iterdir()) if self.records.is_dir() else []
+        return {job_id: self._info(job_id) for job_id in ids}
+
+    def _info(self, job_id: str) -> JobInfo:
+        link = self.records / job_id
+        workdir = link.resolve() if link.is_symlink() else None
+        name = workdir.name if workdir else "?"
+        if _running(int(job_id)):
+            return JobInfo(job_id, name, JobState.RUNNING, node="localhost")
+        exit_file = workdir / _EXIT_FILE if workdir else None
+        if exit_file is None or not exit_file.exists():
+            return JobInfo(job_id, name, JobState.UNKNOWN)
+        code = exit_file.read_text().strip()
+        states = {"0": JobState.COMPLETED, _CANCELLED: JobState.CANCELLED}
+        state = states.get(code, JobState.FAILED)
+        return JobInfo(job_id, name, state, node="localhost")
+
+    def cancel(self, ids: Sequence[str]) -> None:
+        for job_id in ids:
+            try:
+                os.killpg(int(job_id), signal.SIGTERM)
+            except ProcessLookupError:
+                continue
+            link = self.records / job_id
+            if link.is_symlink():  # the runner died before writing its status: say why
+                write_atomic(link.resolve() / _EXIT_FILE, _CANCELLED.encode())
+
+    def cluster(self, resources: Resources, **options: Any) -> SpecCluster:
+        """One worker per GPU slot (or ``jobs`` CPU workers), TLS on loopback."""
+        workers = options.pop("jobs", None)
+        security = options.pop("security", None) or Security.temporary()
+        if options:
+            raise SchedulerError(f"unknown cluster options: {', '.join(sorted(options))}")
+        slots = gpu_slots(resources.gpus, workers)
+        common = {
+            "nthreads": resources.cores,
+            "memory_limit": resources.memory,
+            "security": security,
+        }
+        specs = {
+            f"worker-{i}": {
+                "cls": Nanny,
+                "options": {
+                    **common,
+                    "host": "127.0.0.1",
+                    "resources": {"GPU": len(slot)} if slot else {},
+                    "env": {"CUDA_VISIBLE_DEVICES": ",".join(slot)},
+                },
+            }
+            for i, slot in enumerate(slots)
+        }
+        scheduler = {
+            "cls": Scheduler,
+            "options": {"host": "127.0.0.1", "dashboard_address": ":0", "security": security},
+        }
+        return SpecCluster(
+            workers=specs, scheduler=scheduler, security=security, name="batchml-local"
+        )
+
+
+def _running(pid: int) -> bool:
+    """True for a live process; a finished child is reaped here (it would stay a zombie)."""
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:  # not our child: look at /proc instead
+        status = Path(f"/proc/{pid}/status")
+        return status.exists() and "\nState:\tZ" not in status.read_text()
+    return done == 0

@@ -1,0 +1,271 @@
+"""Slurm through its command line: `sbatch --parsable`, one `squeue --json` per cycle, `scancel`.
+
+pyslurm only works with the one Slurm release it was built for (PyPI has 25.11
+only), so the CLI is the path that works at every site; every command goes
+through ``run_command``. Resources become sbatch options in one place
+(``resources.slurm_directives``), shared by plain jobs and dask workers, so a
+dask-jobqueue default (30-minute walltime, a --mem beside --mem-per-gpu) can
+never slip in. Reading squeue and sacct JSON is in slurm_status.py.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from batchml.backends.base import (
+    Backend,
+    JobInfo,
+    JobSpec,
+    JobState,
+    SchedulerError,
+    worker_python,
+)
+from batchml.backends.commands import run_command
+from batchml.backends.slurm_status import sacct_rows, squeue_rows
+from batchml.errors import InvalidValue
+from batchml.resources import Resources, slurm_directives
+from batchml.sites import Site
+from batchml.templates import render
+
+if TYPE_CHECKING:
+    from dask_jobqueue import SLURMCluster
+    from distributed.security import Security
+
+log = logging.getLogger(__name__)
+
+SUBMIT_FILE = "job.sbatch"
+POLL_FAILURES_TOLERATED = 3
+# sbatch options dask-jobqueue writes itself (from keywords we pass explicitly), and the
+# header line each becomes there, so a line for a value batchml leaves unset can be skipped.
+_DASK_HEADER = {
+    "time": "#SBATCH -t ",
+    "cpus-per-task": "#SBATCH --cpus-per-task=",
+    "mem": "#SBATCH --mem=",
+    "partition": "#SBATCH -p ",
+    "account": "#SBATCH -A ",
+}
+_CLUSTER_OPTIONS = ("jobs", "security", "log_directory")
+
+
+class SlurmBackend(Backend):
+    """Plain jobs and dask clusters on Slurm. Not thread-safe: one watcher calls ``status``."""
+
+    scheduler = "slurm"
+
+    def __init__(self, site: Site, *, failures_tolerated: int = POLL_FAILURES_TOLERATED) -> None:
+        super().__init__(site)
+        self.failures_tolerated = failures_tolerated
+        self._failures = 0
+        self._last_seen: dict[str, JobInfo] = {}
+
+    @property
+    def array_index_variable(self) -> str:
+        return "SLURM_ARRAY_TASK_ID"
+
+    def render_submit(self, job: JobSpec, template: str) -> tuple[str, str]:
+        """The batch script: resource directives and --array only; user text stays out of it."""
+        text = render(
+            template,
+            job=job,
+            directives=slurm_directives(job.resources, self.site),
+            items=len(job.array_items or ()),
+            script=str(job.workdir.absolute() / "job.sh"),
+        )
+        return SUBMIT_FILE, text
+
+    def submit_command(self, job: JobSpec, submit_file: Path) -> list[str]:
+        """The sbatch argv: name, folder and log paths as single arguments, never parsed by a shell.
+
+        In #SBATCH lines a space or newline in the job name would end the value; here
+        it cannot. ``%`` in the folder is doubled because sbatch expands ``%j`` etc.
+        """
+        workdir = submit_file.parent.absolute()
+        logs = f"{str(workdir).replace('%', '%%')}/slurm-{'%A_%a' if job.array_items else '%j'}"
+        return [
+            "sbatch",
+            "--parsable",
+            f"--job-name={job.name}",
+            f"--chdir={workdir}",
+            f"--output={logs}.out",
+            f"--error={logs}.err",
+            str(submit_file.absolute()),
+        ]
+
+    def submit_rendered(self, job: JobSpec, submit_file: Path) -> list[str]:
+        """Submit; an array of N items gives the ids ``ID_0`` ... ``ID_{N-1}``."""
+        job_id = parse_sbatch_output(run_command(self.submit_command(job, submit_file)))
+        if job.array_items:
+            return [f"{job_id}_{index}" for index in range(len(job.array_items))]
+        return [job_id]
+
+    def status(self, ids: Sequence[str] | None = None) -> dict[str, JobInfo]:
+        """One squeue call for all jobs; sacct only for ids that left the queue, with accounting.
+
+        A failed squeue answers with the last rows seen, up to ``failures_tolerated``
+        times in a row (slurmctld restarts take seconds); then it raises.
+        """
+        try:
+            payload = json.loads(run_command(["squeue", "--json"]))
+        except (SchedulerError, ValueError) as exc:
+            return self._last_rows(ids, exc)
+        self._failures = 0
+        rows = {row.id: row for row in squeue_rows(payload, user_id=None if ids else os.getuid())}
+        if ids is not None:
+            missing = [i for i in ids if i not in rows]
+            rows = {i: rows[i] for i in ids if i in rows}
+            rows.update(self._left_queue(missing))
+        self._last_seen.update(rows)
+        return rows
+
+    def cancel(self, ids: Sequence[str]) -> None:
+        """scancel, running or pending (array tasks as ``ID_TASK``)."""
+        if ids:
+            run_command(["scancel", *ids])
+
+    def cluster(self, resources: Resources, **options: Any) -> SLURMCluster:
+        """A SLURMCluster whose workers each are one job with ``resources``, over TLS by default.
+
+        Options: ``jobs`` (worker jobs to start, default 0), ``security`` (True: fresh
+        temporary credentials for this cluster; False: plain TCP; or a Security), and
+        ``log_directory`` (default: the site's log_dir). The workers' TLS files are
+        written, readable by the user only, to the site's shared_dir (else the logs).
+        """
+        unknown = sorted(set(options) - set(_CLUSTER_OPTIONS))
+        if unknown:
+            raise InvalidValue(
+                f"unknown cluster option {unknown[0]!r}", hint=f"use {', '.join(_CLUSTER_OPTIONS)}"
+            )
+        from dask_jobqueue import SLURMCluster
+
+        log_dir = Path(options.get("log_directory") or _local_path(self.site.paths.log_dir))
+        security = _security(options.get("security", True))
+        cluster = SLURMCluster(
+            **self._job_keywords(resources),
+            python=worker_python(),
+            interface=self.site.network.interface,
+            protocol="tls://" if security else "tcp://",
+            security=security,
+            shared_temp_directory=self.site.paths.shared_dir or str(log_dir),
+            scheduler_options={
+                "port": self.site.network.scheduler_port,
+                "dashboard_address": f":{self.site.network.dashboard_port or 0}",
+            },
+            worker_extra_args=self._worker_arguments(resources),
+            log_directory=str(log_dir),
+            local_directory=self.site.paths.scratch_dir,
+            job_name="batchml-worker",
+            job_script_prologue=[],
+            death_timeout=60,
+            processes=1,
+            nanny=True,
+        )
+        jobs = int(options.get("jobs", 0))
+        if jobs:
+            cluster.scale(jobs=jobs)
+        return cluster
+
+    def _job_keywords(self, resources: Resources) -> dict[str, Any]:
+        """SLURMCluster's resource keywords, all from slurm_directives: nothing from its config.
+
+        dask-jobqueue writes time, CPUs, --mem, partition and account itself, so those
+        are passed as keywords; a line for one batchml does not set (--mem beside
+        --mem-per-gpu, a partition from ~/.config/dask) is skipped.
+        """
+        written: dict[str, str] = {}
+        extra: list[str] = []
+        for directive in slurm_directives(resources, self.site):
+            key, sep, value = directive.removeprefix("--").partition("=")
+            if sep and key in _DASK_HEADER and key not in written:
+                written[key] = value
+            else:
+                extra.append(directive)
+        return {
+            "cores": resources.cores,
+            "memory": resources.memory,
+            "walltime": written["time"],
+            "job_cpu": resources.cores,
+            "job_mem": written.get("mem"),
+            "queue": written.get("partition"),
+            "account": written.get("account"),
+            "job_extra_directives": extra,
+            "job_directives_skip": [h for k, h in _DASK_HEADER.items() if k not in written],
+        }
+
+    def _worker_arguments(self, resources: Resources) -> list[str]:
+        """GPU slots for dask's resource scheduling, and the site's open port range (both ends)."""
+        arguments = ["--resources", f"GPU={resources.gpus}"] if resources.gpus else []
+        ports = self.site.network.worker_ports
+        if ports:
+            span = f"{ports[0]}:{ports[1]}"
+            arguments += ["--worker-port", span, "--nanny-port", span]
+        return arguments
+
+    def _last_rows(self, ids: Sequence[str] | None, error: Exception) -> dict[str, JobInfo]:
+        self._failures += 1
+        if self._failures > self.failures_tolerated:
+            raise SchedulerError(
+                f"squeue failed {self._failures} times in a row; last error: {error}",
+                hint="check that slurmctld is up (scontrol ping) and SLURM_CONF is right",
+            ) from None
+        log.warning("squeue failed (%d in a row), last state shown: %s", self._failures, error)
+        wanted = self._last_seen.keys() if ids is None else ids
+        return {i: self._last_seen[i] for i in wanted if i in self._last_seen}
+
+    def _left_queue(self, ids: list[str]) -> dict[str, JobInfo]:
+        """Rows for jobs squeue no longer lists: from sacct, or UNKNOWN without accounting."""
+        if not ids:
+            return {}
+        rows: dict[str, JobInfo] = {}
+        if self.has_accounting:
+            try:
+                answer = run_command(["sacct", "--json", "--jobs", ",".join(ids)])
+                rows = {r.id: r for r in sacct_rows(json.loads(answer)) if r.id in ids}
+            except (SchedulerError, ValueError) as exc:
+                log.warning("sacct failed, states of %d finished jobs unknown: %s", len(ids), exc)
+        for job_id in ids:
+            if job_id not in rows:
+                name = self._last_seen[job_id].name if job_id in self._last_seen else ""
+                rows[job_id] = JobInfo(id=job_id, name=name, state=JobState.UNKNOWN)
+        return rows
+
+    @cached_property
+    def has_accounting(self) -> bool:
+        """Whether sacct can answer: asked once, since sacct fails where accounting is off."""
+        try:
+            config = run_command(["scontrol", "show", "config"])
+        except SchedulerError as exc:
+            log.warning("cannot read the Slurm configuration, not using sacct: %s", exc)
+            return False
+        for line in config.splitlines():
+            key, _, value = line.partition("=")
+            if key.strip() == "AccountingStorageType":
+                return value.strip() not in ("", "accounting_storage/none")
+        return False
+
+
+def parse_sbatch_output(text: str) -> str:
+    """The job id from `sbatch --parsable`, which prints ``ID`` or ``ID;CLUSTER``."""
+    job_id = text.strip().split(";")[0]
+    if not job_id.isdigit():
+        raise SchedulerError(f"sbatch --parsable printed {text.strip()!r}, not a job id")
+    return job_id
+
+
+def _security(choice: Security | bool) -> Security | None:
+    """True: new temporary credentials (a CA and keys for this cluster only); False: none."""
+    if choice is True:
+        from distributed.security import Security
+
+        return Security.temporary()
+    return choice or None
+
+
+def _local_path(path: str) -> str:
+    """A site path on this (submit) machine: ~ and $VARIABLES expanded."""
+    return os.path.expandvars(os.path.expanduser(path))

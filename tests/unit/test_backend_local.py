@@ -1,0 +1,122 @@
+"""The embedded-default backend: GPU slots per worker, TLS on loopback, plain jobs run here."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from distributed import Client
+from distributed.security import Security
+
+from batchml.backends import JobSpec, JobState, SchedulerError, backend_for
+from batchml.backends.local import LocalBackend, gpu_slots
+from batchml.resources import Resources
+from batchml.site_files import load_site
+
+
+def hostile(marker: Path) -> str:
+    """A name or argument that runs ``touch marker`` if anything evaluates it as shell."""
+    return f"a b; rm -rf ~ $(touch {marker}) `touch {marker}` 'single' \"double\"\nsecond line"
+
+
+@pytest.fixture
+def backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LocalBackend:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    site = load_site("local").site
+    found = backend_for(site)
+    assert isinstance(found, LocalBackend)
+    return found
+
+
+def wait_finished(backend: LocalBackend, job_id: str, limit: float = 60) -> JobState:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        state = backend.status([job_id])[job_id].state
+        if state.finished:
+            return state
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} did not finish within {limit} s")
+
+
+def test_gpu_slots_are_disjoint_and_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3")
+    assert gpu_slots(2) == [["0", "1"], ["2", "3"]]
+    assert gpu_slots(1, workers=3) == [["0"], ["1"], ["2"]]
+    with pytest.raises(SchedulerError, match="need 6 GPUs"):
+        gpu_slots(2, workers=3)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    assert gpu_slots(0, workers=2) == [[], []]
+
+
+def test_hostile_name_and_argument_arrive_literally(backend: LocalBackend, tmp_path: Path) -> None:
+    out, marker = tmp_path / "argv.json", tmp_path / "pwned"
+    text = hostile(marker)
+    code = "import json, os, sys; json.dump([sys.argv[1:], os.environ['BATCHML_JOB_NAME']], open(sys.argv[1], 'w'))"
+    job = JobSpec(
+        name=text,
+        command=(sys.executable, "-c", code, str(out), text),
+        resources=Resources.from_site(backend.site),
+        workdir=tmp_path / "job",
+    )
+    (job_id,) = backend.submit(job)
+    assert wait_finished(backend, job_id) is JobState.COMPLETED
+    argv, name = json.loads(out.read_text())
+    assert argv == [str(out), text] and name == text
+    assert not marker.exists()
+
+
+def test_array_items_and_failure_state(backend: LocalBackend, tmp_path: Path) -> None:
+    items = ("alpha", "beta gamma", "$(delta)")
+    job = JobSpec(
+        name="array",
+        command=(
+            "sh",
+            "-c",
+            'printf "%s|%s" "$BATCHML_ARRAY_INDEX" "$BATCHML_ARRAY_ITEM" > "out-$BATCHML_ARRAY_INDEX"; exit 3',
+        ),
+        resources=Resources.from_site(backend.site),
+        workdir=tmp_path / "array",
+        array_items=items,
+    )
+    (job_id,) = backend.submit(job)
+    assert wait_finished(backend, job_id) is JobState.FAILED
+    got = [(tmp_path / "array" / f"out-{i}").read_text() for i in range(3)]
+    assert got == [f"{i}|{item}" for i, item in enumerate(items)]
+    assert job_id in backend.status()  # found again from its record, as `batchml jobs` does
+
+
+def test_cancel_stops_a_running_job(backend: LocalBackend, tmp_path: Path) -> None:
+    job = JobSpec(
+        name="sleeper",
+        command=("sleep", "300"),
+        resources=Resources.from_site(backend.site),
+        workdir=tmp_path / "sleep",
+    )
+    (job_id,) = backend.submit(job)
+    assert backend.status([job_id])[job_id].state is JobState.RUNNING
+    backend.cancel([job_id])
+    assert wait_finished(backend, job_id, limit=20) is JobState.CANCELLED
+
+
+def test_cluster_gives_each_worker_its_own_gpus_behind_tls(
+    backend: LocalBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3")
+    resources = Resources.from_site(backend.site, gpus=2, cores=1, memory="1GB")
+    with backend.cluster(resources) as cluster, Client(cluster) as client:
+        assert cluster.scheduler_address.startswith("tls://127.0.0.1:")
+        client.wait_for_workers(2, timeout=60)
+        seen = client.run(lambda: os.environ["CUDA_VISIBLE_DEVICES"])
+        assert sorted(seen.values()) == ["0,1", "2,3"]
+        gpu_totals = [w["resources"] for w in client.scheduler_info()["workers"].values()]
+        assert gpu_totals == [{"GPU": 2}, {"GPU": 2}]
+        stranger = Security.temporary()  # a valid certificate, but not this cluster's
+        with pytest.raises((OSError, TimeoutError)):
+            Client(cluster.scheduler_address, security=stranger, timeout="3s")
+        plain = cluster.scheduler_address.replace("tls://", "tcp://")
+        with pytest.raises((OSError, TimeoutError)):
+            Client(plain, timeout="3s")
