@@ -41,6 +41,8 @@ Duration = Annotated[
 ]
 Size = Annotated[int, BeforeValidator(parse_size), PlainSerializer(format_size, return_type=str)]
 Port = Annotated[int, Field(ge=1024, le=65535)]
+_SLURM_NAME = re.compile(r"[A-Za-z0-9_.,+-]+")
+_CONSTRAINT = re.compile(r"[A-Za-z0-9_.,:&|()\[\]*!+-]+")
 _CLASSAD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
 
 
@@ -108,6 +110,17 @@ class SlurmSettings(_Section):
     memory_directive: Literal["mem", "mem-per-gpu"] = "mem"
     signal_before_timeout: Duration | None = timedelta(minutes=5)
     extra_directives: tuple[str, ...] = ()
+
+    @field_validator("partition", "account", "qos", "gpu_type", "constraint")
+    @classmethod
+    def _one_token(cls, value: str | None, info: ValidationInfo) -> str | None:
+        allowed = _CONSTRAINT if info.field_name == "constraint" else _SLURM_NAME
+        if value is not None and not allowed.fullmatch(value):
+            raise InvalidValue(
+                f"{value!r} is not a single Slurm {info.field_name} value",
+                hint="no spaces, quotes or newlines: it goes into an #SBATCH line as is",
+            )
+        return value
 
     @field_validator("extra_directives")
     @classmethod

@@ -28,6 +28,7 @@ from batchml.templates import render
 
 _EXIT_FILE = "exit-status"
 _CANCELLED = "cancelled"
+_NAME_FILE = "job-name"
 
 
 def visible_gpus() -> list[str]:
@@ -73,6 +74,7 @@ class LocalBackend(Backend):
 
     def submit_rendered(self, job: JobSpec, submit_file: Path) -> list[str]:
         (job.workdir / _EXIT_FILE).unlink(missing_ok=True)
+        write_atomic(job.workdir / _NAME_FILE, job.name.encode())
         with open(job.workdir / "job.log", "ab") as log:
             process = subprocess.Popen(
                 [str(submit_file)],
@@ -97,7 +99,8 @@ class LocalBackend(Backend):
     def _info(self, job_id: str) -> JobInfo:
         link = self.records / job_id
         workdir = link.resolve() if link.is_symlink() else None
-        name = workdir.name if workdir else "?"
+        name_file = workdir / _NAME_FILE if workdir else None
+        name = name_file.read_text() if name_file and name_file.exists() else "?"
         if _running(int(job_id)):
             return JobInfo(job_id, name, JobState.RUNNING, node="localhost")
         exit_file = workdir / _EXIT_FILE if workdir else None

@@ -38,13 +38,15 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     submit.add_argument("--dry-run", action="store_true", help="print every file, submit nothing")
     submit.set_defaults(handler=cmd_submit)
 
-    jobs = groups.add_parser("jobs", help="your jobs on a site, or cancel some")
+    jobs = groups.add_parser("jobs", help="your jobs on a site (a table), or cancel some")
     jobs.add_argument("--site", default=None)
-    jobs.add_argument("ids", nargs="*", help="only these jobs")
-    jobs.set_defaults(handler=cmd_jobs)
+    jobs.set_defaults(handler=cmd_jobs, ids=[])
     jobs_cmds = jobs.add_subparsers(dest="command", metavar="SUBCOMMAND")
+    listing = jobs_cmds.add_parser("list", help="the table (what plain `batchml jobs` prints)")
+    listing.add_argument("--site", default=argparse.SUPPRESS)  # keeps `jobs --site S list`
+    listing.add_argument("ids", nargs="*", help="only these jobs")
     cancel = jobs_cmds.add_parser("cancel", help="remove jobs, running or queued")
-    cancel.add_argument("--site", default=None)
+    cancel.add_argument("--site", default=argparse.SUPPRESS)
     cancel.add_argument("cancel_ids", nargs="+", metavar="ID")
     cancel.set_defaults(handler=cmd_cancel)
 

@@ -26,7 +26,7 @@ from batchml.data.columns import Table, spec_from
 from batchml.data.loader_stats import SharedCounters
 from batchml.data.plan import EntryRange, Split, make_ranges, shard
 from batchml.data.prefetch import Prefetcher
-from batchml.data.source import Retry, open_tree, read_range, resolve
+from batchml.data.source import OpenTrees, Retry, open_tree, read_range, resolve
 from batchml.errors import InvalidValue
 from batchml.units import parse_size
 
@@ -157,6 +157,9 @@ class RootStream:
             executor = None
             if self.decompression_threads:
                 executor = stack.enter_context(ThreadPoolExecutor(self.decompression_threads))
+            trees = stack.enter_context(
+                OpenTrees(self.tree, self.spec.branches, timeout=self.timeout, cache=self.cache)
+            )
             for entry_range in ranges:
                 url = self.urls[entry_range.file]
                 began = time.perf_counter()
@@ -172,6 +175,7 @@ class RootStream:
                     timeout=self.timeout,
                     cache=self.cache,
                     executor=executor,
+                    trees=trees,
                 )
                 for chunk in chunks:
                     offset = int(self.offsets[entry_range.file])

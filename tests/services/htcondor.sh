@@ -38,6 +38,10 @@ ROOT_PACKAGES=(htcondor python3 python3-venv ca-certificates)
 BUILD_ID="batchml-htcondor-chroot v1 $SUITE ${ROOT_PACKAGES[*]}"
 CLEAN_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 READY_TIMEOUT=60
+# The Python job users run in the pool (see build_pool_venv), and the file its
+# requirements come from.
+POOL_VENV=/opt/batchml-pool-venv
+SETUP_CFG="$HERE/../../setup.cfg"
 
 # ---------------------------------------------------------------- helpers
 
@@ -371,6 +375,46 @@ stop_daemons() {
     sleep 0.5
 }
 
+# ---------------------------------------------------------------- the pool's Python
+
+# batchml's install_requires, one per line, read from setup.cfg (no host Python needed).
+pool_requirements() {
+    awk '/^install_requires *=/ { f = 1; next } f && /^[ \t]+[^ \t]/ { print $1; next } f { exit }' \
+        "$SETUP_CFG"
+    echo "pytest>=8.0"
+}
+
+# A venv of the pool's own python3 with batchml's dependencies (not torch: on that
+# Python only a multi-GB CUDA build exists), readable by the submit user. dask workers
+# started as HTCondor jobs run as that user, who cannot read the host's venv (it lives
+# under /root), and a dask driver and its workers need the same Python and packages
+# (cloudpickle moves functions by value only within one Python version). So the tests
+# that drive a dask cluster run their driver with this Python, inside the pool, with the
+# batchml sources of the checkout on sys.path. Kept in the chroot between runs and
+# rebuilt only when the requirements or the pool's Python change.
+build_pool_venv() {
+    local venv="$ROOT$POOL_VENV" stamp wanted build_log="$BATCHML_SERVICES_DIR/htcondor-venv.log"
+    local requirements=()
+    mapfile -t requirements < <(pool_requirements)
+    [ "${#requirements[@]}" -gt 1 ] || die "no install_requires found in $SETUP_CFG"
+    stamp="$venv/.batchml-requirements"
+    wanted="$(in_root python3 --version) ${requirements[*]}"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ]; then
+        log "pool venv $POOL_VENV is up to date"
+        return 0
+    fi
+    log "building the pool venv $POOL_VENV (log: $build_log)"
+    rm -rf --one-file-system "$venv"
+    : >"$build_log"
+    { in_root python3 -m venv "$POOL_VENV" &&
+        in_root "$POOL_VENV/bin/pip" install --quiet --disable-pip-version-check \
+            "${requirements[@]}"; } >>"$build_log" 2>&1 ||
+        { tail -n 30 "$build_log" >&2; die "building the pool venv failed"; }
+    chmod -R a+rX "$venv"
+    echo "$wanted" >"$stamp"
+    phase_done "pool venv"
+}
+
 # ---------------------------------------------------------------- host-side access
 
 # Client config and token for the htcondor2 bindings on the host, and the
@@ -416,12 +460,15 @@ EOF
         echo '# The current folder is kept when it is the same folder inside the pool (e.g.'
         echo "# under $SHARED_DIR); otherwise the tool runs in the submit user's home."
         echo 'set -euo pipefail'
-        printf 'ROOT=%q\nRUN_AS=%q\nCLEAN_PATH=%q\n' "$ROOT" "$SUBMIT_USER" "$CLEAN_PATH"
+        echo '# batchml-pool-python runs the pool venv'"'"'s python instead (see build_pool_venv).'
+        printf 'ROOT=%q\nRUN_AS=%q\nCLEAN_PATH=%q\nPOOL_PYTHON=%q\n' \
+            "$ROOT" "$SUBMIT_USER" "$CLEAN_PATH" "$POOL_VENV/bin/python"
         cat <<'EOF'
 tool=${0##*/}
 case "$tool" in
     condor_*) ;;
-    *) echo "$0: call me through one of the condor_* links" >&2; exit 2 ;;
+    batchml-pool-python) tool=$POOL_PYTHON ;;
+    *) echo "$0: call me through one of the condor_* or batchml-pool-python links" >&2; exit 2 ;;
 esac
 [ "$(id -u)" -eq 0 ] || { echo "$0: must run as root (it switches to $RUN_AS)" >&2; exit 2; }
 home=$(getent passwd "$RUN_AS" | cut -d: -f6)
@@ -436,7 +483,7 @@ EOF
     } >"$runner.tmp"
     chmod 755 "$runner.tmp"
     mv -f "$runner.tmp" "$runner"
-    for tool in condor_submit condor_q condor_rm condor_status condor_history; do
+    for tool in condor_submit condor_q condor_rm condor_status condor_history batchml-pool-python; do
         ln -sfn batchml-pool-run "$BIN_DIR/$tool"
     done
 }
@@ -456,6 +503,7 @@ publish_env() {
 cmd_start() {
     if pool_answers && master_pid >/dev/null && { [ -z "$ROOT" ] || mountpoint -q "$ROOT$SHARED_DIR"; }; then
         log "the pool already answers; re-publishing its env file"
+        build_pool_venv
         publish_access
         publish_env
         phase_done "check and publish"
@@ -485,6 +533,7 @@ cmd_start() {
         fi
     fi
     phase_done "daemons ready"
+    build_pool_venv
     publish_access
     publish_env
     phase_done "token, client config, wrappers"

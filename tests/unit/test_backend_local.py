@@ -55,7 +55,10 @@ def test_gpu_slots_are_disjoint_and_checked(monkeypatch: pytest.MonkeyPatch) -> 
 def test_hostile_name_and_argument_arrive_literally(backend: LocalBackend, tmp_path: Path) -> None:
     out, marker = tmp_path / "argv.json", tmp_path / "pwned"
     text = hostile(marker)
-    code = "import json, os, sys; json.dump([sys.argv[1:], os.environ['BATCHML_JOB_NAME']], open(sys.argv[1], 'w'))"
+    code = (
+        "import json, os, sys; "
+        "json.dump([sys.argv[1:], os.environ['BATCHML_JOB_NAME']], open(sys.argv[1], 'w'))"
+    )
     job = JobSpec(
         name=text,
         command=(sys.executable, "-c", code, str(out), text),
@@ -76,7 +79,8 @@ def test_array_items_and_failure_state(backend: LocalBackend, tmp_path: Path) ->
         command=(
             "sh",
             "-c",
-            'printf "%s|%s" "$BATCHML_ARRAY_INDEX" "$BATCHML_ARRAY_ITEM" > "out-$BATCHML_ARRAY_INDEX"; exit 3',
+            'printf "%s|%s" "$BATCHML_ARRAY_INDEX" "$BATCHML_ARRAY_ITEM" '
+            '> "out-$BATCHML_ARRAY_INDEX"; exit 3',
         ),
         resources=Resources.from_site(backend.site),
         workdir=tmp_path / "array",

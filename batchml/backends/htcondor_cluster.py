@@ -1,0 +1,179 @@
+"""dask workers as HTCondor jobs: dask-jobqueue's HTCondorCluster, configured from the site.
+
+What batchml adds to a bare HTCondorCluster, and why:
+
+- the submit entries of plain jobs (request_*, flavour or MaxRuntime, WantOS,
+  container, credentials), so a worker asks for what a training job would;
+- ``--resources GPU=N`` on every worker, so each trial claims its own GPU slot;
+- the site's interface and port range: lxplus lets batch nodes reach a login
+  node only on 40000-40100, so the scheduler, the workers and their nannies
+  all listen there;
+- TLS with per-cluster temporary credentials by default. A scheduler on a
+  shared login node is otherwise open to every user of that node, and runs
+  their code as you. The credentials travel with each worker job (HTCondor
+  file transfer into the job's private scratch folder), so no shared
+  filesystem is needed; on the submit side they sit in a folder only the user
+  can read (0700, files 0600), removed with the cluster.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shlex
+import shutil
+import socket
+import tempfile
+import weakref
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from dask_jobqueue import HTCondorCluster
+from dask_jobqueue.htcondor import HTCondorJob
+from distributed.security import Security
+
+from batchml.backends.base import SchedulerError, worker_python
+from batchml.errors import InvalidValue
+from batchml.resources import Resources
+from batchml.sites import Environment, Network, Site
+from batchml.templates import expand_path
+
+# dask-jobqueue's own request lines, replaced by batchml's request_* entries.
+_REPLACED_DIRECTIVES = ["RequestCpus", "RequestMemory", "RequestDisk"]
+
+
+@dataclass(frozen=True)
+class ClusterOptions:
+    """What a caller may choose besides the resources; anything else is an error."""
+
+    jobs: int = 0
+    python: str | None = None
+    security: Security | None = None
+    log_directory: str | None = None
+
+
+class TransferredTLSJob(HTCondorJob):
+    """A worker job whose TLS files are transferred into its scratch folder.
+
+    dask-jobqueue writes temporary credentials to ``shared_temp_directory`` and
+    hands the worker their absolute paths, assuming the execute node shares
+    that folder. Here the files are listed in ``transfer_input_files`` and the
+    worker opens them by name in its working directory, the job's scratch.
+    """
+
+    def __init__(self, *args: Any, security: Security | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, security=security, **kwargs)
+        if security is None:
+            return
+        files = [
+            path
+            for key, path in security.get_tls_config_for_role("worker").items()
+            if key != "ciphers" and path
+        ]
+        for path in files:
+            self._command_template = self._command_template.replace(path, os.path.basename(path))
+        self.job_header_dict.update(
+            {
+                "transfer_input_files": ",".join(files),
+                "should_transfer_files": "YES",
+                "when_to_transfer_output": "ON_EXIT",
+            }
+        )
+
+
+def make_cluster(
+    site: Site, resources: Resources, entries: dict[str, str], options: Mapping[str, Any]
+) -> HTCondorCluster:
+    """An HTCondorCluster for ``site``; ``options`` are the fields of ClusterOptions."""
+    chosen = _options(options)
+    network = site.network
+    condor = site.htcondor
+    tls_dir = tempfile.mkdtemp(prefix="batchml-dask-tls-")  # mode 0700
+    cluster = HTCondorCluster(
+        job_cls=TransferredTLSJob,  # type: ignore[arg-type]  # dask-jobqueue annotates a class as an instance
+        cores=resources.cores,
+        memory=str(resources.memory),
+        disk=str(resources.disk),
+        processes=1,
+        python=chosen.python or worker_python(),
+        interface=network.interface,
+        security=Security.temporary() if chosen.security is None else chosen.security,
+        shared_temp_directory=tls_dir,
+        scheduler_options={
+            "port": scheduler_port(network),
+            "dashboard_address": f":{network.dashboard_port or 0}",
+        },
+        job_extra_directives=entries,
+        job_directives_skip=_REPLACED_DIRECTIVES,
+        worker_extra_args=worker_arguments(resources, network),
+        job_script_prologue=prologue(site.environment),
+        submit_command_extra=["-spool"] if condor is not None and condor.spool else [],
+        log_directory=chosen.log_directory,
+    )
+    weakref.finalize(cluster, shutil.rmtree, tls_dir, True)
+    if chosen.jobs:
+        cluster.scale(jobs=chosen.jobs)
+    return cluster
+
+
+def worker_arguments(resources: Resources, network: Network) -> list[str]:
+    """dask-worker options: the GPU resource and the site's port range."""
+    arguments = ["--resources", f"GPU={resources.gpus}"] if resources.gpus else []
+    if network.worker_ports:
+        ports = f"{network.worker_ports[0]}:{network.worker_ports[1]}"
+        arguments += ["--worker-port", ports, "--nanny-port", ports]
+    return arguments
+
+
+def scheduler_port(network: Network) -> int:
+    """The site's scheduler port; else a free one in the worker range; else any (0).
+
+    The port is free when chosen and taken by the scheduler a moment later;
+    another process could take it in between, and the scheduler then fails
+    to start with an error naming the port.
+    """
+    if network.scheduler_port or network.worker_ports is None:
+        return network.scheduler_port
+    low, high = network.worker_ports
+    for port in range(low, high + 1):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("", port))
+            except OSError:
+                continue
+            return port
+    raise SchedulerError(
+        f"no free port in {low}-{high} for the dask scheduler",
+        hint="close other dask clusters on this machine, or set network.scheduler_port",
+    )
+
+
+def prologue(environment: Environment) -> list[str]:
+    """Shell lines run before the worker starts (it runs under /bin/sh, not job.sh).
+
+    dask-jobqueue writes its own submit description and starts the worker with
+    ``/bin/sh -c``, so the site's environment set-up is given here in POSIX
+    sh, the way job.sh.j2 gives it to plain jobs in bash.
+    """
+    lines = list(environment.setup_commands)
+    if environment.lcg_view:
+        lines.append(f". {expand_path(environment.lcg_view)}/setup.sh")
+    elif environment.venv:
+        lines.append(f". {expand_path(environment.venv)}/bin/activate")
+    elif environment.conda:
+        lines.append('. "$(conda info --base)/etc/profile.d/conda.sh"')
+        lines.append(f"conda activate {shlex.quote(environment.conda)}")
+    lines += [f"export {name}={shlex.quote(v)}" for name, v in environment.variables.items()]
+    return lines
+
+
+def _options(options: Mapping[str, Any]) -> ClusterOptions:
+    known = {field.name for field in dataclasses.fields(ClusterOptions)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise InvalidValue(
+            f"unknown HTCondor cluster option {unknown[0]!r}",
+            hint=f"use one of {', '.join(sorted(known))}",
+        )
+    return ClusterOptions(**options)

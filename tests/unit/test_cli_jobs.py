@@ -1,0 +1,90 @@
+"""`batchml submit`, `jobs` and `jobs cancel` on the embedded default, as a user types them."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def batchml(*args: str, home: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "batchml.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "HOME": str(home)},
+        cwd=cwd,
+        check=False,
+    )
+
+
+def test_dry_run_prints_every_file_and_the_filled_defaults(tmp_path: Path) -> None:
+    result = batchml(
+        "submit",
+        "train",
+        "--gpus",
+        "0",
+        "--dry-run",
+        "--",
+        "python",
+        "train.py",
+        "--tag",
+        "$(id); rm -rf ~",
+        home=tmp_path,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "from site 'local' defaults: cores=1, disk=10GB, memory=2GB, walltime=1d" in out
+    assert "exec python train.py --tag '$(id); rm -rf ~'" in out
+    assert "job.sh" in out and "run.sh" in out and "nothing submitted" in out
+    assert not (tmp_path / "batchml-jobs").exists()
+
+
+def test_submit_list_and_cancel(tmp_path: Path) -> None:
+    result = batchml(
+        "submit", "train", "--name", "sleepy", "--", "sleep", "60", home=tmp_path, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    job_id = re.search(r"to local: (\d+)", result.stdout).group(1)  # type: ignore[union-attr]
+    listed = batchml("jobs", home=tmp_path, cwd=tmp_path).stdout
+    row = next(line for line in listed.splitlines() if line.startswith(job_id))
+    assert "running" in row and "sleepy" in row
+    assert batchml("jobs", "cancel", job_id, home=tmp_path, cwd=tmp_path).returncode == 0
+    deadline = time.monotonic() + 20
+    while "cancelled" not in batchml("jobs", "list", job_id, home=tmp_path, cwd=tmp_path).stdout:
+        assert time.monotonic() < deadline, "the cancelled job never showed as cancelled"
+        time.sleep(0.2)
+
+
+def test_bad_submissions_exit_2_with_the_fix(tmp_path: Path) -> None:
+    cases = [
+        (("submit", "train"), "no command to run", "-- PROGRAM ARGS"),
+        (("submit", "train", "--env", "NOEQUALS", "--", "true"), "has no '='", "KEY=VALUE"),
+        (
+            ("submit", "train", "--env", "1X=2", "--", "true"),
+            "not an environment variable name",
+            "letters",
+        ),
+        (
+            ("submit", "nosuch", "--", "true"),
+            "no local template named 'nosuch'",
+            "use one of: train",
+        ),
+        (("submit", "train", "--walltime", "soon", "--", "true"), "not a duration", "'2h'"),
+        (
+            ("submit", "train", "--site", "nowhere", "--", "true"),
+            "no site named 'nowhere'",
+            "known sites",
+        ),
+    ]
+    for args, problem, fix in cases:
+        result = batchml(*args, home=tmp_path, cwd=tmp_path)
+        assert result.returncode == 2, (args, result.stderr)
+        assert problem in result.stderr and fix in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+    assert not (tmp_path / "batchml-jobs").exists()  # nothing half-written
