@@ -1,0 +1,182 @@
+"""Running one trial's objective in its own process, forked from a warm parent.
+
+Why a process per trial: a trial that segfaults, leaks GPU memory or calls
+``sys.exit`` must not take the worker (and the other trials on it) down, and
+each trial must set its own CUDA_VISIBLE_DEVICES before CUDA initialises.
+Why forked from a warm parent: importing torch costs about a second of CPU;
+a forkserver that imported it once (without touching CUDA) hands each trial a
+ready interpreter. The child talks to the real ``optuna.Trial`` in the worker
+through a pipe: ``ProxyTrial`` forwards suggest/report/should_prune calls, so
+the sampler and pruner see the study as usual and pruning works across processes.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import multiprocessing
+import multiprocessing.connection
+import os
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cloudpickle
+import optuna
+
+# The optuna.Trial methods a child may call through the pipe.
+FORWARDED = (
+    "suggest_float",
+    "suggest_int",
+    "suggest_categorical",
+    "report",
+    "should_prune",
+    "set_user_attr",
+)
+
+
+@dataclass(frozen=True)
+class TrialContext:
+    """What an objective gets besides the trial: its devices and folders, and the site."""
+
+    devices: tuple[str, ...]
+    scratch_dir: Path
+    checkpoint_dir: Path
+    site: str
+    attempt: int = 1
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a trial's process ended: 'complete', 'pruned', 'raised' or 'crashed'."""
+
+    kind: str
+    value: float | Sequence[float] | None = None
+    message: str = ""
+    user_attrs: dict[str, Any] = field(default_factory=dict)
+
+
+class ProxyTrial:
+    """The trial object the objective sees in the child process."""
+
+    def __init__(
+        self, conn: multiprocessing.connection.Connection, number: int, params: dict[str, Any]
+    ):
+        self._conn = conn
+        self.number = number
+        self._params = dict(params)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self._params)
+
+    def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        self._conn.send(("call", method, args, kwargs))
+        status, result = self._conn.recv()
+        if status == "error":
+            raise result
+        if method.startswith("suggest_"):
+            self._params[args[0] if args else kwargs["name"]] = result
+        return result
+
+    def suggest_float(self, name: str, low: float, high: float, **kwargs: Any) -> float:
+        return float(self._call("suggest_float", name, low, high, **kwargs))
+
+    def suggest_int(self, name: str, low: int, high: int, **kwargs: Any) -> int:
+        return int(self._call("suggest_int", name, low, high, **kwargs))
+
+    def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any:
+        return self._call("suggest_categorical", name, list(choices))
+
+    def report(self, value: float, step: int) -> None:
+        self._call("report", float(value), int(step))
+
+    def should_prune(self) -> bool:
+        return bool(self._call("should_prune"))
+
+    def set_user_attr(self, key: str, value: Any) -> None:
+        self._call("set_user_attr", key, value)
+
+
+def _child(conn: multiprocessing.connection.Connection, payload: bytes) -> None:
+    objective, number, params, context = cloudpickle.loads(payload)
+    os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(context.devices)
+    trial = ProxyTrial(conn, number, params)
+    try:
+        value = objective(trial, context)
+    except optuna.TrialPruned:
+        conn.send(("pruned", None))
+    except BaseException:  # everything the objective raises is reported
+        conn.send(("raised", traceback.format_exc()))
+    else:
+        conn.send(("complete", value))
+    finally:
+        conn.close()
+
+
+_preloaded = False
+
+
+def _context(preload: Sequence[str]) -> multiprocessing.context.ForkServerContext:
+    """The forkserver, told once per process which modules to import before forking."""
+    global _preloaded
+    context = multiprocessing.get_context("forkserver")
+    assert isinstance(context, multiprocessing.context.ForkServerContext)
+    if not _preloaded:
+        available = [m for m in preload if importlib.util.find_spec(m) is not None]
+        context.set_forkserver_preload(available)
+        _preloaded = True
+    return context
+
+
+def run_isolated(
+    objective: Callable[[Any, TrialContext], Any],
+    trial: optuna.Trial,
+    context: TrialContext,
+    preload: Sequence[str] = ("torch",),
+) -> Outcome:
+    """Run ``objective`` in a fresh process and serve its trial calls until it ends."""
+    mp = _context(preload)
+    parent, child = mp.Pipe()
+    payload = cloudpickle.dumps((objective, trial.number, trial.params, context))
+    process = mp.Process(target=_child, args=(child, payload), daemon=False)
+    process.start()
+    child.close()
+    try:
+        while True:
+            try:
+                message = parent.recv()
+            except EOFError:
+                process.join()
+                return Outcome(
+                    "crashed", message=f"the trial process died with exit code {process.exitcode}"
+                )
+            kind = message[0]
+            if kind != "call":
+                process.join()
+                if kind == "complete":
+                    return Outcome("complete", value=message[1])
+                return Outcome(kind, message=message[1] or "")
+            _serve(parent, trial, *message[1:])
+    finally:
+        if process.is_alive():
+            process.kill()
+            process.join()
+        parent.close()
+
+
+def _serve(
+    conn: multiprocessing.connection.Connection,
+    trial: optuna.Trial,
+    method: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> None:
+    if method not in FORWARDED:
+        conn.send(("error", AttributeError(f"trial.{method} is not available in batchml trials")))
+        return
+    try:
+        conn.send(("ok", getattr(trial, method)(*args, **kwargs)))
+    except Exception as exc:  # handed back to the objective, which decides
+        conn.send(("error", exc))

@@ -1,0 +1,24 @@
+"""How batchml marks trials in the study, and which of them count towards the budget.
+
+Optuna has one FAIL state; batchml keeps why a trial failed in user attributes
+so the budget can skip the attempts that were retried (preempted or orphaned
+trials) and count everything else exactly once.
+"""
+
+from __future__ import annotations
+
+from optuna.trial import FrozenTrial, TrialState
+
+OUTCOME_ATTR = "batchml.outcome"  # raised | crashed | preempted | orphaned
+REASON_ATTR = "batchml.reason"
+RETRIED_ATTR = "batchml.retried"  # True on an attempt that was replaced by a retry
+RETRY_OF_ATTR = "batchml.retry_of"  # on a retry: the number of the attempt it replaces
+ATTEMPT_ATTR = "batchml.attempt"
+RETRIED_OUTCOMES = ("preempted", "orphaned")
+
+
+def has_ended(trial: FrozenTrial) -> bool:
+    """True for a trial that counts towards n_trials: any ending but a retried attempt."""
+    if trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
+        return True
+    return trial.state == TrialState.FAIL and not trial.user_attrs.get(RETRIED_ATTR)

@@ -1,0 +1,54 @@
+"""The live line a user watches during a search: done/total, running, failed, best so far."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+import optuna
+from optuna.trial import TrialState
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from batchml.hpo.outcomes import has_ended
+
+
+class StudyProgress:
+    """A rich progress bar fed from the study's storage (what a resumed run also sees)."""
+
+    def __init__(self, study: optuna.Study, total: int, *, enabled: bool = True) -> None:
+        self.study = study
+        self.total = total
+        self._bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(),
+            disable=not enabled,
+        )
+        self._task = self._bar.add_task(study.study_name, total=total, detail="")
+
+    def __enter__(self) -> StudyProgress:
+        self._bar.__enter__()
+        self.update(running=0)
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.update(running=0)
+        self._bar.__exit__(kind, exc, tb)
+
+    def update(self, *, running: int) -> None:
+        trials = self.study.get_trials(deepcopy=False)
+        counts = {state: 0 for state in TrialState}
+        for trial in trials:
+            counts[trial.state] += 1
+        done = sum(1 for trial in trials if has_ended(trial))
+        best = ""
+        if counts[TrialState.COMPLETE] and len(self.study.directions) == 1:
+            best = f"best {self.study.best_value:.5g}"
+        detail = (
+            f"running {running}  pruned {counts[TrialState.PRUNED]}  "
+            f"failed {counts[TrialState.FAIL]}  {best}"
+        )
+        self._bar.update(self._task, completed=min(done, self.total), detail=detail)

@@ -1,0 +1,65 @@
+"""GPU slots inside one worker job: which devices a trial may see.
+
+A worker job holds G GPUs (Slurm gives indices such as "0,1", HTCondor gives
+ids such as "GPU-a0223334,GPU-b1223334"; both reach the job as
+CUDA_VISIBLE_DEVICES). A trial needing g GPUs takes a disjoint slot of g of
+them, so several trials share one job without seeing each other's devices.
+dask's worker resources (``GPU=G``, tasks asking ``GPU=g``) already cap how
+many trials run at once; this pool only says which devices each one gets.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from batchml.errors import BatchmlError
+
+
+class NoFreeSlotError(BatchmlError, RuntimeError):
+    """More trials asked for GPUs than this worker has: a resource-accounting bug."""
+
+
+class SlotPool:
+    """Thread-safe assignment of disjoint device groups to the trials of one worker."""
+
+    def __init__(self, devices: list[str], per_trial: int) -> None:
+        self.per_trial = per_trial
+        count = len(devices) // per_trial if per_trial else 0
+        self._free = [tuple(devices[i * per_trial : (i + 1) * per_trial]) for i in range(count)]
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def take(self) -> Iterator[tuple[str, ...]]:
+        """A slot for the duration of a trial; () when trials use no GPU."""
+        if not self.per_trial:
+            yield ()
+            return
+        with self._lock:
+            if not self._free:
+                raise NoFreeSlotError(
+                    "no free GPU slot on this worker although dask scheduled a trial here",
+                    hint="worker --resources GPU=N must match the GPUs the job really has",
+                )
+            slot = self._free.pop(0)
+        try:
+            yield slot
+        finally:
+            with self._lock:
+                self._free.append(slot)
+
+
+_pools: dict[int, SlotPool] = {}
+_pools_lock = threading.Lock()
+
+
+def worker_pool(per_trial: int) -> SlotPool:
+    """The pool of this worker process, built once from its CUDA_VISIBLE_DEVICES."""
+    with _pools_lock:
+        if per_trial not in _pools:
+            visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+            devices = [d.strip() for d in visible.split(",") if d.strip() not in ("", "-1")]
+            _pools[per_trial] = SlotPool(devices, per_trial)
+        return _pools[per_trial]

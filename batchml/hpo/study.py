@@ -1,0 +1,257 @@
+"""run_study: the driver of a search whose trials are dask tasks on batch GPU workers.
+
+The driver alone asks Optuna for new trials and records how each ended, so the
+trial budget is global and nothing is counted twice. It tells apart three
+endings that Optuna alone would all call FAIL:
+- the objective raised: FAIL, not retried (the code is wrong, a retry repeats it);
+- the trial's process crashed: FAIL, not retried either (a segfault repeats too);
+- the worker job vanished (preemption, walltime, node loss, condor_rm/scancel):
+  FAIL marked ``preempted`` and retried with the same parameters and the
+  intermediate values it had reported, up to ``max_retries`` times.
+A driver that dies leaves RUNNING trials behind; the next run_study (or
+`batchml hpo resume`) with the same name marks them ``orphaned``, retries
+them the same way, and continues until ``n_trials`` trials have ended.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import dask
+import optuna
+from distributed import Client, Future, wait
+from distributed.client import FIRST_COMPLETED
+from optuna.storages import BaseStorage
+from optuna.trial import FrozenTrial, TrialState
+
+from batchml.hpo.isolation import Outcome, TrialContext
+from batchml.hpo.outcomes import (
+    ATTEMPT_ATTR,
+    OUTCOME_ATTR,
+    REASON_ATTR,
+    RETRIED_ATTR,
+    RETRIED_OUTCOMES,
+    RETRY_OF_ATTR,
+    has_ended,
+)
+from batchml.hpo.progress import StudyProgress
+from batchml.hpo.storage import open_storage
+from batchml.hpo.worker import TrialTask, execute_trial
+
+Objective = Callable[[Any, TrialContext], Any]
+
+
+@dataclass(frozen=True)
+class Placement:
+    """How trials map onto workers: GPUs each trial takes, and where its files go."""
+
+    gpus_per_trial: int
+    site: str
+    scratch_dir: str
+    checkpoint_dir: Path
+
+
+# A task whose worker died comes back to the driver at once (to be recorded as preempted
+# and retried as a new trial) rather than being rerun by dask under the same trial; and
+# worker processes must not be daemonic, or they cannot start a process per trial.
+TRIAL_DASK_CONFIG = {
+    "distributed.scheduler.allowed-failures": 0,
+    "distributed.worker.daemon": False,
+}
+
+
+def run_study(
+    objective: Objective,
+    *,
+    n_trials: int,
+    site: str | None = None,
+    gpus_per_trial: int = 0,
+    trials_per_job: int = 1,
+    max_jobs: int = 1,
+    direction: Literal["minimize", "maximize"] = "minimize",
+    sampler: optuna.samplers.BaseSampler | None = None,
+    pruner: optuna.pruners.BasePruner | None = None,
+    study_name: str = "batchml-study",
+    storage: str | BaseStorage | None = None,
+    max_retries: int = 1,
+    client: Client | None = None,
+    checkpoint_dir: str | Path | None = None,
+    progress: bool = True,
+) -> optuna.Study:
+    """Run (or resume) a study until ``n_trials`` trials have ended; return it.
+
+    Without ``client`` a cluster of ``max_jobs`` worker jobs, each holding
+    ``gpus_per_trial * trials_per_job`` GPUs, is started on ``site``.
+    """
+    from optuna_integration.dask import DaskStorage
+
+    real_storage = open_storage(storage, study_name)
+    study = optuna.create_study(
+        study_name=study_name, storage=real_storage, direction=direction,
+        sampler=sampler, pruner=pruner, load_if_exists=True,
+    )  # fmt: skip
+    _retry_orphans(study)
+    with _client(client, site, gpus_per_trial, trials_per_job, max_jobs) as (dask, site_name):
+        shared = DaskStorage(real_storage, client=dask)
+        place = Placement(
+            gpus_per_trial=gpus_per_trial,
+            site=site_name,
+            scratch_dir=str(Path(tempfile.gettempdir()) / "batchml-trials" / study_name),
+            checkpoint_dir=Path(checkpoint_dir or real_checkpoint_root(study_name)),
+        )
+        capacity = max_jobs * trials_per_job
+        _drive(study, objective, dask, shared, place, n_trials, capacity, max_retries, progress)
+    return study
+
+
+def real_checkpoint_root(study_name: str) -> Path:
+    from batchml.hpo.storage import default_study_dir
+
+    return default_study_dir() / f"{study_name}.checkpoints"
+
+
+@contextlib.contextmanager
+def _client(
+    client: Client | None, site: str | None, gpus: int, per_job: int, jobs: int
+) -> Iterator[tuple[Client, str]]:
+    if client is not None:
+        yield client, site or "given-client"
+        return
+    from batchml.backends import backend_for
+    from batchml.resources import Resources
+    from batchml.site_files import load_site
+
+    resolved = load_site(site).site
+    cores = max(resolved.defaults.cores, per_job)  # one thread per concurrent trial
+    resources = Resources.from_site(resolved, gpus=gpus * per_job, cores=cores)
+    with (
+        dask.config.set(TRIAL_DASK_CONFIG),
+        backend_for(resolved).cluster(resources, jobs=jobs) as cluster,
+        Client(cluster) as started,
+    ):
+        yield started, resolved.name
+
+
+def ended(study: optuna.Study) -> int:
+    """Trials that count towards the budget so far."""
+    return sum(1 for trial in study.get_trials(deepcopy=False) if has_ended(trial))
+
+
+def _drive(
+    study: optuna.Study,
+    objective: Objective,
+    client: Client,
+    storage: Any,
+    place: Placement,
+    n_trials: int,
+    capacity: int,
+    max_retries: int,
+    show: bool,
+) -> None:
+    running: dict[Future, optuna.Trial] = {}
+    resources = {"GPU": place.gpus_per_trial} if place.gpus_per_trial else None
+    with StudyProgress(study, n_trials, enabled=show) as bar:
+        while ended(study) + len(running) < n_trials or running:
+            while len(running) < capacity and ended(study) + len(running) < n_trials:
+                trial = _ask(study)
+                task = _task(study, trial, objective, storage, place)
+                future = client.submit(
+                    execute_trial, task, resources=resources, pure=False,
+                    key=f"trial-{study.study_name}-{trial.number}",
+                )  # fmt: skip
+                running[future] = trial
+            try:
+                done, _ = wait(list(running), timeout=1.0, return_when=FIRST_COMPLETED)
+            except TimeoutError:  # nothing ended this second: refresh the progress line
+                done = set()
+            for future in done:
+                _record(study, running.pop(future), future, max_retries)
+            bar.update(running=len(running))
+            if not running and ended(study) >= n_trials:
+                break
+
+
+def _ask(study: optuna.Study) -> optuna.Trial:
+    """A new trial; a retry (enqueued with its parameters) gets its predecessor's reports."""
+    trial = study.ask()
+    origin = trial.user_attrs.get(RETRY_OF_ATTR)
+    if origin is not None:
+        previous = study.trials[int(origin)]
+        for step, value in previous.intermediate_values.items():
+            study._storage.set_trial_intermediate_value(trial._trial_id, step, value)
+    return trial
+
+
+def _task(
+    study: optuna.Study, trial: optuna.Trial, objective: Objective, storage: Any, place: Placement
+) -> TrialTask:
+    root = _first_attempt(study, trial.number, trial.user_attrs)
+    return TrialTask(
+        study_name=study.study_name,
+        storage=storage,
+        trial_id=trial._trial_id,
+        objective=objective,
+        gpus=place.gpus_per_trial,
+        site=place.site,
+        scratch_dir=str(Path(place.scratch_dir) / f"trial-{trial.number}"),
+        checkpoint_dir=str(place.checkpoint_dir / f"trial-{root}"),  # a retry finds its checkpoints
+        attempt=int(trial.user_attrs.get(ATTEMPT_ATTR, 1)),
+        sampler=study.sampler,
+        pruner=study.pruner,
+    )
+
+
+def _first_attempt(study: optuna.Study, number: int, attrs: dict[str, Any]) -> int:
+    """The number of the trial a chain of retries started from."""
+    while RETRY_OF_ATTR in attrs:
+        number = int(attrs[RETRY_OF_ATTR])
+        attrs = study.trials[number].user_attrs
+    return number
+
+
+def _record(study: optuna.Study, trial: optuna.Trial, future: Future, max_retries: int) -> None:
+    try:
+        outcome: Outcome = future.result()
+    except Exception as exc:  # the worker, not the objective, failed
+        _fail(study, trial, "preempted", f"{type(exc).__name__}: {exc}", max_retries)
+        return
+    if outcome.kind == "complete":
+        study.tell(trial, outcome.value)
+    elif outcome.kind == "pruned":
+        study.tell(trial, state=TrialState.PRUNED)
+    else:
+        _fail(study, trial, outcome.kind, outcome.message, max_retries)
+
+
+def _fail(
+    study: optuna.Study, trial: optuna.Trial | FrozenTrial, kind: str, why: str, max_retries: int
+) -> None:
+    storage = study._storage
+    storage.set_trial_user_attr(trial._trial_id, OUTCOME_ATTR, kind)
+    storage.set_trial_user_attr(trial._trial_id, REASON_ATTR, why[-4000:])
+    attempt = int(trial.user_attrs.get(ATTEMPT_ATTR, 1))
+    retry = kind in RETRIED_OUTCOMES and attempt <= max_retries
+    if retry:
+        storage.set_trial_user_attr(trial._trial_id, RETRIED_ATTR, True)
+        study.enqueue_trial(
+            dict(trial.params),
+            user_attrs={RETRY_OF_ATTR: trial.number, ATTEMPT_ATTR: attempt + 1},
+            skip_if_exists=False,
+        )
+    if isinstance(trial, optuna.Trial):
+        study.tell(trial, state=TrialState.FAIL)
+    else:
+        storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+
+
+def _retry_orphans(study: optuna.Study) -> None:
+    """Trials a dead driver left RUNNING: mark them orphaned and retry them."""
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        _fail(
+            study, trial, "orphaned", "the driver stopped while this trial ran", max_retries=10**9
+        )

@@ -1,0 +1,65 @@
+"""What runs on a dask worker for one trial: take a GPU slot, run the objective isolated.
+
+The study is reached through optuna-integration's DaskStorage: its real
+storage lives with the dask scheduler in the driver process, so workers need
+no shared filesystem and no database, and the sampler and pruner read every
+trial reported so far, from any worker.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from batchml.hpo.isolation import Outcome, TrialContext, run_isolated
+from batchml.hpo.slots import worker_pool
+
+DEVICES_ATTR = "batchml.devices"
+HOST_ATTR = "batchml.host"
+
+
+@dataclass(frozen=True)
+class TrialTask:
+    """Everything a worker needs to run one trial (pickled to the worker by dask)."""
+
+    study_name: str
+    storage: Any  # DaskStorage, or any storage the worker can reach
+    trial_id: int
+    objective: Callable[[Any, TrialContext], Any]
+    gpus: int
+    site: str
+    scratch_dir: str
+    checkpoint_dir: str
+    attempt: int
+    sampler: optuna.samplers.BaseSampler | None
+    pruner: optuna.pruners.BasePruner | None
+    preload: Sequence[str] = ("torch",)
+
+
+def execute_trial(task: TrialTask) -> Outcome:
+    """Run one trial on this worker and say how it ended (the driver records it)."""
+    study = optuna.load_study(
+        study_name=task.study_name, storage=task.storage, sampler=task.sampler, pruner=task.pruner
+    )
+    study.sampler.reseed_rng()  # copies of one seeded sampler on many workers would agree
+    trial = optuna.Trial(study, task.trial_id)
+    with worker_pool(task.gpus).take() as devices:
+        trial.set_user_attr(DEVICES_ATTR, ",".join(devices))
+        trial.set_user_attr(HOST_ATTR, socket.gethostname())
+        scratch = Path(task.scratch_dir)
+        scratch.mkdir(parents=True, exist_ok=True)
+        checkpoints = Path(task.checkpoint_dir)
+        checkpoints.mkdir(parents=True, exist_ok=True)
+        context = TrialContext(
+            devices=devices,
+            scratch_dir=scratch,
+            checkpoint_dir=checkpoints,
+            site=task.site,
+            attempt=task.attempt,
+        )
+        return run_isolated(task.objective, trial, context, task.preload)

@@ -1,0 +1,44 @@
+"""Objectives the HPO tests send to workers: importable, so they travel by reference."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from batchml.hpo import TrialContext
+
+
+def quadratic(trial: Any, ctx: TrialContext) -> float:
+    """Records its devices and run interval, so tests can check slot exclusivity."""
+    trial.set_user_attr("seen_devices", os.environ.get("CUDA_VISIBLE_DEVICES", ""))
+    trial.set_user_attr("t_start", time.time())
+    x = trial.suggest_float("x", -10.0, 10.0)
+    y = trial.suggest_int("y", -3, 3)
+    time.sleep(0.05)
+    trial.set_user_attr("t_end", time.time())
+    return (x - 2.0) ** 2 + (y + 1) ** 2
+
+
+def learning_curve(trial: Any, ctx: TrialContext) -> float:
+    """Reports 10 intermediate values; bad rates stay high, so a median pruner cuts them."""
+    rate = trial.suggest_float("rate", 0.0, 1.0)
+    value = 1.0
+    for step in range(10):
+        value = 1.0 - rate * (step + 1) / 10
+        trial.report(value, step)
+        if trial.should_prune():
+            import optuna
+
+            raise optuna.TrialPruned()
+    return value
+
+
+def raises(trial: Any, ctx: TrialContext) -> float:
+    trial.suggest_float("x", 0.0, 1.0)
+    raise ValueError("bad objective")
+
+
+def crashes(trial: Any, ctx: TrialContext) -> float:
+    trial.suggest_float("x", 0.0, 1.0)
+    os._exit(3)
