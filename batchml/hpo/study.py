@@ -232,15 +232,16 @@ def _fail(
     study: optuna.Study, trial: optuna.Trial | FrozenTrial, kind: str, why: str, max_retries: int
 ) -> None:
     storage = study._storage
+    stored = storage.get_trial(trial._trial_id)  # the worker set its params, not this object
     storage.set_trial_user_attr(trial._trial_id, OUTCOME_ATTR, kind)
     storage.set_trial_user_attr(trial._trial_id, REASON_ATTR, why[-4000:])
-    attempt = int(trial.user_attrs.get(ATTEMPT_ATTR, 1))
+    attempt = int(stored.user_attrs.get(ATTEMPT_ATTR, 1))
     retry = kind in RETRIED_OUTCOMES and attempt <= max_retries
     if retry:
         storage.set_trial_user_attr(trial._trial_id, RETRIED_ATTR, True)
         study.enqueue_trial(
-            dict(trial.params),
-            user_attrs={RETRY_OF_ATTR: trial.number, ATTEMPT_ATTR: attempt + 1},
+            dict(stored.params),
+            user_attrs={RETRY_OF_ATTR: stored.number, ATTEMPT_ATTR: attempt + 1},
             skip_if_exists=False,
         )
     if isinstance(trial, optuna.Trial):

@@ -42,3 +42,22 @@ def raises(trial: Any, ctx: TrialContext) -> float:
 def crashes(trial: Any, ctx: TrialContext) -> float:
     trial.suggest_float("x", 0.0, 1.0)
     os._exit(3)
+
+
+def kills_its_worker_once(trial: Any, ctx: TrialContext) -> float:
+    """Trial 1's first attempt kills the dask worker running it, as a node loss would."""
+    x = trial.suggest_float("x", -1.0, 1.0)
+    trial.report(x * 10, 0)
+    if trial.number == 1 and ctx.attempt == 1:
+        forkserver = os.getppid()
+        with open(f"/proc/{forkserver}/stat") as stat:
+            worker = int(stat.read().rsplit(")", 1)[1].split()[1])
+        os.kill(worker, 9)
+        time.sleep(30)  # dies with its worker's process group long before this ends
+    return x * x
+
+
+def slow_square(trial: Any, ctx: TrialContext) -> float:
+    x = trial.suggest_float("x", -1.0, 1.0)
+    time.sleep(0.3)
+    return x * x

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import optuna
@@ -71,3 +76,58 @@ def test_failing_objectives_fail_once_and_are_not_retried(objective: object, kin
     assert {t.user_attrs[OUTCOME_ATTR] for t in study.trials} == {kind}
     if kind == "raised":
         assert "ValueError: bad objective" in study.trials[0].user_attrs["batchml.reason"]
+
+
+def test_killed_worker_is_preempted_and_retried_with_same_params() -> None:
+    study = run_study(
+        objectives.kills_its_worker_once, n_trials=4, site="local", study_name="preempt",
+        progress=False, max_jobs=1,
+    )  # fmt: skip
+    first = study.trials[1]
+    assert first.state == TrialState.FAIL and first.user_attrs[OUTCOME_ATTR] == "preempted"
+    retry = next(t for t in study.trials if t.user_attrs.get("batchml.retry_of") == 1)
+    assert retry.state == TrialState.COMPLETE and retry.params == first.params
+    assert retry.user_attrs["batchml.attempt"] == 2
+    assert retry.intermediate_values[0] == first.intermediate_values[0]
+    assert sum(t.state == TrialState.COMPLETE for t in study.trials) == 4
+
+
+def test_driver_killed_half_way_then_resumed(tmp_path: Path) -> None:
+    journal = tmp_path / "killed.journal"
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "tests.unit.hpo_driver", "12", str(journal)],
+        cwd=Path(__file__).resolve().parents[2], start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(journal))
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while _completed(storage) < 4:
+            assert time.monotonic() < deadline and driver.poll() is None, "driver made no progress"
+            time.sleep(0.1)
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait()
+    before = {
+        t.number: (t.params, t.value) for t in _trials(storage) if t.state == TrialState.COMPLETE
+    }
+    study = run_study(objectives.slow_square, n_trials=12, site="local", max_jobs=1,
+                      study_name="killed", storage=str(journal), progress=False)  # fmt: skip
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert len(complete) == 12
+    assert {t.number: (t.params, t.value) for t in complete if t.number in before} == before
+    orphans = [t for t in study.trials if t.user_attrs.get(OUTCOME_ATTR) == "orphaned"]
+    assert all(t.state == TrialState.FAIL for t in orphans)
+
+
+def _trials(storage: optuna.storages.BaseStorage) -> list[optuna.trial.FrozenTrial]:
+    try:
+        return optuna.load_study(study_name="killed", storage=storage).trials
+    except KeyError:
+        return []
+
+
+def _completed(storage: optuna.storages.BaseStorage) -> int:
+    return sum(t.state == TrialState.COMPLETE for t in _trials(storage))
