@@ -13,17 +13,15 @@ from __future__ import annotations
 import difflib
 import os
 import re
-import types
-import typing
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
-from batchml.errors import ConfigError, FieldProblem, InvalidValue, SiteNotFoundError
+from batchml.config_files import field_problem, read_yaml_mapping
+from batchml.errors import ConfigError, FieldProblem, SiteNotFoundError
 from batchml.sites import Site
 
 SHIPPED_DIR = Path(__file__).parent / "site_configs"
@@ -131,7 +129,7 @@ def _resolve(path: Path) -> ResolvedSite:
                 current,
                 [FieldProblem("extends", f"extends loops back: {names}", "remove one 'extends'")],
             )
-        raw = read_yaml_mapping(current)
+        raw = read_yaml_mapping(current, example="scheduler: local")
         parent = raw.pop("extends", None)
         if "name" in raw:
             raise ConfigError(
@@ -147,7 +145,7 @@ def _resolve(path: Path) -> ResolvedSite:
     try:
         site = Site(name=path.stem, **merged)
     except ValidationError as exc:
-        problems = [_problem(error, origins, top=str(path)) for error in exc.errors()]
+        problems = [field_problem(error, Site, origins, top=str(path)) for error in exc.errors()]
         raise ConfigError(path, problems) from None
     return ResolvedSite(site=site, files=tuple(p for p, _ in chain), origins=origins)
 
@@ -164,64 +162,6 @@ def _extended_file(*, path: Path, parent: Any) -> Path:
         raise ConfigError(path, [FieldProblem("extends", exc.message, exc.hint or "")]) from None
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """A YAML loader that refuses a key written twice (plain YAML keeps the last silently)."""
-
-
-class _DuplicateKey(yaml.constructor.ConstructorError):
-    pass
-
-
-def _no_duplicate_keys(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node)
-        if key in seen:
-            raise _DuplicateKey(
-                None, None, f"key {key!r} appears twice in one section", key_node.start_mark
-            )
-        seen.add(key)
-    return loader.construct_mapping(node)
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicate_keys)
-
-
-def read_yaml_mapping(path: Path) -> dict[str, Any]:
-    """Read a YAML file whose top level must be a mapping, with errors that name the line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise ConfigError(
-            path,
-            [
-                FieldProblem(
-                    "(file)", f"cannot be read: {reason}", "check the path and its permissions"
-                )
-            ],
-        ) from None
-    try:
-        data = yaml.load(text, Loader=_StrictLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"(line {mark.line + 1}, column {mark.column + 1})" if mark else "(file)"
-        problem = getattr(exc, "problem", None) or str(exc)
-        fix = (
-            "keep only one of them"
-            if isinstance(exc, _DuplicateKey)
-            else "fix the syntax at that place"
-        )
-        raise ConfigError(path, [FieldProblem(where, f"not valid YAML: {problem}", fix)]) from None
-    if not isinstance(data, dict):
-        kind = "empty" if data is None else f"a {type(data).__name__}, not a mapping"
-        raise ConfigError(
-            path,
-            [FieldProblem("(top level)", f"the file is {kind}", "start with 'scheduler: local'")],
-        )
-    return data
-
-
 def _merge_into(
     target: dict[str, Any], layer: dict[str, Any], source: str, origins: dict[str, str], prefix: str
 ) -> None:
@@ -236,101 +176,3 @@ def _merge_into(
         for stale in [p for p in origins if p.startswith(f"{path}.")]:
             del origins[stale]
         origins[path] = source
-
-
-def _field_path(loc: tuple[int | str, ...]) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
-
-
-def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
-    """The schema class that holds the key at ``loc`` (to list its valid keys)."""
-    model: Any = Site
-    for part in loc:
-        field = model.model_fields.get(part) if isinstance(part, str) else None
-        if field is None:
-            return None
-        model = next(
-            (
-                a
-                for a in _flatten_union(field.annotation)
-                if isinstance(a, type) and issubclass(a, BaseModel)
-            ),
-            None,
-        )
-        if model is None:
-            return None
-    return model
-
-
-def _flatten_union(annotation: Any) -> tuple[Any, ...]:
-    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
-        return typing.get_args(annotation)
-    return (annotation,)
-
-
-_TYPE_FIXES = {
-    "int": "write a whole number such as 4",
-    "float": "write a number such as 7.5",
-    "bool": "write true or false",
-    "string": "write text (quote it if it looks like a number or a date)",
-    "dict": "write a mapping of key: value lines",
-    "model": "write a mapping of key: value lines",
-    "list": "write a list ([a, b] or '- a' lines)",
-    "tuple": "write a list ([a, b] or '- a' lines)",
-}
-
-
-def _problem(error: Any, origins: dict[str, str], *, top: str) -> FieldProblem:
-    loc = tuple(error["loc"])
-    field = _field_path(loc)
-    kind: str = error["type"]
-    value = error.get("input")
-    ctx = error.get("ctx") or {}
-    if kind == "extra_forbidden":
-        holder = _model_at(loc[:-1])
-        valid = sorted(holder.model_fields) if holder else []
-        valid = [k for k in valid if not (holder is Site and k == "name")]
-        close = difflib.get_close_matches(str(loc[-1]), valid, n=1)
-        fix = (
-            f"did you mean {close[0]!r}? " if close else ""
-        ) + f"valid keys here: {', '.join(valid)}"
-        problem = f"unknown key {loc[-1]!r}"
-    elif kind == "missing":
-        holder = _model_at(loc)
-        problem = "required key is missing"
-        fix = "add 'scheduler: htcondor', 'slurm' or 'local'" if field == "scheduler" else "add it"
-        fix = (
-            fix
-            if holder is None
-            else f"add the section with the keys {', '.join(holder.model_fields)}"
-        )
-    elif kind == "value_error" and isinstance(ctx.get("error"), InvalidValue):
-        problem, fix = ctx["error"].message, ctx["error"].hint or ""
-    elif kind in ("literal_error", "enum"):
-        problem, fix = f"{value!r} is not allowed", f"use one of {ctx.get('expected', '')}"
-    elif kind.split("_")[0] in _TYPE_FIXES and kind.endswith(("_type", "_parsing")):
-        problem, fix = f"{value!r} has the wrong type", _TYPE_FIXES[kind.split("_")[0]]
-    elif kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
-        bound = next(iter(ctx.values()), "")
-        word = {
-            "greater_than_equal": ">=",
-            "less_than_equal": "<=",
-            "greater_than": ">",
-            "less_than": "<",
-        }
-        problem, fix = f"{value!r} is out of range", f"use a value {word[kind]} {bound}"
-    else:
-        problem, fix = error["msg"], "see the commented files in site_configs/ for valid values"
-    source = next((origins[p] for p in _prefixes(field) if p in origins), top)
-    if source != top:
-        problem += f" (set in {source})"
-    return FieldProblem(field, problem, fix)
-
-
-def _prefixes(field: str) -> Iterator[str]:
-    while field:
-        yield field
-        field = field.rpartition(".")[0]
