@@ -185,6 +185,16 @@ class Backend(ABC):
         """A dask cluster whose workers are jobs of this scheduler, each advertising GPU slots."""
 
 
+def worker_prologue(site: Site) -> list[str]:
+    """Shell lines a dask worker job runs first: the site's environment, then batchml's needs.
+
+    Workers start a process per trial (batchml.hpo), which a daemonic worker
+    process may not do, so dask is told so through its environment.
+    """
+    lines = [line for line in render("common/environment.sh.j2", site=site).splitlines() if line]
+    return [*lines, "export DASK_DISTRIBUTED__WORKER__DAEMON=False"]
+
+
 def worker_python() -> str:
     """The Python workers start with by default: the driver's own (same packages)."""
     return sys.executable

@@ -24,6 +24,7 @@ from batchml.backends.base import (
     JobSpec,
     JobState,
     SchedulerError,
+    worker_prologue,
     worker_python,
 )
 from batchml.backends.commands import run_command
@@ -160,7 +161,7 @@ class SlurmBackend(Backend):
             log_directory=str(log_dir),
             local_directory=self.site.paths.scratch_dir,
             job_name="batchml-worker",
-            job_script_prologue=[],
+            job_script_prologue=worker_prologue(self.site),
             death_timeout=60,
             processes=1,
             nanny=True,

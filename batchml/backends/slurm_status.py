@@ -135,6 +135,7 @@ def _squeue_row(record: Mapping[str, Any], now: float) -> JobInfo:
         gpus=gpus,
         runtime=runtime,
         node=record.get("nodes") or None,
+        reason=_reason(record.get("state_reason")),
     )
 
 
@@ -157,7 +158,13 @@ def sacct_rows(payload: Mapping[str, Any]) -> Iterator[JobInfo]:
             gpus=gpus,
             runtime=None if elapsed is None else timedelta(seconds=elapsed),
             node=record.get("nodes") or None,
+            reason=_reason(state.get("reason")),
         )
+
+
+def _reason(text: Any) -> str | None:
+    """Slurm's reason for a pending or failed job; it writes "None" when there is none."""
+    return text if isinstance(text, str) and text not in ("", "None") else None
 
 
 def _job_id(job_id: Any, array_job_id: Any, array_task_id: Any) -> str:

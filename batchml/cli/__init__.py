@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -21,11 +22,11 @@ from rich.console import Console
 from rich.markup import escape
 
 from batchml import __version__
-from batchml.cli import data, demo, jobs, registry, site
+from batchml.cli import data, demo, hpo, jobs, package, registry, site
 from batchml.errors import BatchmlError
 
 log = logging.getLogger("batchml")
-COMMAND_GROUPS = (site, jobs, demo, registry, data)
+COMMAND_GROUPS = (site, jobs, hpo, demo, registry, package, data)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,6 +61,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        # Before distributed is imported, and inherited by worker processes: dask's INFO
+        # chatter (and shutdown tracebacks it logs at INFO) would bury batchml's own output.
+        os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
     piped = not sys.stdout.isatty()
     out = Console(no_color=args.no_color or None, highlight=False, width=160 if piped else None)
     handler: Callable[[argparse.Namespace, Console], int] = args.handler

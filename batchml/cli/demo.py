@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 
 from rich.console import Console
 
@@ -24,10 +23,6 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 
 def cmd_demo(args: argparse.Namespace, out: Console) -> int:
-    if not args.verbose:
-        # Before distributed is imported, and inherited by the worker processes: dask's
-        # INFO chatter (and shutdown tracebacks it logs at INFO) would bury the demo's output.
-        os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error")
     from batchml.demo import run_demo  # pulls in dask and uproot: only when asked
 
     return run_demo(

@@ -86,6 +86,9 @@ def shuffled(tables: Iterable[Table], capacity: int, rng: np.random.Generator) -
             continue
         places = rng.choice(capacity, size=incoming, replace=False)
         yield take(held, places)
+        if incoming == capacity:  # every row left: the chunk is the buffer (rows are
+            held = table  # drawn by place at random, so the arrangement does not matter)
+            continue
         for key, column in held.items():
             _scatter(column, places, table[key])
     if held is not None and rows(held):

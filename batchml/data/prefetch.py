@@ -37,8 +37,10 @@ class Prefetcher(Generic[T]):
         self._thread.start()
 
     def _run(self) -> None:
+        items: Iterator[T] | None = None
         try:
-            for item in self._source:
+            items = iter(self._source)
+            for item in items:
                 size = self._size_of(item)
                 with self._cond:
                     self._cond.wait_for(
@@ -52,9 +54,16 @@ class Prefetcher(Generic[T]):
         except BaseException as exc:
             self._error = exc
         finally:
-            with self._cond:
-                self._done = True
-                self._cond.notify_all()
+            try:  # a generator's clean-up (open files, thread pools) runs now, in this thread
+                close = getattr(items, "close", None)
+                if close is not None:
+                    close()
+            except BaseException as exc:
+                self._error = self._error or exc
+            finally:
+                with self._cond:
+                    self._done = True
+                    self._cond.notify_all()
 
     def __iter__(self) -> Iterator[T]:
         try:

@@ -12,6 +12,7 @@ codes to FileNotFoundError/TimeoutError, so it is pinned here.
 
 from __future__ import annotations
 
+import functools
 import glob
 import time
 from collections import OrderedDict
@@ -141,7 +142,7 @@ def _open(
         if cache is not None:
             path = cache.local_copy(url)
         else:
-            options = {"handler": uproot.source.xrootd.XRootDSource, "timeout": timeout}
+            options = {"handler": _xrootd_handler(), "timeout": timeout}
     try:
         file = uproot.open(path, **options)
     except Exception as exc:
@@ -206,6 +207,26 @@ class OpenTrees:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@functools.cache
+def _xrootd_handler() -> type:
+    """uproot's XRootDSource, minus one request that makes the server drop the file.
+
+    uproot 5.7 asks for an empty vector read when a step's baskets were all read
+    by the step before (steps smaller than baskets); the server answers "[3000]
+    Read vector is invalid" and the source closes the file, so the next read of
+    that open file fails. A file kept open between ranges (``OpenTrees``) hits it.
+    """
+    import uproot
+
+    class XRootDSource(uproot.source.xrootd.XRootDSource):
+        def chunks(self, ranges: list[tuple[int, int]], notifications: Any) -> list[Any]:
+            if not ranges:
+                return []
+            return super().chunks(ranges, notifications=notifications)
+
+    return XRootDSource
 
 
 def read_range(

@@ -6,8 +6,11 @@ number of readers; reader ``r`` of ``n`` reads a disjoint shard of the ranges
 for the epoch (see ``plan.py``). ``dataset.py`` wraps it for torch.
 
 Memory held per reader, at most: ``prefetch`` bytes of ready batches waiting,
-the chunk being decoded (``step_size``), and ``shuffle_buffer`` rows of the
-feature matrix plus one batch; not the whole file.
+the chunk being decoded (``step_size``) and, with prefetch on, one decoded chunk
+read ahead, ``shuffle_buffer`` rows of the feature matrix plus one batch, and
+the metadata of up to 4 files kept open between ranges; not the whole file.
+With prefetch on, three threads overlap: reading (network and decompression),
+turning chunks into shuffled batches, and the consumer.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from batchml.data.columns import Table, spec_from
 from batchml.data.loader_stats import SharedCounters
 from batchml.data.plan import EntryRange, Split, make_ranges, shard
 from batchml.data.prefetch import Prefetcher
-from batchml.data.source import OpenTrees, Retry, open_tree, read_range, resolve
+from batchml.data.source import Chunk, OpenTrees, Retry, open_tree, read_range, resolve
 from batchml.errors import InvalidValue
 from batchml.units import parse_size
 
@@ -141,7 +144,9 @@ class RootStream:
             reader=reader,
             readers=readers,
         )
-        tables: Iterator[Table] = self._tables(ranges)
+        # with prefetch on, the read of the next chunk (decompression, network)
+        # also overlaps with turning this one into rows, shuffling and batching
+        tables: Iterator[Table] = self._tables(ranges, read_ahead=bool(self.prefetch))
         if self.shuffle and self.shuffle_buffer:
             rng = np.random.default_rng([self.seed, epoch, reader])
             tables = buffer.shuffled(tables, self.shuffle_buffer, rng)
@@ -152,7 +157,23 @@ class RootStream:
             self.counters.add(events_out=buffer.rows(table), batches=1)
             yield table
 
-    def _tables(self, ranges: Sequence[EntryRange]) -> Iterator[Table]:
+    def _tables(self, ranges: Sequence[EntryRange], read_ahead: bool) -> Iterator[Table]:
+        """The rows of each chunk that pass the cut and split, as numpy columns.
+
+        read_ahead: read in another thread, at most one decoded chunk ahead.
+        """
+        chunks: Iterator[tuple[int, Chunk]] = self._chunks(ranges)
+        if read_ahead:
+            chunks = iter(Prefetcher(chunks, 1, lambda _: 1))
+        for file, chunk in chunks:
+            began = time.perf_counter()
+            url, offset = self.urls[file], int(self.offsets[file])
+            table = self.spec.table(chunk.arrays, url, chunk.start, self.split, offset)
+            self.counters.add(read_s=time.perf_counter() - began)
+            yield table
+
+    def _chunks(self, ranges: Sequence[EntryRange]) -> Iterator[tuple[int, Chunk]]:
+        """The chunks of the ranges in order, each with its file's number."""
         with ExitStack() as stack:
             executor = None
             if self.decompression_threads:
@@ -161,10 +182,9 @@ class RootStream:
                 OpenTrees(self.tree, self.spec.branches, timeout=self.timeout, cache=self.cache)
             )
             for entry_range in ranges:
-                url = self.urls[entry_range.file]
                 began = time.perf_counter()
                 chunks = read_range(
-                    url,
+                    self.urls[entry_range.file],
                     self.tree,
                     self.spec.branches,
                     entry_range.start,
@@ -178,15 +198,12 @@ class RootStream:
                     trees=trees,
                 )
                 for chunk in chunks:
-                    offset = int(self.offsets[entry_range.file])
-                    table = self.spec.table(chunk.arrays, url, chunk.start, self.split, offset)
-                    now = time.perf_counter()
                     self.counters.add(
-                        read_s=now - began,
+                        read_s=time.perf_counter() - began,
                         bytes_read=chunk.bytes_read,
                         events_read=chunk.stop - chunk.start,
                     )
-                    yield table
+                    yield entry_range.file, chunk
                     began = time.perf_counter()
 
 

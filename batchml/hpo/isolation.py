@@ -17,7 +17,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,12 +99,13 @@ class ProxyTrial:
         self._call("set_user_attr", key, value)
 
 
-def _child(conn: multiprocessing.connection.Connection, payload: bytes) -> None:
-    objective, number, params, context = cloudpickle.loads(payload)
+def _child(conn: multiprocessing.connection.Connection, objective: bytes, payload: bytes) -> None:
+    number, params, context = cloudpickle.loads(payload)
+    function = cloudpickle.loads(objective)
     os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(context.devices)
     trial = ProxyTrial(conn, number, params)
     try:
-        value = objective(trial, context)
+        value = function(trial, context)
     except optuna.TrialPruned:
         conn.send(("pruned", None))
     except BaseException:  # everything the objective raises is reported
@@ -132,16 +133,16 @@ def _context(preload: Sequence[str]) -> multiprocessing.context.ForkServerContex
 
 
 def run_isolated(
-    objective: Callable[[Any, TrialContext], Any],
+    objective: bytes,
     trial: optuna.Trial,
     context: TrialContext,
     preload: Sequence[str] = ("torch",),
 ) -> Outcome:
-    """Run ``objective`` in a fresh process and serve its trial calls until it ends."""
+    """Run the cloudpickled ``objective`` in a new process; serve its trial calls till it ends."""
     mp = _context(preload)
     parent, child = mp.Pipe()
-    payload = cloudpickle.dumps((objective, trial.number, trial.params, context))
-    process = mp.Process(target=_child, args=(child, payload), daemon=False)
+    payload = cloudpickle.dumps((trial.number, trial.params, context))
+    process = mp.Process(target=_child, args=(child, objective, payload), daemon=False)
     process.start()
     child.close()
     try:

@@ -29,16 +29,15 @@ class StudyProgress:
 
     def __enter__(self) -> StudyProgress:
         self._bar.__enter__()
-        self.update(running=0)
+        self.update(running=0, workers=0)
         return self
 
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.update(running=0)
         self._bar.__exit__(kind, exc, tb)
 
-    def update(self, *, running: int) -> None:
+    def update(self, *, running: int, workers: int) -> None:
         trials = self.study.get_trials(deepcopy=False)
         counts = {state: 0 for state in TrialState}
         for trial in trials:
@@ -48,7 +47,7 @@ class StudyProgress:
         if counts[TrialState.COMPLETE] and len(self.study.directions) == 1:
             best = f"best {self.study.best_value:.5g}"
         detail = (
-            f"running {running}  pruned {counts[TrialState.PRUNED]}  "
+            f"workers {workers}  running {running}  pruned {counts[TrialState.PRUNED]}  "
             f"failed {counts[TrialState.FAIL]}  {best}"
         )
         self._bar.update(self._task, completed=min(done, self.total), detail=detail)

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import cloudpickle
 import dask
 import optuna
 from distributed import Client, Future, wait
@@ -29,6 +31,7 @@ from distributed.client import FIRST_COMPLETED
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from batchml.backends.base import SchedulerError
 from batchml.hpo.isolation import Outcome, TrialContext
 from batchml.hpo.outcomes import (
     ATTEMPT_ATTR,
@@ -40,7 +43,7 @@ from batchml.hpo.outcomes import (
     has_ended,
 )
 from batchml.hpo.progress import StudyProgress
-from batchml.hpo.storage import open_storage
+from batchml.hpo.storage import default_study_dir, open_storage
 from batchml.hpo.worker import TrialTask, execute_trial
 
 Objective = Callable[[Any, TrialContext], Any]
@@ -54,6 +57,7 @@ class Placement:
     site: str
     scratch_dir: str
     checkpoint_dir: Path
+    search_space: Mapping[str, optuna.distributions.BaseDistribution]
 
 
 # A task whose worker died comes back to the driver at once (to be recorded as preempted
@@ -67,6 +71,7 @@ TRIAL_DASK_CONFIG = {
 
 def run_study(
     objective: Objective,
+    search_space: Mapping[str, optuna.distributions.BaseDistribution] | None = None,
     *,
     n_trials: int,
     site: str | None = None,
@@ -82,11 +87,18 @@ def run_study(
     client: Client | None = None,
     checkpoint_dir: str | Path | None = None,
     progress: bool = True,
+    study_attrs: Mapping[str, Any] | None = None,
+    worker_patience_s: float = 1800.0,
 ) -> optuna.Study:
     """Run (or resume) a study until ``n_trials`` trials have ended; return it.
 
     Without ``client`` a cluster of ``max_jobs`` worker jobs, each holding
-    ``gpus_per_trial * trials_per_job`` GPUs, is started on ``site``.
+    ``gpus_per_trial * trials_per_job`` GPUs, is started on ``site``. A
+    ``search_space`` is drawn before the objective runs (it reads trial.params);
+    without one the objective calls trial.suggest_* itself. ``study_attrs`` are
+    stored on the study (the CLI keeps its configuration there, for resume).
+    With no worker connected for ``worker_patience_s`` the search stops with an
+    error (pending jobs on a busy site count against it: raise it there).
     """
     from optuna_integration.dask import DaskStorage
 
@@ -95,6 +107,8 @@ def run_study(
         study_name=study_name, storage=real_storage, direction=direction,
         sampler=sampler, pruner=pruner, load_if_exists=True,
     )  # fmt: skip
+    for key, value in (study_attrs or {}).items():
+        study.set_user_attr(key, value)
     _retry_orphans(study)
     with _client(client, site, gpus_per_trial, trials_per_job, max_jobs) as (dask, site_name):
         shared = DaskStorage(real_storage, client=dask)
@@ -102,17 +116,18 @@ def run_study(
             gpus_per_trial=gpus_per_trial,
             site=site_name,
             scratch_dir=str(Path(tempfile.gettempdir()) / "batchml-trials" / study_name),
-            checkpoint_dir=Path(checkpoint_dir or real_checkpoint_root(study_name)),
+            checkpoint_dir=Path(
+                checkpoint_dir or default_study_dir() / f"{study_name}.checkpoints"
+            ),
+            search_space=dict(search_space or {}),
         )
         capacity = max_jobs * trials_per_job
-        _drive(study, objective, dask, shared, place, n_trials, capacity, max_retries, progress)
+        payload = cloudpickle.dumps(objective)
+        _drive(
+            study, payload, dask, shared, place, n_trials, capacity, max_retries, progress,
+            worker_patience_s,
+        )  # fmt: skip
     return study
-
-
-def real_checkpoint_root(study_name: str) -> Path:
-    from batchml.hpo.storage import default_study_dir
-
-    return default_study_dir() / f"{study_name}.checkpoints"
 
 
 @contextlib.contextmanager
@@ -144,7 +159,7 @@ def ended(study: optuna.Study) -> int:
 
 def _drive(
     study: optuna.Study,
-    objective: Objective,
+    objective: bytes,
     client: Client,
     storage: Any,
     place: Placement,
@@ -152,9 +167,11 @@ def _drive(
     capacity: int,
     max_retries: int,
     show: bool,
+    patience_s: float,
 ) -> None:
     running: dict[Future, optuna.Trial] = {}
     resources = {"GPU": place.gpus_per_trial} if place.gpus_per_trial else None
+    watchdog = WorkerWatchdog(client, patience_s)
     with StudyProgress(study, n_trials, enabled=show) as bar:
         while ended(study) + len(running) < n_trials or running:
             while len(running) < capacity and ended(study) + len(running) < n_trials:
@@ -171,9 +188,31 @@ def _drive(
                 done = set()
             for future in done:
                 _record(study, running.pop(future), future, max_retries)
-            bar.update(running=len(running))
+            bar.update(running=len(running), workers=watchdog.check())
             if not running and ended(study) >= n_trials:
                 break
+
+
+class WorkerWatchdog:
+    """Notices a cluster left without workers, which would otherwise wait forever."""
+
+    def __init__(self, client: Client, patience_s: float) -> None:
+        self.client = client
+        self.patience_s = patience_s
+        self.since = time.monotonic()
+
+    def check(self) -> int:
+        """The number of workers now; SchedulerError once there were none for too long."""
+        count = len(self.client.scheduler_info(n_workers=-1)["workers"])
+        if count:
+            self.since = time.monotonic()
+        elif time.monotonic() - self.since > self.patience_s:
+            raise SchedulerError(
+                f"no dask worker has been connected for {self.patience_s:.0f} s",
+                hint="look at the worker jobs (`batchml jobs`) and their logs: "
+                "queued too long, held, or dying at start",
+            )
+        return count
 
 
 def _ask(study: optuna.Study) -> optuna.Trial:
@@ -188,7 +227,7 @@ def _ask(study: optuna.Study) -> optuna.Trial:
 
 
 def _task(
-    study: optuna.Study, trial: optuna.Trial, objective: Objective, storage: Any, place: Placement
+    study: optuna.Study, trial: optuna.Trial, objective: bytes, storage: Any, place: Placement
 ) -> TrialTask:
     root = _first_attempt(study, trial.number, trial.user_attrs)
     return TrialTask(
@@ -203,6 +242,7 @@ def _task(
         attempt=int(trial.user_attrs.get(ATTEMPT_ATTR, 1)),
         sampler=study.sampler,
         pruner=study.pruner,
+        search_space=place.search_space,
     )
 
 

@@ -9,8 +9,8 @@ trial reported so far, from any worker.
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ class TrialTask:
     study_name: str
     storage: Any  # DaskStorage, or any storage the worker can reach
     trial_id: int
-    objective: Callable[[Any, TrialContext], Any]
+    objective: bytes  # cloudpickled: dask's plain pickle would send a script's function by name
     gpus: int
     site: str
     scratch_dir: str
@@ -38,7 +38,21 @@ class TrialTask:
     attempt: int
     sampler: optuna.samplers.BaseSampler | None
     pruner: optuna.pruners.BasePruner | None
+    search_space: Mapping[str, optuna.distributions.BaseDistribution] = field(default_factory=dict)
     preload: Sequence[str] = ("torch",)
+
+
+def suggest_all(
+    trial: optuna.Trial, space: Mapping[str, optuna.distributions.BaseDistribution]
+) -> None:
+    """Draw a declared search space up front, so the objective finds it in trial.params."""
+    for name, dist in space.items():
+        if isinstance(dist, optuna.distributions.FloatDistribution):
+            trial.suggest_float(name, dist.low, dist.high, log=dist.log, step=dist.step)
+        elif isinstance(dist, optuna.distributions.IntDistribution):
+            trial.suggest_int(name, dist.low, dist.high, log=dist.log, step=dist.step)
+        elif isinstance(dist, optuna.distributions.CategoricalDistribution):
+            trial.suggest_categorical(name, dist.choices)
 
 
 def execute_trial(task: TrialTask) -> Outcome:
@@ -48,6 +62,7 @@ def execute_trial(task: TrialTask) -> Outcome:
     )
     study.sampler.reseed_rng()  # copies of one seeded sampler on many workers would agree
     trial = optuna.Trial(study, task.trial_id)
+    suggest_all(trial, task.search_space)
     with worker_pool(task.gpus).take() as devices:
         trial.set_user_attr(DEVICES_ATTR, ",".join(devices))
         trial.set_user_attr(HOST_ATTR, socket.gethostname())

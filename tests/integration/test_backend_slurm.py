@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-import cloudpickle
 import pytest
+from dask_jobqueue import SLURMCluster
 from distributed import Client, get_worker
 from distributed.security import Security
 
@@ -55,9 +55,6 @@ import os, sys
 with open(os.path.join(sys.argv[1], os.environ["BATCHML_ARRAY_INDEX"]), "w") as out:
     out.write(os.environ["BATCHML_ARRAY_ITEM"])
 """
-
-# Workers cannot import this test module: ship its task functions by value.
-cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +107,7 @@ def wait_finished(backend: SlurmBackend, ids: Sequence[str]) -> dict[str, JobInf
 
 
 @contextmanager
-def gpu_cluster(backend: SlurmBackend, log_dir: Path) -> Iterator[tuple[object, Client]]:
+def gpu_cluster(backend: SlurmBackend, log_dir: Path) -> Iterator[tuple[SLURMCluster, Client]]:
     """Two 1-GPU worker jobs and a TLS client; the jobs are cancelled whatever happens."""
     cluster = backend.cluster(Resources.from_site(backend.site), jobs=2, log_directory=log_dir)
     try:
@@ -120,28 +117,36 @@ def gpu_cluster(backend: SlurmBackend, log_dir: Path) -> Iterator[tuple[object, 
     finally:
         ids = [job.job_id for job in cluster.workers.values() if job.job_id]
         cluster.close()
-        backend.cancel(ids)
+        backend.cancel([i for i, row in backend.status(ids).items() if not row.state.finished])
 
 
-def worker_gpu(barrier: str, parties: int) -> tuple[str, str]:
-    """This worker's name and GPUs, once ``parties`` tasks hold a GPU slot at the same time."""
-    folder = Path(barrier)
-    (folder / str(get_worker().name)).touch()
-    deadline = time.monotonic() + WAIT_S
-    while len(list(folder.iterdir())) < parties and time.monotonic() < deadline:
-        time.sleep(POLL_S)
-    return str(get_worker().name), os.environ.get("CUDA_VISIBLE_DEVICES", "")
+# Workers cannot import this test module, and dask pickles module-level functions by
+# reference: the tasks are made by factories, so that they travel by value (cloudpickle).
+def make_worker_gpu() -> Callable[[str, int], tuple[str, str]]:
+    def worker_gpu(barrier: str, parties: int) -> tuple[str, str]:
+        """This worker's name and GPUs, once ``parties`` tasks hold a GPU slot at once."""
+        folder = Path(barrier)
+        (folder / str(get_worker().name)).touch()
+        deadline = time.monotonic() + WAIT_S
+        while len(list(folder.iterdir())) < parties and time.monotonic() < deadline:
+            time.sleep(POLL_S)
+        return str(get_worker().name), os.environ.get("CUDA_VISIBLE_DEVICES", "")
+
+    return worker_gpu
 
 
-def hang_on_first_attempt(marks: str) -> str:
-    """Leave a mark; the first attempt then blocks until its worker job is cancelled."""
-    folder = Path(marks)
-    first = not any(folder.iterdir())
-    (folder / str(get_worker().name)).touch()
-    deadline = time.monotonic() + WAIT_S
-    while first and time.monotonic() < deadline:
-        time.sleep(POLL_S)
-    return str(get_worker().name)
+def make_hang_on_first_attempt() -> Callable[[str], str]:
+    def hang_on_first_attempt(marks: str) -> str:
+        """Leave a mark; the first attempt then blocks until its worker job is cancelled."""
+        folder = Path(marks)
+        first = not any(folder.iterdir())
+        (folder / str(get_worker().name)).touch()
+        deadline = time.monotonic() + WAIT_S
+        while first and time.monotonic() < deadline:
+            time.sleep(POLL_S)
+        return str(get_worker().name)
+
+    return hang_on_first_attempt
 
 
 def test_two_gpu_workers_each_task_sees_its_own_gpu(backend: SlurmBackend, job_dir: Path) -> None:
@@ -149,7 +154,7 @@ def test_two_gpu_workers_each_task_sees_its_own_gpu(backend: SlurmBackend, job_d
         barrier = job_dir / "barrier"
         barrier.mkdir()
         futures = client.map(
-            worker_gpu, [str(barrier)] * 2, [2] * 2, resources={"GPU": 1}, pure=False
+            make_worker_gpu(), [str(barrier)] * 2, [2] * 2, resources={"GPU": 1}, pure=False
         )
         results = client.gather(futures)
     names = {name for name, _ in results}
@@ -159,7 +164,7 @@ def test_two_gpu_workers_each_task_sees_its_own_gpu(backend: SlurmBackend, job_d
 
 
 def test_client_without_the_credentials_is_refused(backend: SlurmBackend, job_dir: Path) -> None:
-    with gpu_cluster(backend, job_dir / "logs") as (cluster, client):
+    with gpu_cluster(backend, job_dir / "logs") as (_, client):
         address = str(client.scheduler.address)
         assert address.startswith("tls://")
         assert client.submit(sum, [1, 2]).result(timeout=WAIT_S) == 3
@@ -176,7 +181,7 @@ def test_scancel_of_a_worker_reruns_its_task_elsewhere_and_close_empties_the_que
     marks.mkdir()
     with gpu_cluster(backend, job_dir / "logs") as (cluster, client):
         jobs = {name: job.job_id for name, job in cluster.workers.items()}
-        future = client.submit(hang_on_first_attempt, str(marks), resources={"GPU": 1})
+        future = client.submit(make_hang_on_first_attempt(), str(marks), resources={"GPU": 1})
         wait_until(lambda: any(marks.iterdir()), "the task starting")
         victim = next(marks.iterdir()).name
         backend.cancel([jobs[victim]])

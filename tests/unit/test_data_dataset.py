@@ -106,6 +106,25 @@ def test_features_target_weight_and_padded_jagged_match_the_file(sample: SampleF
     np.testing.assert_array_equal(batch.weight.numpy(), ak.to_numpy(columns["weight"][rows]))
 
 
+@pytest.mark.parametrize("buffer", [50, 200])
+def test_reading_ahead_changes_nothing_and_rows_stay_whole(
+    sample: SampleFiles, buffer: int
+) -> None:
+    # buffer 50 = step_size: each chunk replaces the whole buffer
+    columns = all_columns(sample)
+    ahead = list(dataset(sample, shuffle_buffer=buffer, output="numpy"))
+    inline = list(dataset(sample, shuffle_buffer=buffer, output="numpy", prefetch=None))
+    assert len(ahead) == len(inline)
+    for a, b in zip(ahead, inline, strict=True):
+        for x, y in zip(a, b, strict=True):
+            np.testing.assert_array_equal(x, y)
+    rows = np.concatenate([b.entry for b in ahead])
+    assert sorted(rows.tolist()) == list(range(2000))
+    features = np.concatenate([b.features for b in ahead])
+    expected = np.column_stack([ak.to_numpy(columns[f][rows]) for f in FEATURES])
+    np.testing.assert_allclose(features, expected.astype(np.float32))
+
+
 def test_numpy_output_and_stats_count_what_was_read(sample: SampleFiles) -> None:
     ds = dataset(sample, output="numpy", split=("train", 0.5))
     loader = ds.loader()

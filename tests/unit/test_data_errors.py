@@ -146,3 +146,36 @@ def test_read_resumes_at_the_entry_where_it_stopped(
                 str(events), "events", ["pt"], 0, 500, step_size=100, retry=Retry(attempts=1)
             )
         )
+
+
+def test_open_files_are_reused_between_ranges_and_reopened_after_a_failure(
+    events: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_open = source.open_tree
+    opened: list[str] = []
+
+    @contextmanager
+    def counting_open(url: str, *args: Any, **kwargs: Any) -> Iterator[FlakyTree]:
+        opened.append(url)
+        with real_open(url, *args, **kwargs) as tree:
+            yield FlakyTree(tree)
+
+    monkeypatch.setattr(source, "open_tree", counting_open)
+    fast = Retry(attempts=3, first_delay=0.01)
+
+    def read(trees: source.OpenTrees, start: int, stop: int) -> np.ndarray:
+        chunks = source.read_range(
+            str(events), "events", ["pt"], start, stop, step_size=100, retry=fast, trees=trees
+        )
+        return np.concatenate([ak.to_numpy(c.arrays["pt"]) for c in chunks])
+
+    FlakyTree.failed = True  # no failure in the first two ranges
+    with source.OpenTrees("events", ["pt"]) as trees:
+        read_once = np.concatenate([read(trees, 300, 500), read(trees, 0, 300)])
+        assert opened == [str(events)]
+        FlakyTree.failed = False  # the next read loses its connection once
+        read_again = read(trees, 0, 500)
+        assert FlakyTree.failed and opened == [str(events)] * 2
+    expected = np.arange(500, dtype=np.float32)
+    np.testing.assert_array_equal(np.sort(read_once), expected)
+    np.testing.assert_array_equal(read_again, expected)

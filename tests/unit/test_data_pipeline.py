@@ -41,6 +41,53 @@ def test_shuffle_buffer_permutes_within_reach_and_batches_are_exact() -> None:
     assert [len(t["entry"]) for t in out] == [32] * 7 + [21]
 
 
+def row_tables(sizes: list[int]) -> Iterator[dict[str, np.ndarray]]:
+    """Tables whose every column is a function of the entry number, to check rows stay whole."""
+    start = 0
+    for size in sizes:
+        entry = np.arange(start, start + size)
+        yield {
+            "features": np.column_stack([entry, -entry, 2 * entry]).astype(np.float32),
+            "target": (entry % 2).astype(np.float32),
+            "weight": (entry / 10).astype(np.float32),
+            "entry": entry,
+        }
+        start += size
+
+
+@pytest.mark.parametrize("sizes", [[50] * 6, [70, 5, 130, 40, 50, 50, 3], [200, 10, 50]])
+def test_shuffle_buffer_moves_whole_rows_for_any_chunk_size(sizes: list[int]) -> None:
+    # chunks smaller than, equal to and larger than the buffer of 50 rows
+    def run(seed: int) -> list[dict[str, np.ndarray]]:
+        return list(batched(shuffled(row_tables(sizes), 50, np.random.default_rng(seed)), 32))
+
+    out, total = run(1), sum(sizes)
+    entries = np.concatenate([t["entry"] for t in out])
+    assert sorted(entries) == list(range(total)) and entries.tolist() != list(range(total))
+    assert [len(t["entry"]) for t in out] == [32] * (total // 32) + [total % 32] * (total % 32 > 0)
+    for t in out:
+        e = t["entry"]
+        np.testing.assert_array_equal(t["features"], np.column_stack([e, -e, 2 * e]))
+        np.testing.assert_array_equal(t["target"], e % 2)
+        np.testing.assert_array_equal(t["weight"], (e / 10).astype(np.float32))
+        assert t["features"].flags.c_contiguous
+    again = run(1)
+    assert all(
+        np.array_equal(a["features"], b["features"]) for a, b in zip(out, again, strict=True)
+    )
+    assert np.concatenate([t["entry"] for t in run(2)]).tolist() != entries.tolist()
+
+
+def test_batches_inside_a_table_are_views_and_only_joints_are_copied() -> None:
+    blocks = list(tables([100, 100]))
+    out = list(batched(iter(blocks), 32))
+    assert [len(t["entry"]) for t in out] == [32] * 6 + [8]
+    assert all(np.shares_memory(t["entry"], blocks[0]["entry"]) for t in out[:3])
+    assert all(np.shares_memory(t["entry"], blocks[1]["entry"]) for t in out[4:])
+    assert out[3]["entry"].tolist() == list(range(96, 128))  # the joint: a copy of both ends
+    assert not np.shares_memory(out[3]["entry"], blocks[0]["entry"])
+
+
 def test_prefetch_stays_within_budget_and_reraises() -> None:
     produced = []
 
@@ -80,3 +127,23 @@ def test_closing_the_consumer_stops_the_thread() -> None:
             break
         time.sleep(0.02)
     assert threading.active_count() <= before
+
+
+def test_prefetch_closes_its_source_when_done_or_closed() -> None:
+    closed: list[int] = []
+
+    def source(name: int, count: int) -> Iterator[int]:
+        try:
+            yield from range(count)
+        finally:  # a reader's open files and thread pools are released here
+            closed.append(name)
+
+    assert list(Prefetcher(source(1, 5), budget=2, size_of=lambda _: 1)) == list(range(5))
+    items = iter(Prefetcher(source(2, 10_000), budget=2, size_of=lambda _: 1))
+    next(items)
+    items.close()  # type: ignore[attr-defined]
+    for _ in range(100):
+        if closed == [1, 2]:
+            break
+        time.sleep(0.02)
+    assert closed == [1, 2]

@@ -131,3 +131,17 @@ def _trials(storage: optuna.storages.BaseStorage) -> list[optuna.trial.FrozenTri
 
 def _completed(storage: optuna.storages.BaseStorage) -> int:
     return sum(t.state == TrialState.COMPLETE for t in _trials(storage))
+
+
+def test_a_cluster_without_workers_stops_with_a_clear_error() -> None:
+    from distributed import Client, LocalCluster
+
+    from batchml.backends import SchedulerError
+
+    with (
+        LocalCluster(n_workers=0, processes=False) as cluster,
+        Client(cluster) as client,
+        pytest.raises(SchedulerError, match="no dask worker has been connected for 1 s"),
+    ):
+        run_study(objectives.quadratic, n_trials=1, client=client, study_name="empty",
+                      progress=False, worker_patience_s=1.0)  # fmt: skip

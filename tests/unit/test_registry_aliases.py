@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from registry_children import WAIT_FOR_START, finish, spawn, start
 
 from batchml.registry import AliasConflict, Expect, NotFound, Registry
 from batchml.registry.aliases import CURRENT
+from tests.unit.registry_children import WAIT_FOR_START, finish, spawn, start
 
 MOVE_WITH_CLI = (
     WAIT_FOR_START

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from registry_children import dead_pid
 
 from batchml.atomic import owner_tag, write_atomic
 from batchml.registry.atomic import (
@@ -19,6 +18,7 @@ from batchml.registry.atomic import (
     owner_is_gone,
     split_owner,
 )
+from tests.unit.registry_children import dead_pid
 
 
 @pytest.fixture

@@ -9,10 +9,10 @@ import time
 from pathlib import Path
 
 import pytest
-from registry_children import dead_pid
 
 from batchml.registry import LockHeld
 from batchml.registry.lease import LeaseLock
+from tests.unit.registry_children import dead_pid
 
 
 def plant_lock(path: Path, pid: int, expires: float) -> None:

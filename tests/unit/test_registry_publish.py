@@ -8,11 +8,10 @@ import signal
 import time
 from pathlib import Path
 
-from registry_children import WAIT_FOR_START, finish, spawn, start
-
 from batchml.registry import Registry
 from batchml.registry.layout import TOMBSTONE
 from batchml.registry.manifest import MARKER
+from tests.unit.registry_children import WAIT_FOR_START, finish, spawn, start
 
 PUBLISH_TEN = (
     WAIT_FOR_START

@@ -1,0 +1,142 @@
+"""`batchml hpo run|resume|status|best`: searches from a YAML file, watched and resumed by name."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+CONFIG_ATTR = "batchml.config"
+
+
+def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    hpo = groups.add_parser("hpo", help="hyper-parameter searches on a site's GPUs")
+    commands = hpo.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True)
+    p = commands.add_parser("run", help="run the study a YAML file describes")
+    p.add_argument("config", type=Path)
+    p.set_defaults(handler=cmd_run)
+    for name, handler, text in (
+        ("resume", cmd_resume, "continue a study whose driver stopped, up to its n_trials"),
+        ("status", cmd_status, "counts by state, best so far, trials per hour"),
+        ("best", cmd_best, "the best trial's value and parameters"),
+    ):
+        p = commands.add_parser(name, help=text)
+        p.add_argument("study")
+        p.add_argument("--storage", default=None, help="journal path or DB URL (default: by name)")
+        if name == "best":
+            p.add_argument("--json", action="store_true", help="machine-readable")
+        p.set_defaults(handler=handler)
+
+
+def cmd_run(args: argparse.Namespace, out: Console) -> int:
+    from batchml.hpo.config import load_config
+
+    config = load_config(args.config)
+    stored = {**config.model_dump(mode="json"), "base": str(args.config.resolve().parent)}
+    return _run(stored, out)
+
+
+def _run(stored: dict[str, Any], out: Console) -> int:
+    from batchml.hpo import run_study
+    from batchml.hpo.config import StudyConfig, load_objective
+
+    config = StudyConfig(**{k: v for k, v in stored.items() if k != "base"})
+    study = run_study(
+        load_objective(config.objective, Path(stored["base"])),
+        config.distributions(),
+        n_trials=config.n_trials,
+        site=config.site,
+        gpus_per_trial=config.gpus_per_trial,
+        trials_per_job=config.trials_per_job,
+        max_jobs=config.max_jobs,
+        direction=config.direction,
+        sampler=config.sampler.build(),
+        pruner=config.pruner.build(),
+        study_name=config.study_name,
+        storage=config.storage,
+        max_retries=config.max_retries,
+        study_attrs={CONFIG_ATTR: stored},
+    )
+    _print_best(study, out)
+    return 0
+
+
+def _load(args: argparse.Namespace) -> Any:
+    import optuna
+
+    from batchml.errors import InvalidValue
+    from batchml.hpo.storage import open_storage, study_exists
+
+    storage = open_storage(args.storage, args.study)
+    if not study_exists(storage, args.study):
+        raise InvalidValue(
+            f"no study named {args.study!r} in {args.storage or 'the default journal folder'}",
+            hint="check the name, or pass --storage with the journal path or database URL",
+        )
+    return optuna.load_study(study_name=args.study, storage=storage)
+
+
+def cmd_resume(args: argparse.Namespace, out: Console) -> int:
+    from batchml.errors import InvalidValue
+
+    study = _load(args)
+    stored = study.user_attrs.get(CONFIG_ATTR)
+    if stored is None:
+        raise InvalidValue(
+            f"study {args.study!r} was not started by `batchml hpo run`: its objective is unknown",
+            hint="call batchml.hpo.run_study again with the same study_name: it resumes",
+        )
+    if args.storage:
+        stored = {**stored, "storage": args.storage}
+    return _run(stored, out)
+
+
+def cmd_status(args: argparse.Namespace, out: Console) -> int:
+    from optuna.trial import TrialState
+
+    from batchml.hpo.outcomes import OUTCOME_ATTR, has_ended
+
+    study = _load(args)
+    trials = study.get_trials(deepcopy=False)
+    table = Table("state", "trials", box=None, pad_edge=False)
+    for state in TrialState:
+        count = sum(t.state == state for t in trials)
+        if count:
+            table.add_row(state.name.lower(), str(count))
+    for kind in ("raised", "crashed", "preempted", "orphaned"):
+        count = sum(t.user_attrs.get(OUTCOME_ATTR) == kind for t in trials)
+        if count:
+            table.add_row(f"  of which {kind}", str(count))
+    out.print(table)
+    total = (study.user_attrs.get(CONFIG_ATTR) or {}).get("n_trials", "?")
+    out.print(f"ended {sum(has_ended(t) for t in trials)} of {total}")
+    finished = [t for t in trials if t.state == TrialState.COMPLETE and t.datetime_complete]
+    if finished:
+        start = min(t.datetime_start for t in trials if t.datetime_start)
+        hours = (max(t.datetime_complete for t in finished) - start).total_seconds() / 3600
+        out.print(f"{len(finished) / hours:.1f} trials per hour" if hours > 0 else "")
+        _print_best(study, out)
+    return 0
+
+
+def cmd_best(args: argparse.Namespace, out: Console) -> int:
+    study = _load(args)
+    best = study.best_trial
+    if args.json:
+        print(json.dumps({"number": best.number, "value": best.value, "params": best.params}))
+    else:
+        _print_best(study, out)
+    return 0
+
+
+def _print_best(study: Any, out: Console) -> None:
+    best = study.best_trial
+    params = ", ".join(
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best.params.items()
+    )
+    out.print(f"best trial {best.number}: value {best.value:.6g} ({escape(params)})")

@@ -1,0 +1,221 @@
+"""``build``: one registry version -> a deployable folder, written in a staging folder and renamed.
+
+The folder holds ``model.onnx`` (metadata inside), ``preprocess.json``,
+``metadata.json``, ``validation.json``, optionally ``model.int8.onnx``, the
+Triton repository under ``triton/``, ``benchmark.csv`` and ``benchmark.png``,
+and a ``MANIFEST`` with the sha256 of every other file. Nothing appears at the
+destination until every step, validation included, has passed; a failed
+build leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from batchml.atomic import owner_tag, write_atomic
+from batchml.errors import InvalidValue
+from batchml.package import triton
+from batchml.package.export import TorchModel, export_onnx, program_from_module
+from batchml.package.manifest import write_manifest
+from batchml.package.metadata import metadata_props, preprocess_spec, set_metadata
+from batchml.package.validate import Tolerance, ValidationFailed, failures, validate
+
+if TYPE_CHECKING:
+    from batchml.registry import ModelVersion
+
+Progress = Callable[[str], None]
+MODEL = "model.onnx"
+INT8_MODEL = "model.int8.onnx"
+DEFAULT_OPSET = 18
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """How to package: the opset of the target ONNX Runtime, the largest batch, extras."""
+
+    opset: int = DEFAULT_OPSET
+    max_batch: int = 256
+    int8: bool = False
+    fp16: bool = False
+    tolerance: Tolerance = field(default_factory=Tolerance)
+    output_labels: list[str] | None = None
+    bench_seconds: float | None = 0.2  # per measured point; None skips the benchmark
+
+
+def build(
+    version: ModelVersion,
+    out: str | Path,
+    options: BuildOptions | None = None,
+    *,
+    module: Any = None,
+    progress: Progress | None = None,
+) -> Path:
+    """Package ``version`` into the new folder ``out``; returns it.
+
+    ``module`` is the model with the version's weights loaded, needed only when
+    the version holds no ``torch.export`` program. ValidationFailed (exit 1)
+    when ONNX Runtime and torch disagree beyond ``options.tolerance``.
+    """
+    options = options or BuildOptions()
+    target = _check_target(Path(out), options)
+    step = progress or (lambda _: None)
+    staging = target.with_name(f".{target.name}.tmp-{owner_tag()}")
+    staging.mkdir(parents=True)
+    try:
+        _build_into(staging, version, options, module, step)
+        step("publishing the folder")
+        staging.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _check_target(target: Path, options: BuildOptions) -> Path:
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise InvalidValue(
+            f"{target} already exists and is not empty",
+            hint="choose a new folder with -o, or remove the old package first",
+        )
+    if options.max_batch < 1 or options.opset < 9:
+        raise InvalidValue(
+            f"max batch {options.max_batch} and opset {options.opset} are out of range",
+            hint="use --max-batch 1 or more and --opset 9 or more",
+        )
+    if options.fp16:
+        raise InvalidValue(
+            "--fp16 is not supported yet: it needs onnxconverter-common and a GPU to validate on",
+            hint="package in float32, or use --int8 for a smaller CPU model",
+        )
+    return target.absolute()
+
+
+def _build_into(
+    folder: Path, version: ModelVersion, options: BuildOptions, module: Any, step: Progress
+) -> None:
+    step(f"loading {version.uri}")
+    example = version.input_example()
+    model = TorchModel(_program(version, module, example), list(example))
+    outputs = model(example)
+    output_names = ["output"] if len(outputs) == 1 else [f"output_{i}" for i in range(len(outputs))]
+    labels = options.output_labels or list(
+        version.manifest["preprocessing"].get("output_labels", [])
+    )
+    spec = preprocess_spec(
+        version.signature, version.manifest["preprocessing"], output_names, labels
+    )
+
+    step(f"exporting to ONNX (opset {options.opset})")
+    exported = export_onnx(model, example, output_names, options.opset)
+    set_metadata(exported.model, metadata_props(version, spec, exported.exporter, exported.opset))
+    model_bytes = exported.model.SerializeToString()
+
+    step("validating against torch")
+    report = {
+        "model": validate(model, model_bytes, example, spec, options.max_batch, options.tolerance)
+    }
+    if not report["model"]["passed"]:
+        raise ValidationFailed(
+            f"{version.uri}: ONNX Runtime differs from torch: "
+            + "; ".join(failures(report["model"])[:5]),
+            hint="try another --opset; the full comparison is in the error above",
+        )
+    write_atomic(folder / MODEL, model_bytes)
+    if options.int8:
+        step("quantising to int8")
+        report["int8"] = _int8(folder, model, example, spec, options)
+    write_atomic(folder / "validation.json", _json(report))
+    write_atomic(folder / "preprocess.json", _json(spec))
+    write_atomic(
+        folder / "metadata.json", _json(_metadata(version, exported, options, output_names))
+    )
+
+    step("writing the Triton repository")
+    triton.write_repository(
+        folder / "triton",
+        version.name,
+        version.version,
+        model_bytes,
+        _tensors(version.signature["inputs"]),
+        [
+            triton.Tensor(n, str(o.dtype), tuple(o.shape[1:]))
+            for n, o in zip(output_names, outputs, strict=True)
+        ],
+        options.max_batch,
+    )
+    if options.bench_seconds is not None:
+        from batchml.package.bench import benchmark
+
+        step("measuring latency and throughput")
+        benchmark(folder, max_batch=options.max_batch, seconds=options.bench_seconds)
+    step("writing the MANIFEST")
+    write_manifest(folder)
+
+
+def _program(version: ModelVersion, module: Any, example: dict[str, Any]) -> Any:
+    """The version's exported program, or one exported from ``module`` with its weights."""
+    if "exported" in version.manifest.get("model", {}):
+        return version.load_exported()
+    if module is None:
+        version.load_exported()  # raises NotFound, saying why there is none
+    module.load_state_dict(version.load_state_dict())
+    return program_from_module(module, example)
+
+
+def _int8(
+    folder: Path,
+    model: TorchModel,
+    example: dict[str, Any],
+    spec: dict[str, Any],
+    options: BuildOptions,
+) -> dict[str, Any]:
+    """Dynamic int8 quantisation; its accuracy change is stated, not held to the fp32 tolerance."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(folder / MODEL, folder / INT8_MODEL, weight_type=QuantType.QInt8)
+    report = validate(
+        model,
+        (folder / INT8_MODEL).read_bytes(),
+        example,
+        spec,
+        options.max_batch,
+        options.tolerance,
+    )
+    report["note"] = "stated, not enforced: int8 weights change outputs by up to max_abs"
+    return report
+
+
+def _tensors(entries: list[dict[str, Any]]) -> list[triton.Tensor]:
+    return [
+        triton.Tensor(e["name"], e["dtype"], tuple(int(d) for d in e["shape"][1:])) for e in entries
+    ]
+
+
+def _metadata(
+    version: ModelVersion, exported: Any, options: BuildOptions, outputs: list[str]
+) -> dict[str, Any]:
+    from batchml import __version__
+
+    return {
+        "format": "batchml-package",
+        "format_version": 1,
+        "registry_uri": version.uri,
+        "name": version.name,
+        "version": version.version,
+        "digest": f"sha256:{version.digest}",
+        "exporter": exported.exporter,
+        "dynamo_error": exported.dynamo_error,
+        "opset": exported.opset,
+        "max_batch": options.max_batch,
+        "signature": version.signature,
+        "outputs": outputs,
+        "batchml": __version__,
+    }
+
+
+def _json(data: Any) -> bytes:
+    return (json.dumps(data, indent=1) + "\n").encode()

@@ -1,0 +1,264 @@
+"""SlurmBackend without a Slurm: rendered scripts against golden files, the sbatch argv,
+reading squeue/sacct JSON of two Slurm releases, polling failures, dask-jobqueue keywords.
+
+Set BATCHML_UPDATE_GOLDEN=1 to rewrite the golden files after a deliberate change,
+then review the diff.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
+
+import batchml.backends.slurm as slurm_module
+from batchml.backends import JobSpec, JobState, SchedulerError
+from batchml.backends.slurm import SlurmBackend, parse_sbatch_output
+from batchml.backends.slurm_status import array_tasks, gpu_count, job_state, squeue_rows
+from batchml.errors import InvalidValue
+from batchml.resources import Resources
+from batchml.site_files import load_site
+from batchml.sites import Site
+
+GOLDEN = Path(__file__).parent.parent / "golden" / "slurm"
+WORKDIR = Path("/scratch/batchml/run-1")
+TEST_SITE = Site.model_validate(
+    {
+        "name": "test-hpc",
+        "scheduler": "slurm",
+        "defaults": {"cores": 4, "memory": "64GB", "gpus": 2, "walltime": "1d12h"},
+        "slurm": {
+            "partition": "gpu",
+            "account": "physics",
+            "gpu_type": "a100",
+            "gpu_directive": "gpus-per-node",
+            "memory_directive": "mem-per-gpu",
+            "signal_before_timeout": None,
+            "extra_directives": ["--reservation=ml"],
+        },
+        "environment": {"conda": "hep ml", "variables": {"OMP_NUM_THREADS": "4"}},
+        "network": {"interface": "lo", "worker_ports": "40000-40100"},
+        "paths": {"shared_dir": "/shared/batchml"},
+    }
+)
+
+
+def site_named(name: str) -> Site:
+    return TEST_SITE if name == TEST_SITE.name else load_site(name).site
+
+
+def spec(site: Site, case: str) -> JobSpec:
+    """The three shapes of plain job: one GPU, torchrun on four, an array on CPUs."""
+    shapes: dict[str, dict[str, object]] = {
+        "single": {"resources": Resources.from_site(site, gpus=1)},
+        "torchrun": {"resources": Resources.from_site(site, gpus=4, mem_per_gpu="16GB")},
+        "array": {
+            "resources": Resources.from_site(site, gpus=0, walltime="20m"),
+            "array_items": ("a.yaml", "b c.yaml", "$(x).yaml"),
+        },
+    }
+    return JobSpec(
+        name=f"{case} run",
+        command=("train.py", "--config", "it's.yaml"),
+        workdir=WORKDIR,
+        **shapes[case],  # type: ignore[arg-type]
+    )
+
+
+@pytest.mark.parametrize("case", ["single", "torchrun", "array"])
+@pytest.mark.parametrize("site_name", ["slurm-generic", TEST_SITE.name])
+def test_rendered_files_match_golden(site_name: str, case: str) -> None:
+    rendered = SlurmBackend(site_named(site_name)).render(spec(site_named(site_name), case))
+    assert rendered.submit_file == "job.sbatch"
+    for name, text in rendered.files.items():
+        golden = GOLDEN / f"{site_name}-{case}-{name}"
+        if os.environ.get("BATCHML_UPDATE_GOLDEN"):
+            golden.parent.mkdir(parents=True, exist_ok=True)
+            golden.write_text(text)
+        assert text == golden.read_text(), f"{name} differs from {golden}"
+
+
+def test_never_both_mem_and_mem_per_gpu() -> None:
+    text = SlurmBackend(TEST_SITE).render(spec(TEST_SITE, "torchrun")).files["job.sbatch"]
+    assert "#SBATCH --mem-per-gpu=15259M" in text
+    assert "#SBATCH --mem=" not in text
+
+
+def test_user_text_goes_on_the_sbatch_argv_not_in_the_script() -> None:
+    name = "a; rm -rf ~\n$(b) 'c'"
+    job = JobSpec(name=name, command=("x",), resources=Resources(), workdir=Path("/w/50%"))
+    backend = SlurmBackend(TEST_SITE)
+    assert name not in backend.render(job).files["job.sbatch"]
+    assert backend.submit_command(job, Path("/w/50%/job.sbatch")) == [
+        "sbatch",
+        "--parsable",
+        f"--job-name={name}",
+        "--chdir=/w/50%",
+        "--output=/w/50%%/slurm-%j.out",
+        "--error=/w/50%%/slurm-%j.err",
+        "/w/50%/job.sbatch",
+    ]
+
+
+@pytest.mark.parametrize("output", ["123\n", "123;cluster-a\n"])
+def test_sbatch_parsable_output_gives_the_job_id(output: str) -> None:
+    assert parse_sbatch_output(output) == "123"
+
+
+def test_sbatch_output_without_an_id_is_an_error() -> None:
+    with pytest.raises(SchedulerError, match="not a job id"):
+        parse_sbatch_output("Submitted batch job 123")
+
+
+# Records as squeue --json prints them: 22.05 (plain values) and 24.11 (structured).
+SQUEUE_22 = {
+    "jobs": [
+        {"job_id": 7, "array_job_id": 0, "array_task_id": None, "array_task_string": "",
+         "name": "a; b\nc", "job_state": "PENDING", "state_reason": "JobHeldUser",
+         "user_id": 1000, "nodes": "", "start_time": 0, "end_time": 0,
+         "tres_per_node": "gres:gpu:2", "tres_alloc_str": ""},
+        {"job_id": 9, "array_job_id": 8, "array_task_id": 0, "array_task_string": "",
+         "name": "arr", "job_state": "RUNNING", "state_reason": "None", "user_id": 1000,
+         "nodes": "vm", "start_time": 1000, "end_time": 1300,
+         "tres_per_node": "gres:gpu:1", "tres_alloc_str": "cpu=1,mem=100M,node=1"},
+        {"job_id": 8, "array_job_id": 8, "array_task_id": None, "array_task_string": "2-3%2",
+         "name": "arr", "job_state": "PENDING", "state_reason": "JobArrayTaskLimit",
+         "user_id": 1000, "nodes": "", "start_time": 0, "end_time": 0,
+         "tres_per_node": "gres:gpu:1"},
+        {"job_id": 5, "array_job_id": 0, "array_task_id": None, "array_task_string": "",
+         "name": "other user", "job_state": "COMPLETED", "user_id": 1001, "nodes": "vm",
+         "start_time": 900, "end_time": 960, "tres_per_node": ""},
+    ]
+}  # fmt: skip
+SQUEUE_24 = {
+    "jobs": [
+        {"job_id": 12, "array_job_id": {"set": True, "infinite": False, "number": 0},
+         "array_task_id": {"set": False, "infinite": False, "number": 0},
+         "array_task_string": "", "name": "ddp", "job_state": ["TIMEOUT"],
+         "state_reason": "None", "user_id": 1000, "nodes": "gpu01",
+         "start_time": {"set": True, "infinite": False, "number": 100},
+         "end_time": {"set": True, "infinite": False, "number": 400},
+         "node_count": {"set": True, "infinite": False, "number": 2},
+         "tres_per_node": "gres/gpu:a100:4"},
+    ]
+}  # fmt: skip
+
+
+def test_squeue_22_rows_expand_arrays_and_filter_the_user() -> None:
+    rows = {row.id: row for row in squeue_rows(SQUEUE_22, user_id=1000, now=1060)}
+    assert sorted(rows) == ["7", "8_0", "8_2", "8_3"]
+    assert (rows["7"].state, rows["7"].gpus, rows["7"].name) == (JobState.HELD, 2, "a; b\nc")
+    assert rows["7"].reason == "JobHeldUser" and rows["8_0"].reason is None
+    running = rows["8_0"]
+    assert (running.state, running.node, running.runtime.total_seconds()) == (
+        JobState.RUNNING,
+        "vm",
+        60,
+    )
+    assert rows["8_3"].state is JobState.PENDING and rows["8_3"].runtime is None
+
+
+def test_squeue_24_structured_numbers_and_state_lists() -> None:
+    (row,) = squeue_rows(SQUEUE_24)
+    assert (row.id, row.state, row.gpus, row.node) == ("12", JobState.FAILED, 8, "gpu01")
+    assert row.runtime is not None and row.runtime.total_seconds() == 300
+
+
+@pytest.mark.parametrize(
+    ("spec_text", "tasks"),
+    [("0-3", [0, 1, 2, 3]), ("2-3%2", [2, 3]), ("1,4-8:2", [1, 4, 6, 8]), ("", [])],
+)
+def test_array_task_strings(spec_text: str, tasks: list[int]) -> None:
+    assert array_tasks(spec_text) == tasks
+
+
+def test_states_and_gpu_counts() -> None:
+    assert job_state("COMPLETING") is JobState.RUNNING
+    assert job_state(["CANCELLED", "REQUEUED"]) is JobState.CANCELLED
+    assert job_state("SOMETHING_NEW") is JobState.UNKNOWN
+    assert gpu_count("", "cpu=2,gres/gpu=3") == 3
+
+
+Runner = Callable[..., str]
+
+
+def fake_slurm(answers: dict[str, list[object]]) -> tuple[Runner, list[str]]:
+    """A run_command that answers each command from a queue; an exception in it is raised."""
+    calls: list[str] = []
+
+    def run(argv: Sequence[str], **_: object) -> str:
+        calls.append(argv[0])
+        answer = answers[argv[0]].pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer if isinstance(answer, str) else json.dumps(answer)
+
+    return run, calls
+
+
+def test_a_few_polling_failures_show_the_last_state_then_raise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    down = SchedulerError("squeue --json failed with exit status 1: connection refused")
+    run, calls = fake_slurm({"squeue": [SQUEUE_22, down, down, down, down, SQUEUE_22]})
+    monkeypatch.setattr(slurm_module, "run_command", run)
+    backend = SlurmBackend(TEST_SITE, failures_tolerated=3)
+    first = backend.status(["7"])
+    for _ in range(3):
+        assert backend.status(["7"]) == first
+    with pytest.raises(SchedulerError, match="failed 4 times in a row"):
+        backend.status(["7"])
+    assert backend.status(["7"]) == first
+    assert calls == ["squeue"] * 6
+
+
+def test_jobs_that_left_the_queue_come_from_sacct_where_accounting_exists(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sacct = {
+        "jobs": [
+            {"job_id": 40, "name": "old", "state": {"current": "COMPLETED", "reason": "None"},
+             "time": {"elapsed": 42}, "nodes": "gpu02", "array": {"job_id": 0, "task_id": None},
+             "tres": {"allocated": [{"type": "gres", "name": "gpu", "count": 2}]}},
+        ]
+    }  # fmt: skip
+    config = "ClusterName = x\nAccountingStorageType   = accounting_storage/slurmdbd\n"
+    run, calls = fake_slurm(
+        {"squeue": [SQUEUE_22, SQUEUE_22], "scontrol": [config], "sacct": [sacct, sacct]}
+    )
+    monkeypatch.setattr(slurm_module, "run_command", run)
+    backend = SlurmBackend(TEST_SITE)
+    rows = backend.status(["7", "40", "41"])
+    assert (rows["40"].state, rows["40"].gpus, rows["40"].runtime.total_seconds()) == (
+        JobState.COMPLETED,
+        2,
+        42,
+    )
+    assert rows["41"].state is JobState.UNKNOWN and rows["7"].state is JobState.HELD
+    backend.status(["40"])
+    assert calls == ["squeue", "scontrol", "sacct", "squeue", "sacct"]
+
+
+def test_worker_jobs_use_the_resource_model_not_dask_jobqueue_defaults() -> None:
+    backend = SlurmBackend(TEST_SITE)
+    cluster = backend.cluster(Resources.from_site(TEST_SITE), security=False)
+    try:
+        script = cluster.job_script()
+    finally:
+        cluster.close()
+    header = [line for line in script.splitlines() if line.startswith("#SBATCH")]
+    assert "#SBATCH -t 1-12:00:00" in header
+    assert "#SBATCH --mem-per-gpu=30518M" in header
+    assert "#SBATCH --gpus-per-node=a100:2" in header
+    assert "#SBATCH -p gpu" in header and "#SBATCH -A physics" in header
+    assert not [line for line in header if line.startswith("#SBATCH --mem=")]
+    assert "--resources GPU=2" in script
+    assert "--worker-port 40000:40100 --nanny-port 40000:40100" in script
+
+
+def test_unknown_cluster_option_is_an_error() -> None:
+    with pytest.raises(InvalidValue, match="unknown cluster option 'n_workers'"):
+        SlurmBackend(TEST_SITE).cluster(Resources(), n_workers=2)

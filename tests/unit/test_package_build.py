@@ -1,0 +1,167 @@
+"""``batchml.package.build``: the folder, its metadata, its validation, its failure modes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from batchml.errors import InvalidValue
+from batchml.package import (
+    BuildOptions,
+    Tolerance,
+    ValidationFailed,
+    build,
+    check_manifest,
+    publish_package,
+)
+from batchml.package import export as export_module
+from batchml.registry import Registry
+from tests.unit.package_fixtures import VARIABLES, package, publish
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.mktemp("pkg")
+    return package(base / "registry", base / "out", int8=True, bench_seconds=0.002)
+
+
+def test_the_folder_holds_every_artifact_and_a_clean_manifest(built: Path) -> None:
+    names = {p.relative_to(built).as_posix() for p in built.rglob("*") if p.is_file()}
+    assert names == {
+        "MANIFEST",
+        "model.onnx",
+        "model.int8.onnx",
+        "preprocess.json",
+        "metadata.json",
+        "validation.json",
+        "benchmark.csv",
+        "benchmark.png",
+        "triton/jets/config.pbtxt",
+        "triton/jets/1/model.onnx",
+    }
+    assert check_manifest(built) == []
+    assert not [p for p in built.parent.iterdir() if p.name.startswith(".")]  # no staging left
+
+
+def test_manifest_names_a_changed_file(built: Path, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(built, copy)
+    (copy / "preprocess.json").write_text("{}")
+    assert check_manifest(copy) == ["preprocess.json: sha256 differs"]
+
+
+def test_metadata_inside_the_onnx_file(built: Path) -> None:
+    props = {p.key: p.value for p in onnx.load(built / "model.onnx").metadata_props}
+    assert props["batchml.registry_uri"] == "batchml:jets/1"
+    assert props["batchml.digest"].startswith("sha256:")
+    assert json.loads(props["batchml.variables"]) == {"x": VARIABLES}
+    assert json.loads(props["batchml.normalisation"])["x"]["pt"]["norm_factor"] == 0.05
+    assert json.loads(props["batchml.output_labels"]) == ["signal", "background"]
+    assert props["batchml.exporter"] == "dynamo"
+    assert props["batchml.opset"] == "18"
+
+
+def test_preprocess_json_has_the_cmssw_layout(built: Path) -> None:
+    spec = json.loads((built / "preprocess.json").read_text())
+    assert spec["input_names"] == ["x"] and spec["output_names"] == ["output"]
+    assert spec["x"]["var_names"] == VARIABLES
+    info = spec["x"]["var_infos"]["pt"]
+    for key in ("median", "norm_factor", "replace_inf_value", "lower_bound", "upper_bound", "pad"):
+        assert isinstance(info[key], float)
+    assert (info["median"], info["min"], info["max"]) == (50.0, 0.0, 200.0)
+
+
+def test_validation_covers_both_sources_and_every_batch_size(built: Path) -> None:
+    report = json.loads((built / "validation.json").read_text())
+    model = report["model"]
+    assert model["passed"] and model["tolerance"]["atol"] == 1e-5
+    assert sorted({(c["input"], c["batch"]) for c in model["cases"]}) == [
+        (s, n) for s in ("example", "random") for n in (1, 2, 7, 32, 64)
+    ]
+    assert report["int8"]["max_abs"] > 0  # the accuracy change is stated
+
+
+def test_benchmark_table_per_thread_count_and_batch(built: Path) -> None:
+    lines = (built / "benchmark.csv").read_text().splitlines()
+    assert lines[0].startswith("intra_op_threads,batch,p50_ms,p90_ms,p99_ms,rows_per_s")
+    assert {line.split(",")[1] for line in lines[1:]} == {"1", "2", "4", "8", "16", "32"}
+    assert (built / "benchmark.png").read_bytes()[:4] == b"\x89PNG"
+
+
+FRESH = """
+import importlib.util, json, sys
+sys.path.append(sys.argv[1])
+assert importlib.util.find_spec("batchml") is None, "batchml must not be importable"
+import numpy as np, onnxruntime as ort
+folder = sys.argv[2]
+session = ort.InferenceSession(folder + "/model.onnx", providers=["CPUExecutionProvider"])
+x = np.load(sys.argv[3])
+print(json.dumps(session.run(None, {"x": x})[0].tolist()))
+"""
+
+
+def test_a_fresh_process_without_batchml_gets_the_validated_outputs(
+    built: Path, tmp_path: Path
+) -> None:
+    version = Registry(built.parent / "registry").get("jets/1")
+    example = version.input_example()["x"]
+    np.save(tmp_path / "x.npy", example)
+    site = sysconfig.get_paths()["purelib"]
+    # -I: no environment, no user site, no script folder; -S: no .pth files, so the
+    # editable install's import hook is never installed and batchml stays hidden.
+    run = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", FRESH, site, str(built), str(tmp_path / "x.npy")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert run.returncode == 0, run.stderr
+    expected = version.load_exported().module()(__import__("torch").from_numpy(example))
+    np.testing.assert_allclose(json.loads(run.stdout), expected.detach().numpy(), atol=1e-5)
+
+
+def test_failed_validation_leaves_nothing_behind(tmp_path: Path) -> None:
+    version = publish(tmp_path / "registry")
+    options = BuildOptions(max_batch=8, tolerance=Tolerance(atol=0.0, rtol=0.0), bench_seconds=None)
+    with pytest.raises(ValidationFailed, match="differs from torch"):
+        build(version, tmp_path / "out", options)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["registry"]
+
+
+def test_an_existing_folder_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "keep").write_text("mine")
+    with pytest.raises(InvalidValue, match="not empty"):
+        build(publish(tmp_path / "registry"), tmp_path / "out")
+
+
+def test_the_torchscript_exporter_is_the_fallback_and_is_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object) -> None:
+        raise RuntimeError("dynamo cannot do this one")
+
+    monkeypatch.setattr(export_module, "_dynamo", broken)
+    out = package(tmp_path / "registry", tmp_path / "out", bench_seconds=None)
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["exporter"] == "torchscript"
+    assert meta["dynamo_error"] == "RuntimeError: dynamo cannot do this one"
+    assert json.loads((out / "validation.json").read_text())["model"]["passed"]
+
+
+def test_the_package_goes_back_into_the_registry(built: Path) -> None:
+    registry = Registry(built.parent / "registry")
+    stored = publish_package(registry, built)
+    assert stored.name == "jets.onnx" and stored.annotations["tags"] == ["from-v1"]
+    assert stored.params["packaged_from"]["uri"] == "batchml:jets/1"
+    assert "model/model.onnx" in stored.files and stored.metrics == {"auc": 0.9}
