@@ -110,7 +110,11 @@ def run_study(
     for key, value in (study_attrs or {}).items():
         study.set_user_attr(key, value)
     _retry_orphans(study)
-    with _client(client, site, gpus_per_trial, trials_per_job, max_jobs) as (dask, site_name):
+    with _client(client, site, gpus_per_trial, trials_per_job, max_jobs) as (
+        dask,
+        cluster,
+        site_name,
+    ):
         shared = DaskStorage(real_storage, client=dask)
         place = Placement(
             gpus_per_trial=gpus_per_trial,
@@ -124,7 +128,7 @@ def run_study(
         capacity = max_jobs * trials_per_job
         payload = cloudpickle.dumps(objective)
         _drive(
-            study, payload, dask, shared, place, n_trials, capacity, max_retries, progress,
+            study, payload, dask, cluster, shared, place, n_trials, capacity, max_retries, progress,
             worker_patience_s,
         )  # fmt: skip
     return study
@@ -133,9 +137,9 @@ def run_study(
 @contextlib.contextmanager
 def _client(
     client: Client | None, site: str | None, gpus: int, per_job: int, jobs: int
-) -> Iterator[tuple[Client, str]]:
+) -> Iterator[tuple[Client, Any, str]]:
     if client is not None:
-        yield client, site or "given-client"
+        yield client, None, site or "given-client"
         return
     from batchml.backends import backend_for
     from batchml.resources import Resources
@@ -149,7 +153,7 @@ def _client(
         backend_for(resolved).cluster(resources, jobs=jobs) as cluster,
         Client(cluster) as started,
     ):
-        yield started, resolved.name
+        yield started, cluster, resolved.name
 
 
 def ended(study: optuna.Study) -> int:
@@ -161,6 +165,7 @@ def _drive(
     study: optuna.Study,
     objective: bytes,
     client: Client,
+    cluster: Any,
     storage: Any,
     place: Placement,
     n_trials: int,
@@ -171,7 +176,7 @@ def _drive(
 ) -> None:
     running: dict[Future, optuna.Trial] = {}
     resources = {"GPU": place.gpus_per_trial} if place.gpus_per_trial else None
-    watchdog = WorkerWatchdog(client, patience_s)
+    pool = WorkerPool(client, cluster, patience_s)
     with StudyProgress(study, n_trials, enabled=show) as bar:
         while ended(study) + len(running) < n_trials or running:
             while len(running) < capacity and ended(study) + len(running) < n_trials:
@@ -188,31 +193,64 @@ def _drive(
                 done = set()
             for future in done:
                 _record(study, running.pop(future), future, max_retries)
-            bar.update(running=len(running), workers=watchdog.check())
+            bar.update(running=len(running), workers=pool.check())
             if not running and ended(study) >= n_trials:
                 break
 
 
-class WorkerWatchdog:
-    """Notices a cluster left without workers, which would otherwise wait forever."""
+class WorkerPool:
+    """Keeps the worker jobs alive: replaces those that ended, and notices when none are left.
 
-    def __init__(self, client: Client, patience_s: float) -> None:
+    dask-jobqueue does not resubmit a job that was cancelled, preempted or hit its
+    walltime; without this a study would slowly lose its workers. A job counts as
+    ended once its worker, seen before, has been gone for ``replace_after_s``
+    (a restarting worker comes back sooner). Local clusters restart their own.
+    """
+
+    def __init__(
+        self, client: Client, cluster: Any, patience_s: float, replace_after_s: float = 10.0
+    ) -> None:
+        from dask_jobqueue.core import JobQueueCluster
+
         self.client = client
+        self.cluster = cluster if isinstance(cluster, JobQueueCluster) else None
         self.patience_s = patience_s
+        self.replace_after_s = replace_after_s
+        self.seen: set[str] = set()
+        self.missing_since: dict[str, float] = {}
+        self.replaced = 0
         self.since = time.monotonic()
 
     def check(self) -> int:
         """The number of workers now; SchedulerError once there were none for too long."""
-        count = len(self.client.scheduler_info(n_workers=-1)["workers"])
-        if count:
-            self.since = time.monotonic()
-        elif time.monotonic() - self.since > self.patience_s:
+        workers = self.client.scheduler_info(n_workers=-1)["workers"].values()
+        names = {str(w.get("name")) for w in workers}
+        now = time.monotonic()
+        if names:
+            self.since = now
+        elif now - self.since > self.patience_s:
             raise SchedulerError(
                 f"no dask worker has been connected for {self.patience_s:.0f} s",
                 hint="look at the worker jobs (`batchml jobs`) and their logs: "
                 "queued too long, held, or dying at start",
             )
-        return count
+        if self.cluster is not None:
+            self._replace_ended(names, now)
+        return len(names)
+
+    def _replace_ended(self, names: set[str], now: float) -> None:
+        assert self.cluster is not None
+        self.seen |= names
+        for name in list(self.cluster.worker_spec):
+            if name in names or name not in self.seen:
+                self.missing_since.pop(name, None)
+                continue
+            if now - self.missing_since.setdefault(name, now) > self.replace_after_s:
+                wanted = len(self.cluster.worker_spec)
+                del self.cluster.worker_spec[name]
+                del self.missing_since[name]
+                self.cluster.scale(wanted)  # submits a new job for the one that ended
+                self.replaced += 1
 
 
 def _ask(study: optuna.Study) -> optuna.Trial:

@@ -12,6 +12,9 @@ from batchml.hpo import TrialContext
 def quadratic(trial: Any, ctx: TrialContext) -> float:
     """Records its devices and run interval, so tests can check slot exclusivity."""
     trial.set_user_attr("seen_devices", os.environ.get("CUDA_VISIBLE_DEVICES", ""))
+    trial.set_user_attr(
+        "job", os.environ.get("SLURM_JOB_ID") or os.environ.get("BATCHML_CONDOR_JOB", "")
+    )
     trial.set_user_attr("t_start", time.time())
     x = trial.suggest_float("x", -10.0, 10.0)
     y = trial.suggest_int("y", -3, 3)
@@ -60,4 +63,17 @@ def kills_its_worker_once(trial: Any, ctx: TrialContext) -> float:
 def slow_square(trial: Any, ctx: TrialContext) -> float:
     x = trial.suggest_float("x", -1.0, 1.0)
     time.sleep(0.3)
+    return x * x
+
+
+def waits_on_first_attempt(trial: Any, ctx: TrialContext) -> float:
+    """Trial 1's first attempt waits (so a test can remove its worker job); others are quick."""
+    trial.set_user_attr(
+        "job", os.environ.get("SLURM_JOB_ID") or os.environ.get("BATCHML_CONDOR_JOB", "")
+    )
+    x = trial.suggest_float("x", -1.0, 1.0)
+    trial.report(x, 0)
+    if trial.number == 1 and ctx.attempt == 1:
+        time.sleep(120)
+    time.sleep(0.8)  # long enough for a replacement worker job to take part
     return x * x

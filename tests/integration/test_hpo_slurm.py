@@ -1,0 +1,93 @@
+"""Searches on the real Slurm: trials as tasks on GPU worker jobs, and a worker job cancelled."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import cloudpickle
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from batchml.hpo import run_study
+from batchml.hpo.outcomes import OUTCOME_ATTR, RETRY_OF_ATTR
+from tests.unit import hpo_objectives as objectives
+
+pytestmark = [pytest.mark.slurm, pytest.mark.timeout(300)]
+cloudpickle.register_pickle_by_value(objectives)  # workers need not import the tests package
+
+
+@pytest.fixture
+def site(slurm_env: dict[str, str], tmp_path: Path) -> str:
+    shared = slurm_env["BATCHML_SLURM_SHARED"]
+    path = tmp_path / "hpo-slurm.yaml"
+    path.write_text(
+        "scheduler: slurm\n"
+        "defaults: {cores: 1, memory: 600MB, walltime: 15m}\n"
+        f"slurm: {{partition: {slurm_env['BATCHML_SLURM_PARTITION']}}}\n"
+        "network: {interface: lo}\n"
+        f"paths: {{log_dir: {shared}/logs, shared_dir: {shared}}}\n"
+    )
+    return str(path)
+
+
+def test_sixteen_trials_on_two_jobs_of_two_gpus(site: str, tmp_path: Path) -> None:
+    study = run_study(
+        objectives.quadratic, n_trials=16, site=site, gpus_per_trial=1, trials_per_job=2,
+        max_jobs=2, study_name="slurm-slots", storage=str(tmp_path / "s.journal"), progress=False,
+    )  # fmt: skip
+    trials = study.get_trials(states=(TrialState.COMPLETE,))
+    assert len(trials) == 16
+    jobs = {t.user_attrs["job"] for t in trials}
+    assert len(jobs) == 2 and "" not in jobs  # both worker jobs ran trials
+    for trial in trials:
+        assert trial.user_attrs["seen_devices"] == trial.user_attrs["batchml.devices"]
+        assert len(trial.user_attrs["seen_devices"].split(",")) == 1
+    for a in trials:
+        for b in trials:
+            same_job = a.user_attrs["job"] == b.user_attrs["job"]
+            overlap = (
+                a.user_attrs["t_start"] < b.user_attrs["t_end"]
+                and b.user_attrs["t_start"] < a.user_attrs["t_end"]
+            )
+            if a.number < b.number and same_job and overlap:
+                assert a.user_attrs["seen_devices"] != b.user_attrs["seen_devices"]
+
+
+def test_cancelled_worker_job_is_preempted_and_retried(site: str, tmp_path: Path) -> None:
+    journal = str(tmp_path / "p.journal")
+    result: dict[str, optuna.Study] = {}
+
+    def drive() -> None:
+        result["study"] = run_study(
+            objectives.waits_on_first_attempt, n_trials=30, site=site, max_jobs=2,
+            study_name="slurm-preempt", storage=journal, progress=False,
+        )  # fmt: skip
+
+    driver = threading.Thread(target=drive)
+    driver.start()
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(journal))
+    job = ""
+    deadline = time.monotonic() + 120
+    while not job:
+        assert time.monotonic() < deadline, "trial 1 never started on a worker"
+        try:
+            trials = optuna.load_study(study_name="slurm-preempt", storage=storage).trials
+        except KeyError:
+            trials = []
+        job = trials[1].user_attrs.get("job", "") if len(trials) > 1 else ""
+        time.sleep(0.2)
+    subprocess.run(["scancel", job], check=True)
+    driver.join(timeout=240)
+    assert not driver.is_alive(), "the study did not finish after its worker job was cancelled"
+    study = result["study"]
+    first = study.trials[1]
+    assert first.state == TrialState.FAIL and first.user_attrs[OUTCOME_ATTR] == "preempted"
+    retry = next(t for t in study.trials if t.user_attrs.get(RETRY_OF_ATTR) == 1)
+    assert retry.state == TrialState.COMPLETE and retry.params == first.params
+    assert sum(t.state == TrialState.COMPLETE for t in study.trials) == 30
+    jobs = {t.user_attrs["job"] for t in study.trials}
+    assert len(jobs) == 3 and job in jobs  # the cancelled job was replaced by a new one
