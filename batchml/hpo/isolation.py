@@ -132,6 +132,14 @@ def _context(preload: Sequence[str]) -> multiprocessing.context.ForkServerContex
     return context
 
 
+def warm_up(preload: Sequence[str] = ("torch",)) -> None:
+    """Start the forkserver now (it imports ``preload``), so the first trial does not wait."""
+    context = _context(preload)
+    process = context.Process(target=os.getpid)
+    process.start()
+    process.join()
+
+
 def run_isolated(
     objective: bytes,
     trial: optuna.Trial,

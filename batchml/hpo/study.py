@@ -32,7 +32,7 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from batchml.backends.base import SchedulerError
-from batchml.hpo.isolation import Outcome, TrialContext
+from batchml.hpo.isolation import Outcome, TrialContext, warm_up
 from batchml.hpo.outcomes import (
     ATTEMPT_ATTR,
     OUTCOME_ATTR,
@@ -116,6 +116,7 @@ def run_study(
         site_name,
     ):
         shared = DaskStorage(real_storage, client=dask)
+        dask.run(warm_up)  # workers connected by now import torch once, in parallel, up front
         place = Placement(
             gpus_per_trial=gpus_per_trial,
             site=site_name,
@@ -125,7 +126,9 @@ def run_study(
             ),
             search_space=dict(search_space or {}),
         )
-        capacity = max_jobs * trials_per_job
+        # One trial waits queued per job, so a freed slot starts work without a round
+        # trip to the driver; the global budget still counts it as running.
+        capacity = max_jobs * (trials_per_job + 1)
         payload = cloudpickle.dumps(objective)
         _drive(
             study, payload, dask, cluster, shared, place, n_trials, capacity, max_retries, progress,
