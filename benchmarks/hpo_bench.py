@@ -146,15 +146,16 @@ def main() -> None:
         print("== 2. parallel efficiency: 64 x (import torch; sleep 1 s) on 8 slots")
         ratio, startup = efficiency(folder)
         print(
-            f"trial wall time / ideal 8 s: {ratio:.3f}   (cluster start-up and stop apart: {startup:.1f} s)"
+            f"trial wall time / ideal 8 s: {ratio:.3f}   (start-up and stop apart: {startup:.1f} s)"
         )
 
         print(f"== 3. storage under concurrency: 8 workers, {n // 2} trials x 10 reports")
         results = storage_concurrency(n // 2, folder)
         base_rate = results["journal file"][0]
         for label, (rate, errors) in results.items():
+            ratio = rate / base_rate
             print(
-                f"{label:14s} {rate:7.1f} trials/s  ratio to journal {rate / base_rate:.3f}  failed trials {errors}"
+                f"{label:14s} {rate:7.1f} trials/s  ratio to journal {ratio:.3f}  failed {errors}"
             )
 
 
