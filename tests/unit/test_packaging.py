@@ -34,8 +34,13 @@ def test_wheel_ships_site_configs_and_finds_them_outside_the_checkout(tmp_path: 
         archive.extractall(tmp_path / "site-packages")
     for site in ("local", "lxplus", "slurm-generic"):
         assert f"batchml/site_configs/{site}.yaml" in names
+    for template in ("common/job.sh.j2", "slurm/train.sbatch.j2", "htcondor/train.sub.j2"):
+        assert f"batchml/submit_templates/{template}" in names
     assert not any(n.startswith(("tests/", "benchmarks/")) for n in names)
-    code = "import batchml.site_files as s; print(s.SHIPPED_DIR); print(len(s.list_sites()))"
+    code = (
+        "import batchml.site_files as s, batchml.templates as t; print(s.SHIPPED_DIR); "
+        "print(len(s.list_sites())); print(','.join(t.available('slurm')))"
+    )
     out = subprocess.run(
         [sys.executable, "-c", code],
         cwd=tmp_path,
@@ -49,3 +54,4 @@ def test_wheel_ships_site_configs_and_finds_them_outside_the_checkout(tmp_path: 
         },
     ).stdout.split()
     assert out[0].startswith(str(tmp_path / "site-packages")) and out[1] == "3"
+    assert out[2] == "train"  # templates found in the installed copy
