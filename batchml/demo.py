@@ -1,28 +1,83 @@
-"""`batchml demo`: the main job, end to end, on the embedded default (this machine).
+"""`batchml demo`: the main job end to end, on the embedded default or on a named site.
 
-What it runs grows as the pipeline lands. Today: resolve the `local` site,
-write the signal/background ROOT sample (or reuse it), start a local dask
-cluster sized from the site, read every file on the workers with uproot, and
-rank the features by how well they separate the classes. Each stage prints its
-time, so a slow stage shows at once.
+The stages a user walks, each timed and printed: write (or reuse) the
+signal/background sample, or take ``--data`` files; plan the data and compute
+the normalisation from the training split; search hyper-parameters with trials
+on dask workers (``run_study``); score the best model on held-out events;
+publish it to a registry folder in the workdir with its lineage and the
+``production`` alias; package it; serve it with ``BatchedSession``; write
+``report.html``. The model, objective and splits are in demo_training.py.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
-import numpy as np
+import optuna
+import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
+from batchml.data import FeatureStats, xrootd
 from batchml.data.synthetic import FLAT_FEATURES, SampleFiles, write_sample
+from batchml.demo_inference import Serving, serve
+from batchml.demo_report import (
+    Figure,
+    Report,
+    TableData,
+    package_figure,
+    roc_figure,
+    study_figures,
+)
+from batchml.demo_training import (
+    CHECKPOINT_ATTR,
+    SEARCH_SPACE,
+    Budget,
+    DataSpec,
+    Normaliser,
+    load_checkpoint,
+    objective,
+    read_part,
+    roc_curve,
+)
+from batchml.errors import InvalidValue
+from batchml.package import BuildOptions, build
+from batchml.registry import ModelVersion, Registry
 from batchml.site_files import load_site
-from batchml.units import format_size
+
+MODEL_NAME = "demo-mlp"
+STATS_EVENTS = 200_000  # enough for means and widths to 0.5 %, a second to read
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    """The demo's knobs, as the CLI flags name them."""
+
+    workdir: Path
+    events: int = 1_000_000
+    files: int = 8
+    trials: int = 16
+    workers: int = 2
+    site: str = "local"
+    data: tuple[str, ...] = ()
+    xrootd: str | None = None
+    tree: str = "events"
+    target: str = "label"
+    features: tuple[str, ...] = ()  # empty: the sample's FLAT_FEATURES
+    budget: Budget = field(default_factory=Budget)
+
+    def __post_init__(self) -> None:
+        sizes = {"--trials": self.trials, "--workers": self.workers, "--files": self.files}
+        if min(sizes.values()) < 1 or self.events < 2 * self.files:
+            raise InvalidValue(
+                f"{sizes}, --events {self.events}: sizes must be positive",
+                hint="use at least one trial, worker and file, and two events per file",
+            )
 
 
 @contextmanager
@@ -34,103 +89,191 @@ def _stage(out: Console, title: str, timings: dict[str, float]) -> Iterator[None
     out.print(f"[dim]{title}: {timings[title]:.1f} s[/dim]")
 
 
-def summarize_file(path: str, tree: str, features: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """Per-class count, sum and sum of squares of each feature in one file (runs on a worker)."""
-    import uproot
-
-    sums = {
-        "n": np.zeros(2),
-        "sum": np.zeros((2, len(features))),
-        "sumsq": np.zeros((2, len(features))),
-    }
-    for batch in uproot.iterate(
-        f"{path}:{tree}", [*features, "label"], library="np", step_size="50 MB"
-    ):
-        label = batch["label"]
-        values = np.stack([batch[f].astype(np.float64) for f in features], axis=1)
-        for cls in (0, 1):
-            rows = values[label == cls]
-            sums["n"][cls] += len(rows)
-            sums["sum"][cls] += rows.sum(axis=0)
-            sums["sumsq"][cls] += (rows**2).sum(axis=0)
-    return sums
-
-
-def run_demo(*, out: Console, workdir: str, events: int, files: int, workers: int) -> int:
-    """Run every stage that exists; returns the exit status."""
+def run_demo(out: Console, options: DemoOptions) -> int:
+    """Run every stage; returns the exit status (errors are raised as BatchmlError)."""
     timings: dict[str, float] = {}
-    root = Path(workdir).resolve()
-    site = load_site("local").site
+    root = options.workdir.resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    site = load_site(options.site).site
     out.print(f"batchml demo in {root} on site [bold]{site.name}[/bold] ({site.scheduler})")
 
     with _stage(out, "1. sample", timings):
-        sample = _write_sample_with_progress(root / "data", events, files, out)
-        size = sum(p.stat().st_size for p in (*sample.signal, *sample.background))
-        out.print(
-            f"{len(sample.signal) + len(sample.background)} ROOT files, {format_size(size)} "
-            f"in {root / 'data'}"
-        )
-
-    with _stage(out, "2. read on a local dask cluster", timings):
-        totals = _summarize_on_dask(sample, workers, site.defaults.memory, out)
-
-    table = Table(
-        "feature", "signal mean", "background mean", "separation", title="Feature separation"
-    )
-    mean = totals["sum"] / totals["n"][:, None]
-    std = np.sqrt(np.maximum(totals["sumsq"] / totals["n"][:, None] - mean**2, 0.0))
-    separation = np.abs(mean[1] - mean[0]) / np.sqrt(std[0] ** 2 + std[1] ** 2)
-    for i in np.argsort(-separation):
-        table.add_row(
-            FLAT_FEATURES[i], f"{mean[1, i]:.3g}", f"{mean[0, i]:.3g}", f"{separation[i]:.3f}"
-        )
-    out.print(table)
-    out.print(f"events read: {int(totals['n'][1])} signal, {int(totals['n'][0])} background")
+        files = _input_files(options, root, out)
+    with _stage(out, "2. data: split and normalisation", timings):
+        features = options.features or FLAT_FEATURES
+        data = DataSpec(files, options.tree, features, options.target,
+                        str(root / "feature_stats.json"))  # fmt: skip
+        stats = _feature_stats(data, out)
+    with _stage(out, "3. hyper-parameter search", timings):
+        journal = root / "hpo" / "studies.journal"
+        study = _search(data, options, site.name, journal)
+        best = study.best_trial
+        out.print(f"best trial {best.number}: validation loss {best.value:.4f}, {best.params}")
+    with _stage(out, "4. held-out evaluation", timings), out.status("scoring held-out events"):
+        model, params = load_checkpoint(best.user_attrs[CHECKPOINT_ATTR], len(data.features))
+        test_x, test_y = read_part(data, "test")
+        normalise = Normaliser(stats)
+        with torch.no_grad():
+            scores = model(torch.from_numpy(normalise(test_x))).numpy().reshape(-1)
+        fpr, tpr, auc = roc_curve(scores, test_y)
+        out.print(f"test AUC {auc:.4f} on {len(test_y):,} held-out events")
+    with _stage(out, "5. publish", timings), out.status("publishing to the registry"):
+        registry = Registry(root / "registry")
+        version = registry.publish(
+            MODEL_NAME, model,
+            input_example=normalise(test_x[:16]), input_names=["features"],
+            variables={"features": list(data.features)}, preprocessing=stats.to_dict(),
+            metrics={"val_loss": study.best_value, "test_auc": auc}, params=params,
+            lineage={"hpo_study": study.study_name, "hpo_trial": best.number,
+                     "data": _data_lineage(files), "site": site.name},
+            description=f"best of {len(study.trials)} trials of `batchml demo`",
+            aliases=["production"],
+        )  # fmt: skip
+        out.print(f"published {version.uri} as {MODEL_NAME}@production in {registry.root}")
+    with _stage(out, "6. package", timings):
+        package = _package(registry, version, root, out)
+    with _stage(out, "7. batched inference", timings), out.status("serving held-out events"):
+        serving = serve(package, test_x, test_y)
+        _print_serving(out, serving)
+    with _stage(out, "8. report", timings):
+        report = Report(f"batchml demo: {MODEL_NAME} on site {site.name}")
+        report.products = {
+            **({} if options.data else {"sample": root / "data"}),
+            "feature statistics": Path(data.stats_path),
+            "study journal": journal,
+            "best checkpoint": Path(best.user_attrs[CHECKPOINT_ATTR]),
+            "registry": registry.root,
+            "registry version": version.path,
+            "package": package,
+            "report": root / "report.html",
+        }
+        held_out = roc_figure(fpr, tpr, auc, len(test_y))
+        _fill_report(report, study, version, held_out, serving)
+        report.figures.append(package_figure(package))
+        times = [(k, f"{v:.1f}") for k, v in timings.items()]
+        report.tables.insert(0, TableData("Stage times", ("stage", "seconds"), times))
+        report.write(report.products["report"])
+        out.print(f"wrote {report.products['report']}")
+    total = sum(timings.values())
     out.print("stage times: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
-    out.print("next: [bold]batchml site list[/bold], [bold]batchml site show lxplus[/bold]")
+    out.print(f"total {total:.1f} s; test AUC {auc:.4f}; package AUC {serving.auc:.4f}")
+    _print_next(out, registry.root, package, report.products["report"])
     return 0
 
 
+def _input_files(options: DemoOptions, root: Path, out: Console) -> tuple[str, ...]:
+    """The ROOT files to read: the user's, or the sample (written if absent), maybe via XRootD."""
+    if options.data:
+        out.print(f"{len(options.data)} file(s) given with --data")
+        return options.data
+    sample = _write_sample_with_progress(root / "data", options.events, options.files, out)
+    paths = [p for pair in zip(sample.signal, sample.background, strict=True) for p in pair]
+    size = sum(p.stat().st_size for p in paths)
+    out.print(f"{len(paths)} ROOT files, {size / 1e6:.1f} MB in {root / 'data'}")
+    if options.xrootd is None:
+        return tuple(str(p) for p in paths)
+    urls = tuple(f"{options.xrootd.rstrip('/')}//{str(p).lstrip('/')}" for p in paths)
+    if not xrootd.is_remote(urls[0]):
+        raise InvalidValue(f"--xrootd {options.xrootd} is not a root:// URL",
+                           hint="give the server, e.g. --xrootd root://127.0.0.1:1094")  # fmt: skip
+    xrootd.configure_client()
+    xrootd.stat(urls[0])  # the server must export the workdir: say so now, not in a trial
+    out.print(f"reading them through {options.xrootd}")
+    return urls
+
+
 def _write_sample_with_progress(folder: Path, events: int, files: int, out: Console) -> SampleFiles:
-    columns = [
-        TextColumn("writing events"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-    ]
+    columns = [TextColumn("writing events"), BarColumn(), MofNCompleteColumn(),
+               TimeRemainingColumn()]  # fmt: skip
     with Progress(*columns, console=out, transient=False) as bar:
         task = bar.add_task("sample", total=2 * files * max(1, events // (2 * files)))
         return write_sample(folder, events, files, progress=lambda n: bar.advance(task, n))
 
 
-def _summarize_on_dask(
-    sample: SampleFiles, workers: int, memory: int, out: Console
-) -> dict[str, np.ndarray]:
-    from distributed import Client, LocalCluster, as_completed
+def _feature_stats(data: DataSpec, out: Console) -> FeatureStats:
+    """Normalisation constants from the training split only, saved where every trial reads them."""
+    with out.status("planning the files and scanning the training split"):
+        train = data.dataset("train", output="numpy", batch_size=8192)
+        stats = FeatureStats.scan(train, train.columns, max_events=STATS_EVENTS)
+    stats.save(data.stats_path)
+    out.print(f"{train.stream.num_entries:,} events in {len(data.files)} files; "
+              f"normalisation from {stats.count:,} training events")  # fmt: skip
+    return stats
 
-    paths = [str(p) for p in (*sample.signal, *sample.background)]
-    with (
-        LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            memory_limit=memory,
-            dashboard_address=None,
-            host="127.0.0.1",
-            silence_logs=logging.ERROR,
-        ) as cluster,
-        Client(cluster) as client,
+
+def _search(data: DataSpec, options: DemoOptions, site: str, journal: Path) -> optuna.Study:
+    """The study, its trials on ``options.workers`` dask workers; bad trials pruned early."""
+    from batchml.hpo import run_study
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress bar tells it all
+    name = f"demo-{time.strftime('%Y%m%d-%H%M%S')}"  # a new study per run, never a resume
+    return run_study(
+        partial(objective, data=data, budget=options.budget), SEARCH_SPACE,
+        n_trials=options.trials, site=site, max_jobs=options.workers,
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=2),
+        study_name=name, storage=str(journal),
+        checkpoint_dir=journal.parent / f"{name}.checkpoints", progress=True,
+    )  # fmt: skip
+
+
+def _data_lineage(files: tuple[str, ...]) -> list[dict[str, object]]:
+    """Each input with its size: enough to tell later whether a file was replaced."""
+    return [
+        {"url": f, "size": xrootd.stat(f).size if xrootd.is_remote(f) else Path(f).stat().st_size}
+        for f in files
+    ]
+
+
+def _package(registry: Registry, version: ModelVersion, root: Path, out: Console) -> Path:
+    production = registry.get(f"{MODEL_NAME}@production")
+    target = root / "packages" / f"{MODEL_NAME}-v{production.version}"
+    folder = build(production, target, BuildOptions(output_labels=["signal"]),
+                   progress=lambda step: out.print(f"  {step}"))  # fmt: skip
+    out.print(f"packaged {production.uri} into {folder}")
+    return folder
+
+
+def _print_serving(out: Console, serving: Serving) -> None:
+    out.print(f"one chunk through predict_many: {serving.chunk_events_per_s:,.0f} events/s, "
+              f"package AUC {serving.auc:.4f}")  # fmt: skip
+    for p in serving.points:
+        out.print(f"{p.callers:3d} threads x predict(one event): {p.calls_per_s:,.0f} calls/s, "
+                  f"p50 {p.p50_ms:.2f} ms, p99 {p.p99_ms:.2f} ms")  # fmt: skip
+
+
+def _fill_report(
+    report: Report, study: optuna.Study, version: ModelVersion, held_out: Figure, serving: Serving
+) -> None:
+    states = [t.state.name.lower() for t in study.trials]
+    counts = ", ".join(f"{states.count(s)} {s}" for s in sorted(set(states)))
+    report.facts += [
+        ("study", f"{study.study_name}: {counts}"),
+        ("best trial", f"{study.best_trial.number}: {study.best_trial.params}"),
+        ("validation loss", f"{study.best_value:.4f}"),
+        ("test AUC (torch)", f"{version.metrics['test_auc']:.4f}"),
+        ("test AUC (package, ONNX Runtime)", f"{serving.auc:.4f}"),
+        ("registry version", f"{version.uri} ({MODEL_NAME}@production)"),
+    ]
+    figures, notes = study_figures(study)
+    report.figures += [*figures, held_out]
+    report.notes += notes
+    report.tables.append(TableData(
+        f"Batched inference (BatchedSession, 1 intra-op thread); one chunk: "
+        f"{serving.chunk_events_per_s:,.0f} events/s",
+        ("callers", "calls/s", "p50 ms", "p99 ms"),
+        [(str(p.callers), f"{p.calls_per_s:,.0f}", f"{p.p50_ms:.2f}", f"{p.p99_ms:.2f}")
+         for p in serving.points],
+    ))  # fmt: skip
+
+
+def _print_next(out: Console, registry: Path, package: Path, report: Path) -> None:
+    out.print("\n[bold]next:[/bold]")
+    for command in (
+        f"open {report}",
+        f"batchml registry --root {registry} list {MODEL_NAME}",
+        f"batchml registry --root {registry} show {MODEL_NAME}@production",
+        f"batchml package bench {package}",
+        "batchml demo --site slurm-generic   # the same steps, trials as batch jobs",
+        "batchml site show lxplus",
     ):
-        out.print(f"dask cluster with {workers} workers at {cluster.scheduler_address}")
-        futures = [
-            client.submit(summarize_file, p, sample.tree, FLAT_FEATURES, pure=False) for p in paths
-        ]
-        totals: dict[str, np.ndarray] = {}
-        with Progress(
-            TextColumn("reading files"), BarColumn(), MofNCompleteColumn(), console=out
-        ) as bar:
-            task = bar.add_task("read", total=len(futures))
-            for future in as_completed(futures):
-                part = future.result()
-                totals = {k: totals.get(k, 0) + v for k, v in part.items()}
-                bar.advance(task)
-    return totals
+        out.print(f"  {command}")

@@ -25,7 +25,7 @@ import classad2
 import htcondor2
 
 from batchml.backends.base import Backend, JobInfo, JobSpec, JobState, RenderedJob, SchedulerError
-from batchml.backends.htcondor_lint import parse_submit, submit_string, submit_value
+from batchml.backends.htcondor_lint import parse_submit, submit_label, submit_string, submit_value
 from batchml.errors import InvalidValue
 from batchml.resources import Resources, htcondor_submit_entries
 from batchml.sites import HTCondorSettings
@@ -60,9 +60,12 @@ PROJECTION = [
     "ExitBySignal",
     "ExitSignal",
     "HoldReason",
+    "HoldReasonCode",
     "RemoveReason",
 ]
 CREDENTIAL_ROOTS = ("/eos", "/afs")
+# A spooled job is held with this code until its input files have arrived: it is not stuck.
+SPOOLING_INPUT = 16
 
 
 class HTCondorBackend(Backend):
@@ -89,7 +92,7 @@ class HTCondorBackend(Backend):
             spool=self.settings.spool,
             items=len(job.array_items or ()),
             array_index_variable=self.array_index_variable,
-            batch_name=submit_string(job.name),
+            batch_name=submit_label(job.name),
             entries=self.submit_entries(job.resources, [str(job.workdir), *job.command]),
         )
         return "job.sub", text
@@ -129,13 +132,10 @@ class HTCondorBackend(Backend):
 
     def submit_rendered(self, job: JobSpec, submit_file: Path) -> list[str]:
         description = parse_submit(submit_file.read_text(), str(submit_file))
-        spool = self.settings.spool
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                result = self._schedd.submit(description, spool=spool)
-                if spool:
-                    self._schedd.spool(result)
+                result = self._send(description)
         except (htcondor2.HTCondorException, RuntimeError, ValueError) as exc:
             raise SchedulerError(
                 f"the schedd refused {submit_file}: {exc}",
@@ -182,6 +182,21 @@ class HTCondorBackend(Backend):
         from batchml.backends.htcondor_cluster import make_cluster
 
         return make_cluster(self.site, resources, self.submit_entries(resources), options)
+
+    def _send(self, description: htcondor2.Submit) -> htcondor2.SubmitResult:
+        """Submit, and with spool upload the input files; a half-spooled cluster is removed.
+
+        Spooled jobs wait on hold until their files arrive, so a failed upload
+        would otherwise leave held jobs behind.
+        """
+        result = self._schedd.submit(description, spool=self.settings.spool)
+        if self.settings.spool:
+            try:
+                self._schedd.spool(result)
+            except BaseException:
+                self._schedd.act(htcondor2.JobAction.Remove, f"ClusterId == {result.cluster()}")
+                raise
+        return result
 
     @property
     def _docker_image(self) -> str | None:
@@ -233,15 +248,17 @@ def ids_constraint(job_ids: Iterable[str]) -> str:
 def job_info(ad: classad2.ClassAd) -> JobInfo:
     """A queue or history ad as the row `batchml jobs` shows."""
     state = _STATES.get(_int(ad, "JobStatus"), JobState.UNKNOWN)
+    if state is JobState.HELD and _int(ad, "HoldReasonCode") == SPOOLING_INPUT:
+        state = JobState.PENDING
     reason = None
     if state is JobState.COMPLETED and (ad.get("ExitBySignal") or _int(ad, "ExitCode")):
         state = JobState.FAILED
         signal = _int(ad, "ExitSignal")
         reason = f"killed by signal {signal}" if signal else f"exit code {_int(ad, 'ExitCode')}"
     elif state is JobState.HELD:
-        reason = str(ad.get("HoldReason", "held"))
+        reason = str(ad.get("HoldReason") or "held, no reason given")
     elif state is JobState.CANCELLED:
-        reason = str(ad.get("RemoveReason", "removed"))
+        reason = str(ad.get("RemoveReason") or "removed, no reason given")
     host = ad.get("RemoteHost") or ad.get("LastRemoteHost")
     return JobInfo(
         id=f"{_int(ad, 'ClusterId')}.{_int(ad, 'ProcId')}",

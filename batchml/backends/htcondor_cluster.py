@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shlex
 import shutil
 import socket
 import tempfile
@@ -33,11 +32,10 @@ from dask_jobqueue import HTCondorCluster
 from dask_jobqueue.htcondor import HTCondorJob
 from distributed.security import Security
 
-from batchml.backends.base import SchedulerError, worker_python
+from batchml.backends.base import SchedulerError, worker_prologue, worker_python
 from batchml.errors import InvalidValue
 from batchml.resources import Resources
-from batchml.sites import Environment, Network, Site
-from batchml.templates import expand_path
+from batchml.sites import Network, Site
 
 # dask-jobqueue's own request lines, replaced by batchml's request_* entries.
 _REPLACED_DIRECTIVES = ["RequestCpus", "RequestMemory", "RequestDisk"]
@@ -107,14 +105,19 @@ def make_cluster(
         job_extra_directives=entries,
         job_directives_skip=_REPLACED_DIRECTIVES,
         worker_extra_args=worker_arguments(resources, network),
-        job_script_prologue=prologue(site.environment),
+        job_script_prologue=worker_prologue(site),
         submit_command_extra=["-spool"] if condor is not None and condor.spool else [],
-        log_directory=chosen.log_directory,
+        log_directory=chosen.log_directory or _expanded(site.paths.log_dir),
     )
     weakref.finalize(cluster, shutil.rmtree, tls_dir, True)
     if chosen.jobs:
         cluster.scale(jobs=chosen.jobs)
     return cluster
+
+
+def _expanded(path: str) -> str:
+    """A site folder on the submit host (the driver's side): ~ and $VARIABLES expanded."""
+    return os.path.expanduser(os.path.expandvars(path))
 
 
 def worker_arguments(resources: Resources, network: Network) -> list[str]:
@@ -129,14 +132,15 @@ def worker_arguments(resources: Resources, network: Network) -> list[str]:
 def scheduler_port(network: Network) -> int:
     """The site's scheduler port; else a free one in the worker range; else any (0).
 
-    The port is free when chosen and taken by the scheduler a moment later;
-    another process could take it in between, and the scheduler then fails
-    to start with an error naming the port.
+    The range is searched from the top, away from the bottom where workers
+    and nannies start their own search. The port is free when chosen and
+    bound a moment later; a process taking it in between makes the scheduler
+    fail with an error naming it.
     """
     if network.scheduler_port or network.worker_ports is None:
         return network.scheduler_port
     low, high = network.worker_ports
-    for port in range(low, high + 1):
+    for port in range(high, low - 1, -1):
         with socket.socket() as probe:
             try:
                 probe.bind(("", port))
@@ -147,25 +151,6 @@ def scheduler_port(network: Network) -> int:
         f"no free port in {low}-{high} for the dask scheduler",
         hint="close other dask clusters on this machine, or set network.scheduler_port",
     )
-
-
-def prologue(environment: Environment) -> list[str]:
-    """Shell lines run before the worker starts (it runs under /bin/sh, not job.sh).
-
-    dask-jobqueue writes its own submit description and starts the worker with
-    ``/bin/sh -c``, so the site's environment set-up is given here in POSIX
-    sh, the way job.sh.j2 gives it to plain jobs in bash.
-    """
-    lines = list(environment.setup_commands)
-    if environment.lcg_view:
-        lines.append(f". {expand_path(environment.lcg_view)}/setup.sh")
-    elif environment.venv:
-        lines.append(f". {expand_path(environment.venv)}/bin/activate")
-    elif environment.conda:
-        lines.append('. "$(conda info --base)/etc/profile.d/conda.sh"')
-        lines.append(f"conda activate {shlex.quote(environment.conda)}")
-    lines += [f"export {name}={shlex.quote(v)}" for name, v in environment.variables.items()]
-    return lines
 
 
 def _options(options: Mapping[str, Any]) -> ClusterOptions:

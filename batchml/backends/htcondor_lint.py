@@ -53,8 +53,30 @@ def submit_value(text: str) -> str:
 
 
 def submit_string(text: str) -> str:
-    """``text`` as a ClassAd string literal inside a submit description (newlines escaped)."""
+    """``text`` as a ClassAd string literal inside a submit description.
+
+    The submit language reads MY.* strings in the old ClassAd syntax, where
+    only ``\\"`` is an escape: a backslash is kept as is (so ``\\n`` cannot mean a
+    newline) and a trailing one continues the line. Such values are refused
+    rather than altered; they come from site files (WantOS, image paths).
+    """
+    if "\\" in text or not text.isprintable():
+        raise InvalidValue(
+            f"{text!r} holds a backslash or a control character, which an HTCondor "
+            "submit description cannot carry in a string",
+            hint="remove it from the site's htcondor or container settings",
+        )
     return submit_value(classad_string(text))
+
+
+def submit_label(text: str) -> str:
+    """A one-line label (JobBatchName) for ``text``: whitespace runs become one space.
+
+    The submit language cannot carry a line break, and a trailing backslash
+    would continue the line; a label is for display, so it is folded instead of
+    refused (the exact name reaches the job as $BATCHML_JOB_NAME).
+    """
+    return submit_value(" ".join(text.split()).rstrip("\\") or "batchml")
 
 
 def is_classad_valued(key: str) -> bool:

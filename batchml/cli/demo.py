@@ -1,15 +1,21 @@
-"""`batchml demo`: the main job end to end on this machine."""
+"""`batchml demo`: the main job end to end, on this machine or with trials on a site."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from rich.console import Console
 
 
 def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    demo = groups.add_parser("demo", help="the end-to-end main job on this machine")
-    demo.add_argument("--workdir", default="batchml-demo", help="outputs (default: %(default)s)")
+    demo = groups.add_parser(
+        "demo", help="sample -> HPO -> registry -> package -> inference -> report.html"
+    )
+    demo.add_argument(
+        "--workdir", type=Path, default=Path("batchml-demo"), help="outputs (default: %(default)s)"
+    )
+    demo.add_argument("--trials", type=int, default=16, help="HPO trials (default: %(default)s)")
     demo.add_argument(
         "--events", type=int, default=1_000_000, help="events in the sample (default: %(default)s)"
     )
@@ -17,14 +23,39 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "--files", type=int, default=8, help="ROOT files per class (default: %(default)s)"
     )
     demo.add_argument(
-        "--workers", type=int, default=2, help="local dask workers (default: %(default)s)"
+        "--workers", type=int, default=2, help="dask workers / batch jobs (default: %(default)s)"
     )
+    demo.add_argument(
+        "--site", default="local", help="where trials run: a site name or file (default: local)"
+    )
+    demo.add_argument(
+        "--data", nargs="+", metavar="URL", default=(),
+        help="ROOT files or root:// URLs to use instead of the generated sample",
+    )  # fmt: skip
+    demo.add_argument(
+        "--tree", default="events", help="tree of the --data files (default: %(default)s)"
+    )
+    demo.add_argument(
+        "--target", default="label", help="0/1 class branch of --data (default: %(default)s)"
+    )
+    demo.add_argument(
+        "--features", default=None, help="comma-separated feature branches (default: the sample's)"
+    )
+    demo.add_argument(
+        "--xrootd", metavar="URL", default=None,
+        help="read the sample through this XRootD server (root://host:port), "
+        "which must export the workdir",
+    )  # fmt: skip
     demo.set_defaults(handler=cmd_demo)
 
 
 def cmd_demo(args: argparse.Namespace, out: Console) -> int:
-    from batchml.demo import run_demo  # pulls in dask and uproot: only when asked
+    from batchml.demo import DemoOptions, run_demo  # pulls in torch, dask, uproot: only when asked
 
-    return run_demo(
-        out=out, workdir=args.workdir, events=args.events, files=args.files, workers=args.workers
-    )
+    options = DemoOptions(
+        workdir=args.workdir, events=args.events, files=args.files, trials=args.trials,
+        workers=args.workers, site=args.site, data=tuple(args.data), xrootd=args.xrootd,
+        tree=args.tree, target=args.target,
+        features=tuple(args.features.split(",")) if args.features else (),
+    )  # fmt: skip
+    return run_demo(out, options)

@@ -99,7 +99,7 @@ def cmd_resume(args: argparse.Namespace, out: Console) -> int:
 def cmd_status(args: argparse.Namespace, out: Console) -> int:
     from optuna.trial import TrialState
 
-    from batchml.hpo.outcomes import OUTCOME_ATTR, has_ended
+    from batchml.hpo.outcomes import JOBS_REPLACED_ATTR, OUTCOME_ATTR, has_ended
 
     study = _load(args)
     trials = study.get_trials(deepcopy=False)
@@ -115,6 +115,9 @@ def cmd_status(args: argparse.Namespace, out: Console) -> int:
     out.print(table)
     total = (study.user_attrs.get(CONFIG_ATTR) or {}).get("n_trials", "?")
     out.print(f"ended {sum(has_ended(t) for t in trials)} of {total}")
+    replaced = study.user_attrs.get(JOBS_REPLACED_ATTR, 0)
+    if replaced:
+        out.print(f"{replaced} worker job(s) ended early and were replaced")
     finished = [t for t in trials if t.state == TrialState.COMPLETE and t.datetime_complete]
     if finished:
         start = min(t.datetime_start for t in trials if t.datetime_start)

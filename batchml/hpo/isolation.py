@@ -16,6 +16,7 @@ import importlib.util
 import multiprocessing
 import multiprocessing.connection
 import os
+import signal
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -49,7 +50,10 @@ class TrialContext:
 
 @dataclass(frozen=True)
 class Outcome:
-    """How a trial's process ended: 'complete', 'pruned', 'raised' or 'crashed'."""
+    """How a trial ended: 'complete', 'pruned', 'raised', 'crashed', 'preempted' or 'stale'.
+
+    'stale' is a recomputed task of a trial the driver had already recorded.
+    """
 
     kind: str
     value: float | Sequence[float] | None = None
@@ -159,9 +163,7 @@ def run_isolated(
                 message = parent.recv()
             except EOFError:
                 process.join()
-                return Outcome(
-                    "crashed", message=f"the trial process died with exit code {process.exitcode}"
-                )
+                return _died(process.exitcode)
             kind = message[0]
             if kind != "call":
                 process.join()
@@ -174,6 +176,20 @@ def run_isolated(
             process.kill()
             process.join()
         parent.close()
+
+
+# Signals a scheduler (scancel, condor_rm, walltime, preemption) or an operator sends:
+# a trial killed by one of these did nothing wrong and is retried; SIGSEGV and the
+# like are the objective's own crash and are not.
+EXTERNAL_SIGNALS = {signal.SIGTERM, signal.SIGKILL, signal.SIGHUP, signal.SIGINT}
+
+
+def _died(exitcode: int | None) -> Outcome:
+    """How a trial process that never reported ended: killed from outside, or crashed."""
+    if exitcode is not None and exitcode < 0 and signal.Signals(-exitcode) in EXTERNAL_SIGNALS:
+        name = signal.Signals(-exitcode).name
+        return Outcome("preempted", message=f"the trial process was killed by {name}")
+    return Outcome("crashed", message=f"the trial process died with exit code {exitcode}")
 
 
 def _serve(

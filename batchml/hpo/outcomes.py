@@ -15,6 +15,7 @@ RETRIED_ATTR = "batchml.retried"  # True on an attempt that was replaced by a re
 RETRY_OF_ATTR = "batchml.retry_of"  # on a retry: the number of the attempt it replaces
 ATTEMPT_ATTR = "batchml.attempt"
 RETRIED_OUTCOMES = ("preempted", "orphaned")
+JOBS_REPLACED_ATTR = "batchml.jobs_replaced"  # on the study: worker jobs the driver resubmitted
 
 
 def has_ended(trial: FrozenTrial) -> bool:

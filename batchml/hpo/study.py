@@ -35,6 +35,7 @@ from batchml.backends.base import SchedulerError
 from batchml.hpo.isolation import Outcome, TrialContext, warm_up
 from batchml.hpo.outcomes import (
     ATTEMPT_ATTR,
+    JOBS_REPLACED_ATTR,
     OUTCOME_ATTR,
     REASON_ATTR,
     RETRIED_ATTR,
@@ -102,20 +103,22 @@ def run_study(
     """
     from optuna_integration.dask import DaskStorage
 
-    real_storage = open_storage(storage, study_name)
-    study = optuna.create_study(
-        study_name=study_name, storage=real_storage, direction=direction,
-        sampler=sampler, pruner=pruner, load_if_exists=True,
-    )  # fmt: skip
-    for key, value in (study_attrs or {}).items():
-        study.set_user_attr(key, value)
-    _retry_orphans(study)
+    real_storage = open_storage(storage, study_name)  # a bad storage fails before any job starts
     with _client(client, site, gpus_per_trial, trials_per_job, max_jobs) as (
         dask,
         cluster,
         site_name,
     ):
+        # One storage object, living with the scheduler, serves the driver and every
+        # worker: two objects on one journal file would fight over its lock.
         shared = DaskStorage(real_storage, client=dask)
+        study = optuna.create_study(
+            study_name=study_name, storage=shared, direction=direction,
+            sampler=sampler, pruner=pruner, load_if_exists=True,
+        )  # fmt: skip
+        for key, value in (study_attrs or {}).items():
+            study.set_user_attr(key, value)
+        _retry_orphans(study)
         dask.run(warm_up)  # workers connected by now import torch once, in parallel, up front
         place = Placement(
             gpus_per_trial=gpus_per_trial,
@@ -134,7 +137,10 @@ def run_study(
             study, payload, dask, cluster, shared, place, n_trials, capacity, max_retries, progress,
             worker_patience_s,
         )  # fmt: skip
-    return study
+    # The returned study reads the storage directly: the cluster (and its scheduler) are gone.
+    return optuna.load_study(
+        study_name=study_name, storage=real_storage, sampler=sampler, pruner=pruner
+    )
 
 
 @contextlib.contextmanager
@@ -197,8 +203,22 @@ def _drive(
             for future in done:
                 _record(study, running.pop(future), future, max_retries)
             bar.update(running=len(running), workers=pool.check())
+            if pool.replaced != study.user_attrs.get(JOBS_REPLACED_ATTR, 0):
+                study.set_user_attr(JOBS_REPLACED_ATTR, pool.replaced)
             if not running and ended(study) >= n_trials:
                 break
+
+
+def replaces_ended_jobs(cluster: Any) -> bool:
+    """Whether resubmitting an ended worker job is known to work for this cluster's scheduler.
+
+    Slurm: tested (tests/integration/test_hpo_slurm.py). HTCondor: resubmitting from the
+    driver made the driver's client lose its scheduler in the test pool (not understood
+    yet), so there a study continues on the jobs it has; see the closing note of issue 6.
+    """
+    from dask_jobqueue import HTCondorCluster
+
+    return not isinstance(cluster, HTCondorCluster)
 
 
 class WorkerPool:
@@ -216,7 +236,8 @@ class WorkerPool:
         from dask_jobqueue.core import JobQueueCluster
 
         self.client = client
-        self.cluster = cluster if isinstance(cluster, JobQueueCluster) else None
+        replaces = isinstance(cluster, JobQueueCluster) and replaces_ended_jobs(cluster)
+        self.cluster = cluster if replaces else None
         self.patience_s = patience_s
         self.replace_after_s = replace_after_s
         self.seen: set[str] = set()
@@ -251,6 +272,9 @@ class WorkerPool:
             if now - self.missing_since.setdefault(name, now) > self.replace_after_s:
                 wanted = len(self.cluster.worker_spec)
                 del self.cluster.worker_spec[name]
+                # The job has ended: forget it rather than cancel it again (condor_rm of a
+                # job gone from the queue fails, and the cluster would stop correcting itself).
+                self.cluster.workers.pop(name, None)
                 del self.missing_since[name]
                 self.cluster.scale(wanted)  # submits a new job for the one that ended
                 self.replaced += 1
@@ -296,6 +320,8 @@ def _first_attempt(study: optuna.Study, number: int, attrs: dict[str, Any]) -> i
 
 
 def _record(study: optuna.Study, trial: optuna.Trial, future: Future, max_retries: int) -> None:
+    if study._storage.get_trial(trial._trial_id).state.is_finished():
+        return  # recorded already: a recomputed task (its first result was lost with a worker)
     try:
         outcome: Outcome = future.result()
     except Exception as exc:  # the worker, not the objective, failed
@@ -305,6 +331,7 @@ def _record(study: optuna.Study, trial: optuna.Trial, future: Future, max_retrie
         study.tell(trial, outcome.value)
     elif outcome.kind == "pruned":
         study.tell(trial, state=TrialState.PRUNED)
+
     else:
         _fail(study, trial, outcome.kind, outcome.message, max_retries)
 

@@ -61,6 +61,10 @@ def execute_trial(task: TrialTask) -> Outcome:
         study_name=task.study_name, storage=task.storage, sampler=task.sampler, pruner=task.pruner
     )
     study.sampler.reseed_rng()  # copies of one seeded sampler on many workers would agree
+    if study._storage.get_trial(task.trial_id).state.is_finished():
+        # dask recomputes a task whose result was lost with its worker; the driver has
+        # recorded this trial already, and running it again would change nothing but time.
+        return Outcome("stale", message="the trial had already ended")
     trial = optuna.Trial(study, task.trial_id)
     suggest_all(trial, task.search_space)
     with worker_pool(task.gpus).take() as devices:

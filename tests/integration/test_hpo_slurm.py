@@ -89,5 +89,4 @@ def test_cancelled_worker_job_is_preempted_and_retried(site: str, tmp_path: Path
     retry = next(t for t in study.trials if t.user_attrs.get(RETRY_OF_ATTR) == 1)
     assert retry.state == TrialState.COMPLETE and retry.params == first.params
     assert sum(t.state == TrialState.COMPLETE for t in study.trials) == 30
-    jobs = {t.user_attrs["job"] for t in study.trials}
-    assert len(jobs) == 3 and job in jobs  # the cancelled job was replaced by a new one
+    assert study.user_attrs["batchml.jobs_replaced"] >= 1  # a new job for the cancelled one

@@ -9,12 +9,22 @@ from typing import Any
 from batchml.hpo import TrialContext
 
 
+def job_id() -> str:
+    """The batch job this runs in: Slurm's id, or HTCondor's ClusterId.ProcId from the job ad."""
+    if "SLURM_JOB_ID" in os.environ:
+        return os.environ["SLURM_JOB_ID"]
+    ad = os.environ.get("_CONDOR_JOB_AD")
+    if not ad:
+        return ""
+    with open(ad) as lines:
+        values = dict(line.rstrip("\n").split(" = ", 1) for line in lines if " = " in line)
+    return f"{values['ClusterId']}.{values['ProcId']}"
+
+
 def quadratic(trial: Any, ctx: TrialContext) -> float:
     """Records its devices and run interval, so tests can check slot exclusivity."""
     trial.set_user_attr("seen_devices", os.environ.get("CUDA_VISIBLE_DEVICES", ""))
-    trial.set_user_attr(
-        "job", os.environ.get("SLURM_JOB_ID") or os.environ.get("BATCHML_CONDOR_JOB", "")
-    )
+    trial.set_user_attr("job", job_id())
     trial.set_user_attr("t_start", time.time())
     x = trial.suggest_float("x", -10.0, 10.0)
     y = trial.suggest_int("y", -3, 3)
@@ -68,12 +78,28 @@ def slow_square(trial: Any, ctx: TrialContext) -> float:
 
 def waits_on_first_attempt(trial: Any, ctx: TrialContext) -> float:
     """Trial 1's first attempt waits (so a test can remove its worker job); others are quick."""
-    trial.set_user_attr(
-        "job", os.environ.get("SLURM_JOB_ID") or os.environ.get("BATCHML_CONDOR_JOB", "")
-    )
+    trial.set_user_attr("job", job_id())
     x = trial.suggest_float("x", -1.0, 1.0)
     trial.report(x, 0)
     if trial.number == 1 and ctx.attempt == 1:
         time.sleep(120)
     time.sleep(0.8)  # long enough for a replacement worker job to take part
     return x * x
+
+
+def segfaults(trial: Any, ctx: TrialContext) -> float:
+    import signal
+
+    trial.suggest_float("x", 0.0, 1.0)
+    os.kill(os.getpid(), signal.SIGSEGV)
+    return 0.0
+
+
+def terminated_once(trial: Any, ctx: TrialContext) -> float:
+    """Killed with SIGTERM on its first attempt, as scancel or condor_rm would."""
+    import signal
+
+    x = trial.suggest_float("x", 0.0, 1.0)
+    if ctx.attempt == 1:
+        os.kill(os.getpid(), signal.SIGTERM)
+    return x

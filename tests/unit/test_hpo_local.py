@@ -145,3 +145,12 @@ def test_a_cluster_without_workers_stops_with_a_clear_error() -> None:
     ):
         run_study(objectives.quadratic, n_trials=1, client=client, study_name="empty",
                       progress=False, worker_patience_s=1.0)  # fmt: skip
+
+
+def test_a_trial_killed_from_outside_is_retried() -> None:
+    study = run_study(objectives.terminated_once, n_trials=2, site="local", study_name="term",
+                      progress=False)  # fmt: skip
+    outcomes = [t.user_attrs.get(OUTCOME_ATTR) for t in study.trials]
+    assert outcomes.count("preempted") == 2
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert len(complete) == 2 and all(t.user_attrs["batchml.attempt"] == 2 for t in complete)

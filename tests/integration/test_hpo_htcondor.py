@@ -1,0 +1,54 @@
+"""Searches on the real HTCondor pool: trials on GPU worker jobs, and a worker job removed.
+
+The studies run inside the pool (tests/integration/hpo_pool_driver.py); this
+module checks their report.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.htcondor
+HERE = Path(__file__).parent
+
+
+@pytest.fixture(scope="module")
+def report(htcondor_env: dict[str, str]) -> dict[str, Any]:
+    from tests.integration.pool import run_in_pool
+
+    driver, objectives = HERE / "hpo_pool_driver.py", HERE.parent / "unit" / "hpo_objectives.py"
+    return run_in_pool(htcondor_env, driver, extra=(objectives,), timeout_s=300)
+
+
+def test_sixteen_trials_on_two_jobs_of_two_gpus(report: dict[str, Any]) -> None:
+    trials = [t for t in report["slots"] if t["state"] == "COMPLETE"]
+    assert len(trials) == 16
+    jobs = {t["attrs"]["job"] for t in trials}
+    assert len(jobs) == 2 and "" not in jobs
+    for trial in trials:
+        seen = trial["attrs"]["seen_devices"]
+        assert seen == trial["attrs"]["batchml.devices"] and seen.startswith("GPU-")
+        assert "," not in seen  # HTCondor gave GPU ids; each trial got exactly one
+    for a in trials:
+        for b in trials:
+            same_job = a["attrs"]["job"] == b["attrs"]["job"]
+            overlap = (
+                a["attrs"]["t_start"] < b["attrs"]["t_end"]
+                and b["attrs"]["t_start"] < a["attrs"]["t_end"]
+            )
+            if a["number"] < b["number"] and same_job and overlap:
+                assert a["attrs"]["seen_devices"] != b["attrs"]["seen_devices"]
+
+
+def test_removed_worker_job_is_preempted_and_retried(report: dict[str, Any]) -> None:
+    trials = report["preempt"]
+    first = trials[1]
+    assert report["removed"] == first["attrs"]["job"]
+    assert first["state"] == "FAIL" and first["attrs"]["batchml.outcome"] == "preempted"
+    retry = next(t for t in trials if t["attrs"].get("batchml.retry_of") == 1)
+    assert retry["state"] == "COMPLETE" and retry["params"] == first["params"]
+    assert sum(t["state"] == "COMPLETE" for t in trials) == 30
+    assert report["jobs_replaced"] == 0  # not on HTCondor yet: see replaces_ended_jobs()

@@ -1,0 +1,167 @@
+"""Golden tests of rendered HTCondor submissions, and the linter that guards them.
+
+Every rendered description is parsed by ``htcondor2.Submit`` and each
+ClassAd-valued entry by ``classad2.ExprTree``. Regenerate the golden files
+after an intended change with ``BATCHML_UPDATE_GOLDEN=1 pytest THIS_FILE``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import classad2
+import htcondor2
+import pytest
+
+from batchml.backends.base import JobSpec, RenderedJob, SchedulerError
+from batchml.backends.htcondor import HTCondorBackend, ids_constraint
+from batchml.backends.htcondor_cluster import worker_arguments
+from batchml.backends.htcondor_lint import is_classad_valued, parse_submit
+from batchml.errors import InvalidValue
+from batchml.resources import Resources
+from batchml.site_files import load_site
+from batchml.sites import Container, Environment, HTCondorSettings, JobDefaults, Site
+
+GOLDEN = Path(__file__).parent.parent / "golden" / "htcondor"
+WORKDIR = Path("/eos/user/a/alice/batchml/jobs/train-1")
+
+
+def other_site() -> Site:
+    """Not lxplus: MaxRuntime instead of flavours, docker, accounting group, no credential."""
+    return Site(
+        name="test-htcondor",
+        scheduler="htcondor",
+        defaults=JobDefaults(cores=2, memory="4GB", gpus=1, gpu_names=("A100", "H100")),
+        htcondor=HTCondorSettings(
+            accounting_group="group_ml.alice",
+            send_credential="never",
+            extra_attributes={"MY.Project": '"ml"'},
+        ),
+        container=Container(image="docker://python:3.13", runtime="docker"),
+        environment=Environment(venv="~/venvs/ml"),
+    )
+
+
+CASES = {
+    "lxplus-train": lambda: (
+        load_site("lxplus").site,
+        {"gpus": 2, "walltime": "90m"},
+        None,
+    ),
+    "lxplus-array": lambda: (
+        load_site("lxplus").site,
+        {"gpus": 0, "walltime": "10m"},
+        tuple(f"config-{i}.yaml" for i in range(3)),
+    ),
+    "test-site-train": lambda: (other_site(), {}, None),
+}
+
+
+def render_case(name: str) -> RenderedJob:
+    site, overrides, items = CASES[name]()
+    job = JobSpec(
+        name="train $(whoami); 'x'",
+        command=("python", "train.py", "--out", "/eos/user/a/alice/out"),
+        resources=Resources.from_site(site, **overrides),
+        workdir=WORKDIR,
+        array_items=items,
+    )
+    return HTCondorBackend(site).render(job)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_rendered_files_match_golden(name: str) -> None:
+    rendered = render_case(name)
+    for file_name, text in rendered.files.items():
+        golden = GOLDEN / name / file_name
+        if os.environ.get("BATCHML_UPDATE_GOLDEN"):
+            golden.parent.mkdir(parents=True, exist_ok=True)
+            golden.write_text(text)
+        assert text == golden.read_text(), f"{golden} differs: BATCHML_UPDATE_GOLDEN=1 to accept"
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_rendered_description_parses(name: str) -> None:
+    rendered = render_case(name)
+    text = rendered.files[rendered.submit_file]
+    description = htcondor2.Submit(text)
+    classad_keys = [key for key in description.keys() if is_classad_valued(key)]  # noqa: SIM118
+    assert classad_keys
+    for key in classad_keys:
+        classad2.ExprTree(description.expand(key))
+    parse_submit(text, name)
+
+
+def test_lxplus_description_carries_the_lxplus_conventions() -> None:
+    description = htcondor2.Submit(render_case("lxplus-train").files["job.sub"])
+    assert description["MY.JobFlavour"] == '"longlunch"'
+    assert description["MY.WantOS"] == '"el9"'
+    assert description["MY.SendCredential"] == "true"  # krb5 and a workdir on EOS
+    assert description["request_gpus"] == "2"
+    assert description["should_transfer_files"] == "YES"  # spool
+    assert "CUDACapability" in description["requirements"]
+
+
+def test_user_dollar_never_reaches_the_macro_expander() -> None:
+    description = htcondor2.Submit(render_case("test-site-train").files["job.sub"])
+    assert description.expand("batch_name") == "train $(whoami); 'x'"
+
+
+def test_unquoted_string_value_is_a_lint_error() -> None:
+    site = other_site().model_copy(
+        update={"htcondor": HTCondorSettings(extra_attributes={"MY.WantOS": "el9"})}
+    )
+    job = JobSpec(name="t", command=("true",), resources=Resources.from_site(site), workdir=WORKDIR)
+    backend = HTCondorBackend(site)
+    with pytest.raises(SchedulerError, match=r'MY.WantOS = el9 .* write MY.WantOS = "el9"'):
+        backend.lint(backend.render(job))
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["executable = \nfoo bar\n", "executable = /bin/true\nrequirements = (1 +\nqueue\n"],
+)
+def test_unparsable_description_is_a_lint_error(text: str) -> None:
+    with pytest.raises(SchedulerError, match="bad-input"):
+        parse_submit(text, "bad-input")
+
+
+def test_workdir_with_a_line_break_is_refused() -> None:
+    site = other_site()
+    job = JobSpec(
+        name="t",
+        command=("true",),
+        resources=Resources.from_site(site),
+        workdir=Path("/tmp/a\nqueue 1000"),
+    )
+    with pytest.raises(InvalidValue, match="line break"):
+        HTCondorBackend(site).render(job)
+
+
+def test_credential_only_for_afs_or_eos() -> None:
+    lxplus = load_site("lxplus").site
+    local_paths = lxplus.paths.model_copy(update={"shared_dir": None, "registry_root": "/data/r"})
+    backend = HTCondorBackend(lxplus.model_copy(update={"paths": local_paths}))
+    assert not backend.needs_credential(["/tmp/work"])
+    assert backend.needs_credential(["/afs/cern.ch/user/a/alice/work"])
+    assert not backend.needs_credential(["/eosx/data"])
+
+
+def test_status_constraint_is_one_clause_per_cluster() -> None:
+    assert ids_constraint(["12.0", "12.3", "14.0"]) == (
+        "(ClusterId == 12 && member(ProcId, {0, 3})) || (ClusterId == 14 && member(ProcId, {0}))"
+    )
+
+
+def test_worker_options_come_from_the_site() -> None:
+    lxplus = load_site("lxplus").site
+    resources = Resources.from_site(lxplus)
+    assert worker_arguments(resources, lxplus.network) == [
+        "--resources",
+        "GPU=1",
+        "--worker-port",
+        "40000:40100",
+        "--nanny-port",
+        "40000:40100",
+    ]
