@@ -46,6 +46,7 @@ from batchml.demo_training import (
     roc_curve,
 )
 from batchml.errors import InvalidValue
+from batchml.hpo import publish_best
 from batchml.package import BuildOptions, build
 from batchml.registry import ModelVersion, Registry
 from batchml.site_files import load_site
@@ -119,15 +120,13 @@ def run_demo(out: Console, options: DemoOptions) -> int:
         out.print(f"test AUC {auc:.4f} on {len(test_y):,} held-out events")
     with _stage(out, "5. publish", timings), out.status("publishing to the registry"):
         registry = Registry(root / "registry")
-        version = registry.publish(
-            MODEL_NAME, model,
+        version = publish_best(
+            study, registry, MODEL_NAME, model,
             input_example=normalise(test_x[:16]), input_names=["features"],
             variables={"features": list(data.features)}, preprocessing=stats.to_dict(),
             metrics={"val_loss": study.best_value, "test_auc": auc}, params=params,
-            lineage={"hpo_study": study.study_name, "hpo_trial": best.number,
-                     "data": _data_lineage(files), "site": site.name},
+            lineage={"data": _data_lineage(files), "site": site.name},
             description=f"best of {len(study.trials)} trials of `batchml demo`",
-            aliases=["production"],
         )  # fmt: skip
         out.print(f"published {version.uri} as {MODEL_NAME}@production in {registry.root}")
     with _stage(out, "6. package", timings):

@@ -65,7 +65,21 @@ def cmd_show(args: argparse.Namespace, out: Console) -> int:
         shown = f"[dim]{origin}[/dim]" if origin == BUILTIN else escape(_short_origin(origin))
         table.add_row(field, escape(_show_value(values[field])), shown)
     out.print(table)
+    if resolved.site.scheduler == "slurm":
+        out.print(f"Slurm access: {slurm_access()}")
     return 0
+
+
+def slurm_access() -> str:
+    """How batchml talks to Slurm here, as `site show` reports it.
+
+    pyslurm only works against the exact Slurm release it was built for (PyPI has
+    25.11 only), so batchml uses the command-line tools, which every release has.
+    """
+    from importlib.util import find_spec
+
+    pyslurm = "installed, not used" if find_spec("pyslurm") else "not installed"
+    return f"command-line tools (sbatch --parsable, squeue --json, scancel); pyslurm {pyslurm}"
 
 
 def cmd_validate(args: argparse.Namespace, out: Console) -> int:

@@ -5,6 +5,7 @@ import warnings
 from optuna.exceptions import ExperimentalWarning
 
 from batchml.hpo.isolation import TrialContext
+from batchml.hpo.publish import publish_best
 from batchml.hpo.study import run_study
 
 # DaskStorage is our choice of engine, not the user's: its "experimental" warning would
@@ -13,4 +14,4 @@ warnings.filterwarnings(
     "ignore", message="DaskStorage is experimental", category=ExperimentalWarning
 )
 
-__all__ = ["TrialContext", "run_study"]
+__all__ = ["TrialContext", "publish_best", "run_study"]

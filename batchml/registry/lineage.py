@@ -24,7 +24,9 @@ from typing import Any
 
 from batchml.errors import InvalidValue
 
-CALLER_KEYS = ("hpo_study", "hpo_trial", "data", "job_ids", "site", "git_commit", "git_dirty")
+CALLER_KEYS = (
+    "hpo_study", "hpo_trial", "hpo_run", "data", "job_ids", "site", "git_commit", "git_dirty"
+)  # fmt: skip
 PACKAGES = ("batchml", "torch", "numpy", "onnx", "onnxruntime", "optuna", "uproot", "awkward")
 
 
@@ -48,6 +50,7 @@ def collect(given: Mapping[str, Any] | None = None) -> dict[str, Any]:
         "packages": _packages(),
         "hpo_study": None,
         "hpo_trial": None,
+        "hpo_run": None,  # where the trial ran: host, GPUs, attempt, trials in the study
         "data": [],
     }
     record.update(given)

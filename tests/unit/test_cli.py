@@ -104,3 +104,12 @@ def test_importing_batchml_does_not_import_torch_or_dask() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_site_show_says_how_slurm_is_reached() -> None:
+    result = run_cli("site", "show", "slurm-generic")
+    assert (
+        "Slurm access: command-line tools (sbatch --parsable, squeue --json, scancel)"
+        in result.stdout
+    )
+    assert "Slurm access" not in run_cli("site", "show", "lxplus").stdout

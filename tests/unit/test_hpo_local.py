@@ -154,3 +154,24 @@ def test_a_trial_killed_from_outside_is_retried() -> None:
     assert outcomes.count("preempted") == 2
     complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
     assert len(complete) == 2 and all(t.user_attrs["batchml.attempt"] == 2 for t in complete)
+
+
+def test_publish_best_records_the_study_in_the_version(tmp_path: Path) -> None:
+    import torch
+
+    from batchml.hpo import publish_best
+    from batchml.registry import Registry
+
+    study = run_study(objectives.quadratic, n_trials=3, site="local", study_name="pub",
+                      progress=False)  # fmt: skip
+    version = publish_best(study, tmp_path / "registry", "quad", torch.nn.Linear(2, 1),
+                           input_example=torch.zeros(2, 2).numpy())  # fmt: skip
+    again = Registry(tmp_path / "registry").get("quad@production")
+    assert again.uri == version.uri
+    assert again.metrics["objective"] == study.best_value
+    assert again.params == study.best_params
+    assert (
+        again.lineage["hpo_study"] == "pub"
+        and again.lineage["hpo_trial"] == study.best_trial.number
+    )
+    assert again.lineage["hpo_run"]["host"] == study.best_trial.user_attrs["batchml.host"]
