@@ -3,7 +3,7 @@
 # Every value that came from a user is single-quoted; site paths keep $VARIABLES.
 set -euo pipefail
 module load cuda
-source "${HOME}/venvs/batchml"/bin/activate
+. "${HOME}/venvs/batchml"/bin/activate
 export BATCHML_JOB_NAME='array run'
 # Array job: this task's item is line (index + 1) of items.txt.
 BATCHML_ARRAY_INDEX=${SLURM_ARRAY_TASK_ID}

@@ -3,6 +3,6 @@
 # Every value that came from a user is single-quoted; site paths keep $VARIABLES.
 set -euo pipefail
 module load cuda
-source "${HOME}/venvs/batchml"/bin/activate
+. "${HOME}/venvs/batchml"/bin/activate
 export BATCHML_JOB_NAME='single run'
 exec train.py --config 'it'"'"'s.yaml'

@@ -3,7 +3,7 @@
 # Every value that came from a user is single-quoted; site paths keep $VARIABLES.
 set -euo pipefail
 module load cuda
-source "${HOME}/venvs/batchml"/bin/activate
+. "${HOME}/venvs/batchml"/bin/activate
 export BATCHML_JOB_NAME='torchrun run'
 # One process per GPU on this node; rendezvous on a free local port.
 export MASTER_ADDR=127.0.0.1

@@ -2,7 +2,7 @@
 # Written by batchml: the same body runs under every scheduler.
 # Every value that came from a user is single-quoted; site paths keep $VARIABLES.
 set -euo pipefail
-eval "$(conda shell.bash hook)"
+eval "$(conda shell.posix hook)"
 conda activate 'hep ml'
 export OMP_NUM_THREADS=4
 export BATCHML_JOB_NAME='torchrun run'

@@ -2,7 +2,7 @@
 # Written by batchml: the same body runs under every scheduler.
 # Every value that came from a user is single-quoted; site paths keep $VARIABLES.
 set -euo pipefail
-source "/cvmfs/sft.cern.ch/lcg/views/LCG_106_cuda/x86_64-el9-gcc11-opt"/setup.sh
+. "/cvmfs/sft.cern.ch/lcg/views/LCG_106_cuda/x86_64-el9-gcc11-opt"/setup.sh
 export PYTHONNOUSERSITE=1
 export BATCHML_JOB_NAME='train $(whoami); '"'"'x'"'"''
 # One process per GPU on this node; rendezvous on a free local port.
