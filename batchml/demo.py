@@ -26,14 +26,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from batchml.data import FeatureStats, xrootd
 from batchml.data.synthetic import FLAT_FEATURES, SampleFiles, write_sample
 from batchml.demo_inference import Serving, serve
-from batchml.demo_report import (
-    Figure,
-    Report,
-    TableData,
-    package_figure,
-    roc_figure,
-    study_figures,
-)
+from batchml.demo_report import package_figure, roc_figure
 from batchml.demo_training import (
     CHECKPOINT_ATTR,
     SEARCH_SPACE,
@@ -47,6 +40,7 @@ from batchml.demo_training import (
 )
 from batchml.errors import InvalidValue
 from batchml.hpo import publish_best
+from batchml.hpo.report import Figure, Report, TableData, study_figures, timeline_figure
 from batchml.package import BuildOptions, build
 from batchml.registry import ModelVersion, Registry
 from batchml.site_files import load_site
@@ -254,7 +248,8 @@ def _fill_report(
         ("registry version", f"{version.uri} ({MODEL_NAME}@production)"),
     ]
     figures, notes = study_figures(study)
-    report.figures += [*figures, held_out]
+    timeline = timeline_figure(study)
+    report.figures += [*figures, *([timeline] if timeline else []), held_out]
     report.notes += notes
     report.tables.append(TableData(
         f"Batched inference (BatchedSession, 1 intra-op thread); one chunk: "

@@ -21,6 +21,7 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("config", type=Path)
     p.set_defaults(handler=cmd_run)
     for name, handler, text in (
+        ("report", cmd_report, "one HTML page: plots, GPU slot timeline, best trial"),
         ("resume", cmd_resume, "continue a study whose driver stopped, up to its n_trials"),
         ("status", cmd_status, "counts by state, best so far, trials per hour"),
         ("best", cmd_best, "the best trial's value and parameters"),
@@ -30,6 +31,8 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         p.add_argument("--storage", default=None, help="journal path or DB URL (default: by name)")
         if name == "best":
             p.add_argument("--json", action="store_true", help="machine-readable")
+        if name == "report":
+            p.add_argument("-o", "--output", type=Path, default=Path("report.html"))
         p.set_defaults(handler=handler)
 
 
@@ -124,6 +127,15 @@ def cmd_status(args: argparse.Namespace, out: Console) -> int:
         hours = (max(t.datetime_complete for t in finished) - start).total_seconds() / 3600
         out.print(f"{len(finished) / hours:.1f} trials per hour" if hours > 0 else "")
         _print_best(study, out)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace, out: Console) -> int:
+    from batchml.hpo.report import study_report
+
+    with out.status("drawing the study's plots"):
+        study_report(_load(args)).write(args.output)
+    out.print(f"wrote {escape(str(args.output.resolve()))}")
     return 0
 
 

@@ -9,6 +9,7 @@ trial reported so far, from any worker.
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from batchml.hpo.slots import worker_pool
 
 DEVICES_ATTR = "batchml.devices"
 HOST_ATTR = "batchml.host"
+STARTED_ATTR = "batchml.started"  # epoch seconds when the trial took its GPU slot
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,7 @@ def execute_trial(task: TrialTask) -> Outcome:
     trial = optuna.Trial(study, task.trial_id)
     suggest_all(trial, task.search_space)
     with worker_pool(task.gpus).take() as devices:
+        trial.set_user_attr(STARTED_ATTR, time.time())  # Optuna's start is when it was asked
         trial.set_user_attr(DEVICES_ATTR, ",".join(devices))
         trial.set_user_attr(HOST_ATTR, socket.gethostname())
         scratch = Path(task.scratch_dir)

@@ -175,3 +175,25 @@ def test_publish_best_records_the_study_in_the_version(tmp_path: Path) -> None:
         and again.lineage["hpo_trial"] == study.best_trial.number
     )
     assert again.lineage["hpo_run"]["host"] == study.best_trial.user_attrs["batchml.host"]
+
+
+def test_hpo_report_draws_every_plot_and_the_slot_timeline(tmp_path: Path) -> None:
+    import base64
+    import re
+
+    run_study(objectives.learning_curve, n_trials=6, site="local", study_name="rep",
+              progress=False, max_jobs=2)  # fmt: skip
+    output = tmp_path / "report.html"
+    result = subprocess.run(
+        [sys.executable, "-m", "batchml.cli", "hpo", "report", "rep", "-o", str(output)],
+        capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, "HOME": str(tmp_path / "home")},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    page = output.read_text()
+    images = re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", page)
+    assert (
+        len(images) >= 5
+    )  # history, intermediate values, parallel coordinates, timeline, durations
+    assert all(base64.b64decode(i).startswith(b"\x89PNG") for i in images)
+    assert "GPU slot timeline" in page and "Best parameters" in page
