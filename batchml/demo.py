@@ -101,7 +101,7 @@ def run_demo(out: Console, options: DemoOptions) -> int:
         stats = _feature_stats(data, out)
     with _stage(out, "3. hyper-parameter search", timings):
         journal = root / "hpo" / "studies.journal"
-        study = _search(data, options, site.name, journal)
+        study = _search(data, options, options.site, journal)  # a path stays a path
         best = study.best_trial
         out.print(f"best trial {best.number}: validation loss {best.value:.4f}, {best.params}")
     with _stage(out, "4. held-out evaluation", timings), out.status("scoring held-out events"):

@@ -189,10 +189,16 @@ def worker_prologue(site: Site) -> list[str]:
     """Shell lines a dask worker job runs first: the site's environment, then batchml's needs.
 
     Workers start a process per trial (batchml.hpo), which a daemonic worker
-    process may not do, so dask is told so through its environment.
+    process may not do, so dask is told so through its environment. A worker
+    job's log is where a user debugs it: INFO, whatever the submitting shell said
+    (sbatch exports the driver's environment, and the CLI quiets dask there).
     """
     lines = [line for line in render("common/environment.sh.j2", site=site).splitlines() if line]
-    return [*lines, "export DASK_DISTRIBUTED__WORKER__DAEMON=False"]
+    return [
+        *lines,
+        "export DASK_DISTRIBUTED__WORKER__DAEMON=False",
+        "export DASK_LOGGING__DISTRIBUTED=info",
+    ]
 
 
 def worker_python() -> str:

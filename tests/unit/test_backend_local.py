@@ -124,3 +124,12 @@ def test_cluster_gives_each_worker_its_own_gpus_behind_tls(
         plain = cluster.scheduler_address.replace("tls://", "tcp://")
         with pytest.raises((OSError, TimeoutError)):
             Client(plain, timeout="3s")
+
+
+def test_worker_jobs_get_the_site_environment_and_batchml_needs() -> None:
+    from batchml.backends.base import worker_prologue
+
+    lines = worker_prologue(load_site("slurm-generic").site)
+    assert lines[:2] == ["module load cuda", '. "${HOME}/venvs/batchml"/bin/activate']
+    assert "export DASK_DISTRIBUTED__WORKER__DAEMON=False" in lines  # trials start processes
+    assert "export DASK_LOGGING__DISTRIBUTED=info" in lines  # whatever the driver's shell said
