@@ -5,7 +5,8 @@ from __future__ import annotations
 from types import TracebackType
 
 import optuna
-from optuna.trial import TrialState
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from batchml.hpo.outcomes import has_ended
@@ -29,7 +30,7 @@ class StudyProgress:
 
     def __enter__(self) -> StudyProgress:
         self._bar.__enter__()
-        self.update(running=0, workers=0)
+        self.update(self.study.get_trials(deepcopy=False), running=0, workers=0)
         return self
 
     def __exit__(
@@ -37,15 +38,17 @@ class StudyProgress:
     ) -> None:
         self._bar.__exit__(kind, exc, tb)
 
-    def update(self, *, running: int, workers: int) -> None:
-        trials = self.study.get_trials(deepcopy=False)
+    def update(self, trials: list[FrozenTrial], *, running: int, workers: int) -> None:
+        """Redraw from ``trials``, the driver's read of the study this cycle."""
         counts = {state: 0 for state in TrialState}
         for trial in trials:
             counts[trial.state] += 1
         done = sum(1 for trial in trials if has_ended(trial))
+        values = [t.value for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
         best = ""
-        if counts[TrialState.COMPLETE] and len(self.study.directions) == 1:
-            best = f"best {self.study.best_value:.5g}"
+        if values and len(self.study.directions) == 1:
+            pick = max if self.study.direction == StudyDirection.MAXIMIZE else min
+            best = f"best {pick(values):.5g}"
         detail = (
             f"workers {workers}  running {running}  pruned {counts[TrialState.PRUNED]}  "
             f"failed {counts[TrialState.FAIL]}  {best}"

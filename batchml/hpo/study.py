@@ -165,11 +165,6 @@ def _client(
         yield started, cluster, resolved.name
 
 
-def ended(study: optuna.Study) -> int:
-    """Trials that count towards the budget so far."""
-    return sum(1 for trial in study.get_trials(deepcopy=False) if has_ended(trial))
-
-
 def _drive(
     study: optuna.Study,
     objective: bytes,
@@ -187,8 +182,14 @@ def _drive(
     resources = {"GPU": place.gpus_per_trial} if place.gpus_per_trial else None
     pool = WorkerPool(client, cluster, patience_s)
     with StudyProgress(study, n_trials, enabled=show) as bar:
-        while ended(study) + len(running) < n_trials or running:
-            while len(running) < capacity and ended(study) + len(running) < n_trials:
+        # The trials are read once per cycle (through the scheduler: all of them, so
+        # not once per decision), and the budget and the progress line share them.
+        trials = study.get_trials(deepcopy=False)
+        while True:
+            finished = sum(1 for trial in trials if has_ended(trial))
+            if not running and finished >= n_trials:
+                break
+            while len(running) < capacity and finished + len(running) < n_trials:
                 trial = _ask(study)
                 task = _task(study, trial, objective, storage, place)
                 future = client.submit(
@@ -202,11 +203,10 @@ def _drive(
                 done = set()
             for future in done:
                 _record(study, running.pop(future), future, max_retries)
-            bar.update(running=len(running), workers=pool.check())
+            trials = study.get_trials(deepcopy=False)
+            bar.update(trials, running=len(running), workers=pool.check())
             if pool.replaced != study.user_attrs.get(JOBS_REPLACED_ATTR, 0):
                 study.set_user_attr(JOBS_REPLACED_ATTR, pool.replaced)
-            if not running and ended(study) >= n_trials:
-                break
 
 
 def replaces_ended_jobs(cluster: Any) -> bool:
