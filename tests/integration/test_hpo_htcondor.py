@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from tests.unit.hpo_checks import slot_clashes
+
 pytestmark = pytest.mark.htcondor
 HERE = Path(__file__).parent
 
@@ -32,15 +34,7 @@ def test_sixteen_trials_on_two_jobs_of_two_gpus(report: dict[str, Any]) -> None:
         seen = trial["attrs"]["seen_devices"]
         assert seen == trial["attrs"]["batchml.devices"] and seen.startswith("GPU-")
         assert "," not in seen  # HTCondor gave GPU ids; each trial got exactly one
-    for a in trials:
-        for b in trials:
-            same_job = a["attrs"]["job"] == b["attrs"]["job"]
-            overlap = (
-                a["attrs"]["t_start"] < b["attrs"]["t_end"]
-                and b["attrs"]["t_start"] < a["attrs"]["t_end"]
-            )
-            if a["number"] < b["number"] and same_job and overlap:
-                assert a["attrs"]["seen_devices"] != b["attrs"]["seen_devices"]
+    assert slot_clashes({t["number"]: t["attrs"] for t in trials}) == []
 
 
 def test_removed_worker_job_is_preempted_and_retried(report: dict[str, Any]) -> None:

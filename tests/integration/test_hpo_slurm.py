@@ -15,6 +15,7 @@ from optuna.trial import TrialState
 from batchml.hpo import run_study
 from batchml.hpo.outcomes import OUTCOME_ATTR, RETRY_OF_ATTR
 from tests.unit import hpo_objectives as objectives
+from tests.unit.hpo_checks import slot_clashes
 
 pytestmark = [pytest.mark.slurm, pytest.mark.timeout(300)]
 cloudpickle.register_pickle_by_value(objectives)  # workers need not import the tests package
@@ -46,15 +47,7 @@ def test_sixteen_trials_on_two_jobs_of_two_gpus(site: str, tmp_path: Path) -> No
     for trial in trials:
         assert trial.user_attrs["seen_devices"] == trial.user_attrs["batchml.devices"]
         assert len(trial.user_attrs["seen_devices"].split(",")) == 1
-    for a in trials:
-        for b in trials:
-            same_job = a.user_attrs["job"] == b.user_attrs["job"]
-            overlap = (
-                a.user_attrs["t_start"] < b.user_attrs["t_end"]
-                and b.user_attrs["t_start"] < a.user_attrs["t_end"]
-            )
-            if a.number < b.number and same_job and overlap:
-                assert a.user_attrs["seen_devices"] != b.user_attrs["seen_devices"]
+    assert slot_clashes({t.number: t.user_attrs for t in trials}) == []
 
 
 def test_cancelled_worker_job_is_preempted_and_retried(site: str, tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from optuna.trial import TrialState
 from batchml.hpo import run_study
 from batchml.hpo.outcomes import OUTCOME_ATTR
 from tests.unit import hpo_objectives as objectives
+from tests.unit.hpo_checks import slot_clashes
 
 
 @pytest.fixture(autouse=True)
@@ -36,14 +37,7 @@ def test_forty_trials_on_four_slots_never_share_a_device() -> None:
     devices = [t.user_attrs["seen_devices"] for t in trials]
     assert all(d in {"0", "1", "2", "3"} for d in devices)
     assert [t.user_attrs["batchml.devices"] for t in trials] == devices
-    for a in trials:
-        for b in trials:
-            overlap = (
-                a.user_attrs["t_start"] < b.user_attrs["t_end"]
-                and b.user_attrs["t_start"] < a.user_attrs["t_end"]
-            )
-            if a.number < b.number and overlap:
-                assert a.user_attrs["seen_devices"] != b.user_attrs["seen_devices"]
+    assert slot_clashes({t.number: t.user_attrs for t in trials}) == []
     assert study.best_value == min(t.value for t in trials)
 
 
