@@ -5,19 +5,25 @@ nothing else from batchml (nor torch). The cost that limits a Python batcher
 is per-call synchronisation, not the model: a queue plus a worker thread plus
 an ``Event`` per call tops out near 20k calls/s. So:
 
-- Threads use *flat combining*: a caller that finds no batch running becomes
-  the leader, gathers what is pending and runs it on its own thread; the others
-  block on one pre-acquired lock each, released once with their row (or with
-  the leadership, when the leader leaves pending work behind). No worker
-  thread and no hand-off for the common case.
-- Coroutines append a loop future; one flush per loop iteration gathers them
-  and runs ONNX Runtime on a single helper thread, so the loop keeps taking
-  requests while a batch runs.
+- Threads either call ONNX Runtime directly (it releases the GIL, so two
+  cores run two calls at once) or use *flat combining*: a caller that finds
+  no batch running becomes the leader, gathers what is pending and runs it on
+  its own thread; the others block on one pre-acquired lock each, released
+  once with their row (or with the leadership). Which of the two is faster
+  depends on the model and on how busy the machine is (on a quiet 2-core
+  machine direct calls won even for a 20-512x3-1 MLP; under load batching
+  won), so ``_ThreadMode`` measures both while serving and keeps the faster.
+- Coroutines append a loop future. While the helper thread is idle, what one
+  loop iteration gathered (or a full batch) goes to it at once; while it runs
+  a batch, requests pile up and go as the next batch the moment it finishes.
+  Only the ONNX Runtime call runs on the helper (stacking, scaling and
+  splitting stay on the loop): Python on both threads fights over the GIL,
+  and with half batches in flight to overlap the two, that convoy measured
+  slower than taking turns.
 
-A batch runs when it holds ``max_batch`` rows, when one scheduling round
-(a yield, or one loop iteration) brought no new request, or when
-``max_delay_ms`` has passed since it started gathering. The delay therefore
-shrinks to nothing at low load: a lone caller is served at once, at batch 1.
+A thread batch runs when it holds ``max_batch`` rows, when one scheduling
+round brought no new request, or when ``max_delay_ms`` has passed since it
+started gathering. A lone caller is therefore served at once, at batch 1.
 
 Each event is checked in its caller (shape, finiteness where forbidden) and a
 bad one raises there; rows are preprocessed together with ``preprocess.json``
@@ -30,6 +36,7 @@ from __future__ import annotations
 import _thread
 import asyncio
 import json
+import math
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -44,6 +51,7 @@ import onnxruntime as ort
 Event = np.ndarray | Sequence[float] | Mapping[str, Any]
 Row = tuple[np.ndarray, ...]
 Result = np.ndarray | dict[str, np.ndarray]
+Outcome = tuple[Any, BaseException | None]  # (result, None) or (None, the caller's error)
 
 
 class InputError(ValueError):
@@ -117,7 +125,8 @@ class BatchedSession:
     Thread-safe: ``predict`` from any number of threads, ``apredict`` from any
     number of coroutines (of one or several loops), ``predict_many`` for callers
     that already hold a chunk. A result is the output row (one output) or
-    {output name: row}.
+    {output name: row}. ``thread_batching`` pins the thread callers' way
+    (True: batch, False: call directly); None measures and picks.
     """
 
     def __init__(
@@ -127,6 +136,7 @@ class BatchedSession:
         max_delay_ms: float = 2.0,
         providers: Sequence[str] | None = None,
         intra_op_threads: int = 0,
+        thread_batching: bool | None = None,
     ) -> None:
         if max_batch < 1 or max_delay_ms < 0:
             raise ValueError(f"max_batch={max_batch} must be >= 1 and max_delay_ms >= 0")
@@ -147,29 +157,20 @@ class BatchedSession:
         self._leading = False
         self._async: dict[asyncio.AbstractEventLoop, _LoopQueue] = {}
         self._executor: ThreadPoolExecutor | None = None
-        self.batch_threads = self._batching_pays()
-
-    def _batching_pays(self) -> bool:
-        """Whether gathering thread callers saves more per call than waking a thread costs.
-
-        Measured, not assumed (onnxruntime#20173): the time a row saves in a full
-        batch against a call at batch 1, versus a lock hand-off between two threads.
-        A light model is faster called directly from each thread, and then it is.
-        A batched thread caller pays two hand-offs: woken with its row, then the GIL.
-        """
-        rows = [tuple(np.zeros(s.shape, s.dtype) for s in self.inputs)]
-        single = _best_time(lambda: self._run_rows(rows))
-        full = _best_time(lambda: self._run_rows(rows * self.max_batch)) / self.max_batch
-        return single - full > 2 * _handoff_time()
+        self.thread_mode = _ThreadMode(thread_batching)
+        self._only = self.inputs[0] if len(self.inputs) == 1 else None
 
     # -- one event, from threads ----------------------------------------------------------
 
     def predict(self, event: Event) -> Result:
         """The model's output for one event, batched with whatever other threads submit."""
-        row = self._row(event)
-        if not self.batch_threads:
-            return self._run_one(row)
-        slot = _Slot(row)
+        mode = self.thread_mode
+        mode.calls += 1
+        if not mode.calls & 31 and time.perf_counter() >= mode.window_end:
+            mode.tick()  # looked at every 32 calls: a clock read costs a tenth of a small call
+        if not mode.batched:
+            return self._run_one(event)
+        slot = _Slot(self._row(event))
         with self._guard:
             self._pending.append(slot)
             lead = not self._leading
@@ -268,29 +269,59 @@ class BatchedSession:
             raise InputError(f"the model has inputs {[s.name for s in self.inputs]}: pass a dict")
         return (self.inputs[0].check(event),)
 
-    def _run_rows(self, rows: list[Row]) -> list[tuple[Any, BaseException | None]]:
+    def _run_rows(self, rows: list[Row]) -> list[Outcome]:
         """One ONNX Runtime call for ``rows``; a row holding NaN gets an error, the rest results."""
         try:
-            stacked = [np.stack([r[i] for r in rows]) for i in range(len(self.inputs))]
-            feeds, bad = self._feeds(stacked)
-            good = np.flatnonzero(~bad)
-            if len(good) < len(rows):
-                feeds = {k: v[good] for k, v in feeds.items()}
-            outputs = self.session.run(None, feeds) if len(good) else []
+            feeds, bad = self._prepare(rows)
+            outputs = self._compute(feeds)
         except Exception as exc:  # the whole batch failed: every caller learns why
             return [(None, exc)] * len(rows)
-        results: list[tuple[Any, BaseException | None]] = []
-        picked = iter(range(len(good)))
-        for is_bad in bad.tolist():
-            results.append(
-                (None, _nan_error()) if is_bad else (self._pick(outputs, next(picked)), None)
-            )
-        return results
+        return self._results(outputs, bad)
 
-    def _run_one(self, row: Row) -> Result:
-        """One event straight through ONNX Runtime at batch 1, in the caller's thread."""
+    def _prepare(self, rows: list[Row]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """The stacked, preprocessed feeds of the rows free of NaN, and which rows hold NaN."""
+        stacked = [np.stack([r[i] for r in rows]) for i in range(len(self.inputs))]
+        feeds, bad = self._feeds(stacked)
+        if bad.any():
+            feeds = {k: v[~bad] for k, v in feeds.items()}
+        return feeds, bad
+
+    def _compute(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """The one call that releases the GIL; all Python work stays with the callers."""
+        if not len(next(iter(feeds.values()))):
+            return []
+        return list(self.session.run(None, feeds))
+
+    def _results(self, outputs: list[np.ndarray], bad: np.ndarray) -> list[Outcome]:
+        picked = iter(range(len(bad)))
+        return [
+            (None, _nan_error()) if is_bad else (self._pick(outputs, next(picked)), None)
+            for is_bad in bad.tolist()
+        ]
+
+    def _run_one(self, event: Event) -> Result:
+        """One event straight through ONNX Runtime at batch 1, in the caller's thread.
+
+        An array of the model's one input skips the general checks: this path
+        competes with callers who run ONNX Runtime themselves, so its cost over
+        theirs must stay near nothing (a NaN test by one dot product).
+        """
+        spec = self._only
+        if (
+            spec is not None
+            and type(event) is np.ndarray
+            and event.dtype == spec.dtype
+            and event.shape == spec.shape
+        ):
+            if spec.dtype.kind == "f" and math.isnan(np.vdot(event, event)):
+                raise _nan_error()
+            batch = event[None]
+            if spec.scaling is not None:
+                batch = spec.scaling.apply(batch).astype(spec.dtype, copy=False)
+            outputs = self.session.run(None, {spec.name: batch})
+            return outputs[0][0] if len(outputs) == 1 else self._pick(outputs, 0)
         feeds = {}
-        for spec, value in zip(self.inputs, row, strict=True):
+        for spec, value in zip(self.inputs, self._row(event), strict=True):
             batch, bad = spec.prepare(value[None])
             if bad[0]:
                 raise _nan_error()
@@ -337,7 +368,56 @@ class BatchedSession:
         self.close()
 
 
-IN_FLIGHT = 2  # batches of one loop queued on the helper: the loop fills one while one runs
+class _ThreadMode:
+    """Whether thread callers batch or call directly, re-measured while they are served.
+
+    Every ``HOLD_S`` the callers are served ``WINDOW_S`` each way and the way
+    that completed more calls per second is kept; batching must win by
+    ``MARGIN`` (it adds latency). A window with fewer than ``BUSY`` calls means
+    low load, where batching cannot pay: calls go direct. Counts are read
+    without a lock (a lost increment only blurs a rate); one thread at a time
+    closes a window.
+    """
+
+    WINDOW_S = 0.05
+    HOLD_S = 2.0
+    MARGIN = 1.1
+    BUSY = 32
+
+    def __init__(self, pinned: bool | None) -> None:
+        self.pinned = pinned
+        self.batched = bool(pinned)
+        self.calls = 0
+        self.window_end = math.inf if pinned is not None else 0.0
+        self.window_start = 0.0
+        self.phase = "hold"
+        self.direct_rate = 0.0
+        self._closing = _thread.allocate_lock()
+
+    def tick(self, now: float | None = None) -> None:
+        """Close the window that has ended: start the next trial or settle on a way."""
+        if not self._closing.acquire(blocking=False):
+            return
+        try:
+            now = time.perf_counter() if now is None else now
+            rate = self.calls / max(now - self.window_start, 1e-9)
+            if self.phase == "hold":
+                self._open("direct", False, now)
+            elif self.phase == "direct":
+                self.direct_rate = rate
+                if rate * self.WINDOW_S < self.BUSY:
+                    self._open("hold", False, now, self.HOLD_S)
+                else:
+                    self._open("batched", True, now)
+            else:
+                self._open("hold", rate > self.MARGIN * self.direct_rate, now, self.HOLD_S)
+        finally:
+            self._closing.release()
+
+    def _open(self, phase: str, batched: bool, now: float, length: float = WINDOW_S) -> None:
+        self.phase, self.batched = phase, batched
+        self.calls = 0
+        self.window_start, self.window_end = now, now + length
 
 
 class _LoopQueue:
@@ -349,82 +429,70 @@ class _LoopQueue:
         self.rows: list[Row] = []
         self.futures: list[asyncio.Future[Result]] = []
         self.scheduled = False
-        self.in_flight = 0
-        self.started = 0.0
-        self.seen = 0
+        self.running = False
 
     def submit(self, row: Row, future: asyncio.Future[Result]) -> None:
         self.rows.append(row)
         self.futures.append(future)
-        if not self.scheduled and self.in_flight < IN_FLIGHT:
-            self._schedule()
-
-    def _schedule(self) -> None:
-        self.scheduled = True
-        self.started = time.perf_counter()
-        self.seen = 0
-        self.loop.call_soon(self.flush)
+        if self.running:
+            return  # goes with the next batch, sent when the running one finishes
+        if len(self.rows) >= self.session.max_batch:
+            self.dispatch()
+        elif not self.scheduled:
+            self.scheduled = True
+            self.loop.call_soon(self.flush)
 
     def flush(self) -> None:
-        """Run now if full, idle for one iteration, or late; else look again next iteration."""
-        size = len(self.rows)
-        waited = time.perf_counter() - self.started
-        if (
-            size < self.session.max_batch
-            and size != self.seen
-            and waited < self.session.max_delay_s
-        ):
-            self.seen = size
-            self.loop.call_soon(self.flush)
-            return
+        """End of the loop iteration that brought the first request: send what came."""
         self.scheduled = False
-        self.in_flight += 1
-        count = min(size, self.session.max_batch)
+        if self.rows and not self.running:
+            self.dispatch()
+
+    def dispatch(self) -> None:
+        """Prepare up to ``max_batch`` pending rows here and hand the model call to the helper.
+
+        Only ONNX Runtime's call runs on the helper: any Python there would fight
+        the loop for the GIL, and that convoy measured slower than taking turns.
+        """
+        count = min(len(self.rows), self.session.max_batch)
         rows, self.rows = self.rows[:count], self.rows[count:]
         futures, self.futures = self.futures[:count], self.futures[count:]
-        done = self.loop.run_in_executor(self.session._helper(), self.session._run_rows, rows)
-        done.add_done_callback(lambda outcome: self.finish(futures, outcome))
+        try:
+            feeds, bad = self.session._prepare(rows)
+        except Exception as exc:
+            _settle(futures, [(None, exc)] * count)
+            if self.rows and not self.scheduled:
+                self.scheduled = True
+                self.loop.call_soon(self.flush)
+            return
+        self.running = True
+        done = self.loop.run_in_executor(self.session._helper(), self.session._compute, feeds)
+        done.add_done_callback(lambda outcome: self.finish(futures, bad, outcome))
 
-    def finish(self, futures: list[asyncio.Future[Result]], outcome: asyncio.Future[Any]) -> None:
-        self.in_flight -= 1
-        for future, (result, error) in zip(futures, outcome.result(), strict=True):
-            if future.cancelled():
-                continue
-            if error is not None:
-                future.set_exception(error)
-            else:
-                future.set_result(result)
-        if self.rows and not self.scheduled:
-            self._schedule()
+    def finish(
+        self, futures: list[asyncio.Future[Result]], bad: np.ndarray, outcome: asyncio.Future[Any]
+    ) -> None:
+        """Send the next batch first (the helper stays busy), then wake this one's callers."""
+        self.running = False
+        if self.rows:
+            self.dispatch()
+        error = outcome.exception()
+        _settle(
+            futures,
+            [(None, error)] * len(futures)
+            if error is not None
+            else self.session._results(outcome.result(), bad),
+        )
 
 
-def _best_time(call: Any, repeat: int = 20) -> float:
-    """The fastest of ``repeat`` calls, in seconds (the least disturbed by other load)."""
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        call()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
-def _handoff_time(rounds: int = 200) -> float:
-    """Seconds one thread needs to wake another through a lock and be woken back, halved."""
-    ping, pong = _thread.allocate_lock(), _thread.allocate_lock()
-    ping.acquire()
-    pong.acquire()
-
-    def echo() -> None:
-        for _ in range(rounds):
-            ping.acquire()
-            pong.release()
-
-    _thread.start_new_thread(echo, ())
-    start = time.perf_counter()
-    for _ in range(rounds):
-        ping.release()
-        pong.acquire()
-    return (time.perf_counter() - start) / rounds / 2
+def _settle(futures: list[asyncio.Future[Result]], outcomes: list[Outcome]) -> None:
+    for future, (result, error) in zip(futures, outcomes, strict=True):
+        if future.cancelled():
+            continue
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
 
 
 def _read_preprocess(folder: Path) -> dict[str, Any]:

@@ -18,7 +18,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from batchml.inference import BatchedSession, InputError
+from batchml.inference import BatchedSession, InputError, _ThreadMode
 
 WEIGHTS = np.arange(6, dtype=np.float32).reshape(3, 2) / 10
 MEDIAN = np.array([50.0, 0.0, 0.0])
@@ -78,10 +78,9 @@ def test_one_event_is_normalised_then_run(folder: Path) -> None:
         )
 
 
-@pytest.mark.parametrize("batch_threads", [True, False])
-def test_many_threads_each_get_their_own_row(folder: Path, batch_threads: bool) -> None:
-    session = BatchedSession(folder, max_batch=16)
-    session.batch_threads = batch_threads  # both paths, whatever this machine measured
+@pytest.mark.parametrize("thread_batching", [True, False, None])
+def test_many_threads_each_get_their_own_row(folder: Path, thread_batching: bool | None) -> None:
+    session = BatchedSession(folder, max_batch=16, thread_batching=thread_batching)
     raw = events(64)
     results: dict[int, np.ndarray] = {}
 
@@ -101,8 +100,8 @@ def test_many_threads_each_get_their_own_row(folder: Path, batch_threads: bool) 
 def test_coroutines_are_gathered_into_batches(folder: Path) -> None:
     session = BatchedSession(folder, max_batch=64, max_delay_ms=5)
     sizes: list[int] = []
-    run_rows = session._run_rows
-    session._run_rows = lambda rows: sizes.append(len(rows)) or run_rows(rows)  # type: ignore[method-assign]
+    compute = session._compute
+    session._compute = lambda feeds: sizes.append(len(feeds["x"])) or compute(feeds)  # type: ignore[method-assign]
     raw = events(200)
 
     async def main() -> list[np.ndarray]:
@@ -112,6 +111,39 @@ def test_coroutines_are_gathered_into_batches(folder: Path) -> None:
     session.close()
     np.testing.assert_allclose(np.stack(got), expected(raw), rtol=1e-5)
     assert sum(sizes) == 200 and max(sizes) == 64  # full batches, not 200 calls
+
+
+def _serve(mode: _ThreadMode, now: float, rate: dict[bool, float]) -> float:
+    """Let callers complete ``rate[way]`` calls/s until the open window ends; return its end."""
+    end = mode.window_end
+    mode.calls = int(rate[mode.batched] * (end - mode.window_start))
+    mode.tick(end)
+    return end
+
+
+def test_thread_callers_get_the_way_that_served_more_calls() -> None:
+    mode = _ThreadMode(None)
+    assert not mode.batched and mode.window_end == 0.0  # the first look opens a trial
+    mode.tick(100.0)
+    now = _serve(mode, 100.0, {False: 50_000, True: 120_000})  # direct trial
+    assert mode.phase == "batched" and mode.batched
+    now = _serve(mode, now, {False: 50_000, True: 120_000})
+    assert mode.phase == "hold" and mode.batched and mode.window_end == now + mode.HOLD_S
+    # after the hold both ways are tried again; batching wins by too little this time
+    now = _serve(mode, now, {False: 50_000, True: 120_000})
+    assert mode.phase == "direct" and not mode.batched
+    now = _serve(mode, now, {False: 50_000, True: 52_000})  # within the margin: not worth it
+    now = _serve(mode, now, {False: 50_000, True: 52_000})
+    assert mode.phase == "hold" and not mode.batched
+
+
+def test_a_lone_caller_is_not_batched_and_a_pinned_way_stays() -> None:
+    mode = _ThreadMode(None)
+    mode.tick(0.0)
+    _serve(mode, 0.0, {False: 100, True: 1e6})  # 5 calls in a window: low load
+    assert mode.phase == "hold" and not mode.batched
+    pinned = _ThreadMode(True)
+    assert pinned.batched and pinned.window_end == float("inf")
 
 
 def test_a_bad_event_fails_alone(folder: Path) -> None:

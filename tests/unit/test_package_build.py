@@ -29,7 +29,7 @@ from tests.unit.package_fixtures import VARIABLES, package, publish
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("pkg")
-    return package(base / "registry", base / "out", int8=True, bench_seconds=0.002)
+    return package(base / "registry", base / "out", int8=True, fp16=True, bench_seconds=0.002)
 
 
 def test_the_folder_holds_every_artifact_and_a_clean_manifest(built: Path) -> None:
@@ -38,6 +38,7 @@ def test_the_folder_holds_every_artifact_and_a_clean_manifest(built: Path) -> No
         "MANIFEST",
         "model.onnx",
         "model.int8.onnx",
+        "model.fp16.onnx",
         "preprocess.json",
         "metadata.json",
         "validation.json",
@@ -87,7 +88,20 @@ def test_validation_covers_both_sources_and_every_batch_size(built: Path) -> Non
     assert sorted({(c["input"], c["batch"]) for c in model["cases"]}) == [
         (s, n) for s in ("example", "random") for n in (1, 2, 7, 32, 64)
     ]
-    assert report["int8"]["max_abs"] > 0  # the accuracy change is stated
+    for precision in ("int8", "fp16"):  # the accuracy change is stated, and plausible
+        assert 0 < report[precision]["max_abs"] < 0.5, precision
+        assert report[precision]["note"].startswith("stated, not enforced")
+
+
+def test_the_fp16_model_computes_in_float16_behind_float32_inputs(built: Path) -> None:
+    import onnxruntime as ort
+
+    graph = onnx.load(built / "model.fp16.onnx").graph
+    weights = {t.data_type for t in graph.initializer}
+    assert weights == {onnx.TensorProto.FLOAT16}
+    session = ort.InferenceSession(str(built / "model.fp16.onnx"))
+    assert [i.type for i in session.get_inputs()] == ["tensor(float)"]
+    assert [o.type for o in session.get_outputs()] == ["tensor(float)"]
 
 
 def test_benchmark_table_per_thread_count_and_batch(built: Path) -> None:
