@@ -33,6 +33,7 @@ from dask_jobqueue.htcondor import HTCondorJob
 from distributed.security import Security
 
 from batchml.backends.base import SchedulerError, worker_prologue, worker_python
+from batchml.backends.worker_jobs import KeepsSubmitError
 from batchml.errors import InvalidValue
 from batchml.resources import Resources
 from batchml.sites import Network, Site
@@ -51,7 +52,7 @@ class ClusterOptions:
     log_directory: str | None = None
 
 
-class TransferredTLSJob(HTCondorJob):
+class TransferredTLSJob(KeepsSubmitError, HTCondorJob):
     """A worker job whose TLS files are transferred into its scratch folder.
 
     dask-jobqueue writes temporary credentials to ``shared_temp_directory`` and

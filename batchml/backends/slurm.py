@@ -144,9 +144,12 @@ class SlurmBackend(Backend):
             )
         from dask_jobqueue import SLURMCluster
 
+        from batchml.backends.worker_jobs import SlurmWorkerJob
+
         log_dir = Path(options.get("log_directory") or _local_path(self.site.paths.log_dir))
         security = _security(options.get("security", True))
         cluster = SLURMCluster(
+            job_cls=SlurmWorkerJob,  # type: ignore[arg-type]  # annotated as an instance
             **self._job_keywords(resources),
             python=worker_python(),
             interface=self.site.network.interface,

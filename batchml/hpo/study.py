@@ -236,7 +236,8 @@ class WorkerPool:
         from dask_jobqueue.core import JobQueueCluster
 
         self.client = client
-        replaces = isinstance(cluster, JobQueueCluster) and replaces_ended_jobs(cluster)
+        self.jobs = cluster if isinstance(cluster, JobQueueCluster) else None
+        replaces = self.jobs is not None and replaces_ended_jobs(cluster)
         self.cluster = cluster if replaces else None
         self.patience_s = patience_s
         self.replace_after_s = replace_after_s
@@ -246,7 +247,18 @@ class WorkerPool:
         self.since = time.monotonic()
 
     def check(self) -> int:
-        """The number of workers now; SchedulerError once there were none for too long."""
+        """The number of workers now; SchedulerError once there were none for too long,
+        or at once when the scheduler refused a worker job."""
+        if self.jobs is not None:
+            from batchml.backends.worker_jobs import drop_refused
+
+            refused = drop_refused(self.jobs)
+            if refused:
+                raise SchedulerError(
+                    f"the batch system refused a worker job: {refused[0]}",
+                    hint="fix the site file (`batchml site show SITE` says where each value "
+                    "comes from); `batchml submit --dry-run` shows the submit file",
+                )
         workers = self.client.scheduler_info(n_workers=-1)["workers"].values()
         names = {str(w.get("name")) for w in workers}
         now = time.monotonic()

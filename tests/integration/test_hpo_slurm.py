@@ -12,6 +12,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from batchml.backends.base import SchedulerError
 from batchml.hpo import run_study
 from batchml.hpo.outcomes import OUTCOME_ATTR, RETRY_OF_ATTR
 from tests.unit import hpo_objectives as objectives
@@ -83,3 +84,14 @@ def test_cancelled_worker_job_is_preempted_and_retried(site: str, tmp_path: Path
     assert retry.state == TrialState.COMPLETE and retry.params == first.params
     assert sum(t.state == TrialState.COMPLETE for t in study.trials) == 30
     assert study.user_attrs["batchml.jobs_replaced"] >= 1  # a new job for the cancelled one
+
+
+def test_a_refused_worker_job_stops_the_search_at_once(site: str, tmp_path: Path) -> None:
+    bad = Path(site).read_text().replace("{partition: ", "{partition: nope-", 1)
+    Path(site).write_text(bad)
+    with pytest.raises(SchedulerError, match=r"refused a worker job: .*partition") as caught:
+        run_study(
+            objectives.quadratic, n_trials=2, site=site, max_jobs=1, study_name="slurm-refused",
+            storage=str(tmp_path / "r.journal"), progress=False, worker_patience_s=3600,
+        )  # fmt: skip
+    assert "site show" in (caught.value.hint or "")
