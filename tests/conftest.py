@@ -1,11 +1,12 @@
-"""Test-wide wiring for the real services (Slurm, HTCondor, XRootD).
+"""Test-wide wiring for the real services (Slurm, HTCondor, XRootD) and Chromium.
 
 The service scripts in tests/services/ publish one ``<name>.env`` file per
 running service. Those files are loaded into ``os.environ`` before any test
 module is imported (the HTCondor bindings read ``CONDOR_CONFIG`` at import).
 A test marked with a service marker skips locally when that service is not
 running, and fails in CI, where a skipped integration test would hide a
-broken set-up.
+broken set-up. The ``chromium`` marker does the same for the headless browser
+that opens the demo's report (tests/run.sh installs it).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pytest
 
 SERVICE_MARKERS = ("slurm", "htcondor", "xrootd")
 SERVICES_DIR = Path(os.environ.get("BATCHML_SERVICES_DIR", "/tmp/batchml-services"))
+CHROMIUM_INSTALL = "apt-get install -y --no-install-recommends chromium"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
@@ -47,11 +49,18 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
             f"the {name} test service is not running: start it with "
             f"'bash tests/services/{name}.sh start' (as root)"
         )
-        if IN_CI:
-            pytest.fail(f"CI must run every {name} test, but {reason}", pytrace=False)
-        pytest.skip(reason)
+        _missing(name, reason)
+    if item.get_closest_marker("chromium") is not None and shutil.which("chromium") is None:
+        _missing("chromium", f"chromium not found: install it with '{CHROMIUM_INSTALL}' (as root)")
     if item.get_closest_marker("gpu") is not None and shutil.which("nvidia-smi") is None:
         pytest.skip("needs a CUDA GPU (nvidia-smi not found)")
+
+
+def _missing(name: str, reason: str) -> None:
+    """Skip a test whose service or tool is missing; in CI, fail it instead."""
+    if IN_CI:
+        pytest.fail(f"CI must run every {name} test, but {reason}", pytrace=False)
+    pytest.skip(reason)
 
 
 def _service_fixture(name: str) -> dict[str, str]:

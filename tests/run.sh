@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The full test suite, as `make test` and CI run it, on a machine with nothing
-# installed: the virtualenv, the Debian packages and daemons of the real
-# services (as root), pytest, and the services stopped again whatever happened.
+# installed: the virtualenv, Chromium, the Debian packages and daemons of the
+# real services (as root), pytest, and the services stopped again whatever happened.
 # Extra arguments go to pytest (e.g. `bash tests/run.sh -m slurm -x`).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -14,6 +14,10 @@ echo "virtualenv ready ($((SECONDS - started)) s)"
 
 make --no-print-directory lint
 echo "lint clean ($((SECONDS - started)) s)"
+
+# The demo's report is opened in headless Chromium (tests/unit/browser.py).
+(SERVICE_NAME=chromium; source tests/services/common.sh; apt_install chromium)
+echo "chromium ready ($((SECONDS - started)) s)"
 
 trap 'bash tests/services/all.sh stop >/dev/null 2>&1 || true' EXIT
 bash tests/services/all.sh start

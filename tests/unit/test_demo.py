@@ -1,4 +1,8 @@
-"""`batchml demo` as the README runs it, scaled down: every stage runs and leaves what it says."""
+"""`batchml demo` as the README runs it, scaled down: every stage runs and leaves what it says.
+
+One run serves both tests; the second opens its report.html in headless Chromium,
+since a PNG that decodes in Python can still show as a broken image in a browser.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,14 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import onnxruntime as ort
+import pytest
 
 from batchml.registry import Registry
+from tests.unit.browser import rendered_images
 
 STAGES = (
     "1. sample",
@@ -26,15 +33,28 @@ STAGES = (
 )
 
 
-def test_demo_runs_every_stage_on_the_embedded_default(tmp_path: Path) -> None:
-    work = tmp_path / "w"
+class Demo(NamedTuple):
+    work: Path
+    result: subprocess.CompletedProcess[str]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
+    """One scaled-down demo run, shared: it takes most of a minute."""
+    home = tmp_path_factory.mktemp("demo")
+    work = home / "w"
     result = subprocess.run(
         [sys.executable, "-m", "batchml.cli", "demo", "--workdir", str(work),
          "--events", "20000", "--files", "2", "--trials", "4", "--workers", "2"],
         capture_output=True, text=True, timeout=180, check=False,
-        env={**os.environ, "HOME": str(tmp_path)},  # no user site configs
+        env={**os.environ, "HOME": str(home)},  # no user site configs
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
+    return Demo(work, result)
+
+
+def test_demo_runs_every_stage_on_the_embedded_default(demo: Demo) -> None:
+    work, result = demo
     out = result.stdout
     assert "site local (local)" in out
     for stage in STAGES:  # each stage ran to its end and printed its time
@@ -65,6 +85,16 @@ def test_demo_runs_every_stage_on_the_embedded_default(tmp_path: Path) -> None:
     assert all(base64.b64decode(i).startswith(b"\x89PNG") for i in images)
     assert str(package) in page
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.chromium
+def test_demo_report_shows_every_plot_in_a_browser(demo: Demo) -> None:
+    page = demo.work / "report.html"
+    images = rendered_images(page)
+    assert len(images) == page.read_text().count("<img ")
+    assert len(images) >= 4  # study plots, ROC, inference benchmark
+    broken = [i for i, image in enumerate(images) if not (image.complete and image.width > 0)]
+    assert not broken, f"images {broken} of {page} did not load in Chromium: {images}"
 
 
 def _number(pattern: str, text: str) -> float:
