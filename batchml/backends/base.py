@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from batchml.atomic import FILE_MODE, write_atomic
 from batchml.errors import BatchmlError, InvalidValue
 from batchml.resources import Resources
-from batchml.sites import Site
+from batchml.sites import Network, Site
 from batchml.templates import render, template_path
 
 if TYPE_CHECKING:
@@ -185,20 +185,44 @@ class Backend(ABC):
         """A dask cluster whose workers are jobs of this scheduler, each advertising GPU slots."""
 
 
-def worker_prologue(site: Site) -> list[str]:
+JOB_END_ENV = "BATCHML_JOB_END"  # epoch seconds at which the scheduler ends the worker job
+
+
+def worker_prologue(site: Site, walltime: timedelta | None = None) -> list[str]:
     """Shell lines a dask worker job runs first: the site's environment, then batchml's needs.
 
     Workers start a process per trial (batchml.hpo), which a daemonic worker
     process may not do, so dask is told so through its environment. A worker
     job's log is where a user debugs it: INFO, whatever the submitting shell said
     (sbatch exports the driver's environment, and the CLI quiets dask there).
+    With a ``walltime`` the job notes when it will be ended, taken when it
+    starts (not when it was queued), so a worker can refuse a trial it cannot
+    finish.
     """
     lines = [line for line in render("common/environment.sh.j2", site=site).splitlines() if line]
-    return [
-        *lines,
+    lines += [
         "export DASK_DISTRIBUTED__WORKER__DAEMON=False",
         "export DASK_LOGGING__DISTRIBUTED=info",
     ]
+    if walltime is not None:
+        lines.append(f"export {JOB_END_ENV}=$(( $(date +%s) + {int(walltime.total_seconds())} ))")
+    return lines
+
+
+def worker_arguments(
+    resources: Resources, network: Network, pools: Mapping[str, int] | None = None
+) -> list[str]:
+    """dask-worker options: the resources dask schedules by (the job's GPUs, plus ``pools``)
+    and the site's open port range (both ends)."""
+    declared = {"GPU": resources.gpus} if resources.gpus else {}
+    declared.update(pools or {})
+    arguments = (
+        ["--resources", ",".join(f"{k}={v}" for k, v in declared.items())] if declared else []
+    )
+    if network.worker_ports:
+        ports = f"{network.worker_ports[0]}:{network.worker_ports[1]}"
+        arguments += ["--worker-port", ports, "--nanny-port", ports]
+    return arguments
 
 
 def worker_python() -> str:

@@ -32,7 +32,12 @@ from dask_jobqueue import HTCondorCluster
 from dask_jobqueue.htcondor import HTCondorJob
 from distributed.security import Security
 
-from batchml.backends.base import SchedulerError, worker_prologue, worker_python
+from batchml.backends.base import (
+    SchedulerError,
+    worker_arguments,
+    worker_prologue,
+    worker_python,
+)
 from batchml.backends.worker_jobs import KeepsSubmitError
 from batchml.errors import InvalidValue
 from batchml.resources import Resources
@@ -50,6 +55,7 @@ class ClusterOptions:
     python: str | None = None
     security: Security | None = None
     log_directory: str | None = None
+    worker_resources: Mapping[str, int] | None = None  # dask resources besides the GPUs
 
 
 class TransferredTLSJob(KeepsSubmitError, HTCondorJob):
@@ -105,8 +111,8 @@ def make_cluster(
         },
         job_extra_directives=entries,
         job_directives_skip=_REPLACED_DIRECTIVES,
-        worker_extra_args=worker_arguments(resources, network),
-        job_script_prologue=worker_prologue(site),
+        worker_extra_args=worker_arguments(resources, network, chosen.worker_resources),
+        job_script_prologue=worker_prologue(site, resources.walltime),
         submit_command_extra=["-spool"] if condor is not None and condor.spool else [],
         log_directory=chosen.log_directory or _expanded(site.paths.log_dir),
     )
@@ -119,15 +125,6 @@ def make_cluster(
 def _expanded(path: str) -> str:
     """A site folder on the submit host (the driver's side): ~ and $VARIABLES expanded."""
     return os.path.expanduser(os.path.expandvars(path))
-
-
-def worker_arguments(resources: Resources, network: Network) -> list[str]:
-    """dask-worker options: the GPU resource and the site's port range."""
-    arguments = ["--resources", f"GPU={resources.gpus}"] if resources.gpus else []
-    if network.worker_ports:
-        ports = f"{network.worker_ports[0]}:{network.worker_ports[1]}"
-        arguments += ["--worker-port", ports, "--nanny-port", ports]
-    return arguments
 
 
 def scheduler_port(network: Network) -> int:

@@ -122,9 +122,13 @@ class LocalBackend(Backend):
                 write_atomic(link.resolve() / _EXIT_FILE, _CANCELLED.encode())
 
     def cluster(self, resources: Resources, **options: Any) -> SpecCluster:
-        """One worker per GPU slot (or ``jobs`` CPU workers), TLS on loopback."""
+        """One worker per GPU slot (or ``jobs`` CPU workers), TLS on loopback.
+
+        ``worker_resources`` are dask resources each worker declares besides its GPUs.
+        """
         workers = options.pop("jobs", None)
         security = options.pop("security", None) or Security.temporary()
+        pools = dict(options.pop("worker_resources", None) or {})
         if options:
             raise SchedulerError(f"unknown cluster options: {', '.join(sorted(options))}")
         slots = gpu_slots(resources.gpus, workers)
@@ -139,7 +143,7 @@ class LocalBackend(Backend):
                 "options": {
                     **common,
                     "host": "127.0.0.1",
-                    "resources": {"GPU": len(slot)} if slot else {},
+                    "resources": {**({"GPU": len(slot)} if slot else {}), **pools},
                     "env": {"CUDA_VISIBLE_DEVICES": ",".join(slot)},
                 },
             }

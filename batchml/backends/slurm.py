@@ -24,6 +24,7 @@ from batchml.backends.base import (
     JobSpec,
     JobState,
     SchedulerError,
+    worker_arguments,
     worker_prologue,
     worker_python,
 )
@@ -51,7 +52,7 @@ _DASK_HEADER = {
     "partition": "#SBATCH -p ",
     "account": "#SBATCH -A ",
 }
-_CLUSTER_OPTIONS = ("jobs", "security", "log_directory")
+_CLUSTER_OPTIONS = ("jobs", "security", "log_directory", "worker_resources")
 
 
 class SlurmBackend(Backend):
@@ -134,7 +135,8 @@ class SlurmBackend(Backend):
 
         Options: ``jobs`` (worker jobs to start, default 0), ``security`` (True: fresh
         temporary credentials for this cluster; False: plain TCP; or a Security), and
-        ``log_directory`` (default: the site's log_dir). The workers' TLS files are
+        ``log_directory`` (default: the site's log_dir), ``worker_resources`` (dask
+        resources each worker declares besides its GPUs). The workers' TLS files are
         written, readable by the user only, to the site's shared_dir (else the logs).
         """
         unknown = sorted(set(options) - set(_CLUSTER_OPTIONS))
@@ -160,11 +162,13 @@ class SlurmBackend(Backend):
                 "port": self.site.network.scheduler_port,
                 "dashboard_address": f":{self.site.network.dashboard_port or 0}",
             },
-            worker_extra_args=self._worker_arguments(resources),
+            worker_extra_args=worker_arguments(
+                resources, self.site.network, options.get("worker_resources")
+            ),
             log_directory=str(log_dir),
             local_directory=self.site.paths.scratch_dir,
             job_name="batchml-worker",
-            job_script_prologue=worker_prologue(self.site),
+            job_script_prologue=worker_prologue(self.site, resources.walltime),
             death_timeout=60,
             processes=1,
             nanny=True,
@@ -200,15 +204,6 @@ class SlurmBackend(Backend):
             "job_extra_directives": extra,
             "job_directives_skip": [h for k, h in _DASK_HEADER.items() if k not in written],
         }
-
-    def _worker_arguments(self, resources: Resources) -> list[str]:
-        """GPU slots for dask's resource scheduling, and the site's open port range (both ends)."""
-        arguments = ["--resources", f"GPU={resources.gpus}"] if resources.gpus else []
-        ports = self.site.network.worker_ports
-        if ports:
-            span = f"{ports[0]}:{ports[1]}"
-            arguments += ["--worker-port", span, "--nanny-port", span]
-        return arguments
 
     def _last_rows(self, ids: Sequence[str] | None, error: Exception) -> dict[str, JobInfo]:
         self._failures += 1

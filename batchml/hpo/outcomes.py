@@ -16,6 +16,11 @@ RETRY_OF_ATTR = "batchml.retry_of"  # on a retry: the number of the attempt it r
 ATTEMPT_ATTR = "batchml.attempt"
 RETRIED_OUTCOMES = ("preempted", "orphaned")
 JOBS_REPLACED_ATTR = "batchml.jobs_replaced"  # on the study: worker jobs the driver resubmitted
+WORKERS_DRAINED_ATTR = "batchml.workers_drained"  # on the study: retired near their walltime
+DEVICES_ATTR = "batchml.devices"  # set by the worker: the GPU ids the trial saw
+HOST_ATTR = "batchml.host"
+WORKER_ATTR = "batchml.worker"  # the dask worker's address
+STARTED_ATTR = "batchml.started"  # epoch seconds when the trial took its GPU slot
 
 
 def has_ended(trial: FrozenTrial) -> bool:

@@ -24,7 +24,7 @@ import numpy as np
 import optuna
 
 from batchml.atomic import write_atomic
-from batchml.hpo.worker import DEVICES_ATTR, HOST_ATTR, STARTED_ATTR
+from batchml.hpo.outcomes import DEVICES_ATTR, HOST_ATTR, STARTED_ATTR
 
 
 class Figure(NamedTuple):

@@ -41,10 +41,12 @@ from batchml.hpo.outcomes import (
     RETRIED_ATTR,
     RETRIED_OUTCOMES,
     RETRY_OF_ATTR,
+    WORKERS_DRAINED_ATTR,
     has_ended,
 )
 from batchml.hpo.progress import StudyProgress
 from batchml.hpo.storage import default_study_dir, open_storage
+from batchml.hpo.walltime import TRIAL_RESOURCE, duration_estimate
 from batchml.hpo.worker import TrialTask, execute_trial
 
 Objective = Callable[[Any, TrialContext], Any]
@@ -59,6 +61,7 @@ class Placement:
     scratch_dir: str
     checkpoint_dir: Path
     search_space: Mapping[str, optuna.distributions.BaseDistribution]
+    drains: bool = False  # workers declare TRIAL slots, so one near its walltime can drain
 
 
 # A task whose worker died comes back to the driver at once (to be recorded as preempted
@@ -128,6 +131,7 @@ def run_study(
                 checkpoint_dir or default_study_dir() / f"{study_name}.checkpoints"
             ),
             search_space=dict(search_space or {}),
+            drains=cluster is not None or _declare_trial_slots(dask),
         )
         # One trial waits queued per job, so a freed slot starts work without a round
         # trip to the driver; the global budget still counts it as running.
@@ -159,7 +163,9 @@ def _client(
     resources = Resources.from_site(resolved, gpus=gpus * per_job, cores=cores)
     with (
         dask.config.set(TRIAL_DASK_CONFIG),
-        backend_for(resolved).cluster(resources, jobs=jobs) as cluster,
+        backend_for(resolved).cluster(
+            resources, jobs=jobs, worker_resources={TRIAL_RESOURCE: per_job}
+        ) as cluster,
         Client(cluster) as started,
     ):
         yield started, cluster, resolved.name
@@ -179,7 +185,9 @@ def _drive(
     patience_s: float,
 ) -> None:
     running: dict[Future, optuna.Trial] = {}
-    resources = {"GPU": place.gpus_per_trial} if place.gpus_per_trial else None
+    resources = {"GPU": place.gpus_per_trial} if place.gpus_per_trial else {}
+    if place.drains:
+        resources[TRIAL_RESOURCE] = 1
     pool = WorkerPool(client, cluster, patience_s)
     with StudyProgress(study, n_trials, enabled=show) as bar:
         # The trials are read once per cycle (through the scheduler: all of them, so
@@ -189,11 +197,12 @@ def _drive(
             finished = sum(1 for trial in trials if has_ended(trial))
             if not running and finished >= n_trials:
                 break
+            expected_s = duration_estimate(trials) if place.drains else None
             while len(running) < capacity and finished + len(running) < n_trials:
                 trial = _ask(study)
-                task = _task(study, trial, objective, storage, place)
+                task = _task(study, trial, objective, storage, place, expected_s)
                 future = client.submit(
-                    execute_trial, task, resources=resources, pure=False,
+                    execute_trial, task, resources=resources or None, pure=False,
                     key=f"trial-{study.study_name}-{trial.number}",
                 )  # fmt: skip
                 running[future] = trial
@@ -203,10 +212,21 @@ def _drive(
                 done = set()
             for future in done:
                 _record(study, running.pop(future), future, max_retries)
+                future.release()  # its worker holds no result for us: it may retire at once
             trials = study.get_trials(deepcopy=False)
             bar.update(trials, running=len(running), workers=pool.check())
-            if pool.replaced != study.user_attrs.get(JOBS_REPLACED_ATTR, 0):
-                study.set_user_attr(JOBS_REPLACED_ATTR, pool.replaced)
+            for attr, count in (
+                (JOBS_REPLACED_ATTR, pool.replaced),
+                (WORKERS_DRAINED_ATTR, pool.drained),
+            ):
+                if count != study.user_attrs.get(attr, 0):
+                    study.set_user_attr(attr, count)
+
+
+def _declare_trial_slots(client: Client) -> bool:
+    """Whether the given cluster's workers declare TRIAL slots (then they can drain)."""
+    workers = client.scheduler_info(n_workers=-1)["workers"].values()
+    return bool(workers) and all(TRIAL_RESOURCE in w.get("resources", {}) for w in workers)
 
 
 def replaces_ended_jobs(cluster: Any) -> bool:
@@ -244,6 +264,8 @@ class WorkerPool:
         self.seen: set[str] = set()
         self.missing_since: dict[str, float] = {}
         self.replaced = 0
+        self.drained = 0
+        self.retiring: set[str] = set()
         self.since = time.monotonic()
 
     def check(self) -> int:
@@ -259,8 +281,9 @@ class WorkerPool:
                     hint="fix the site file (`batchml site show SITE` says where each value "
                     "comes from); `batchml submit --dry-run` shows the submit file",
                 )
-        workers = self.client.scheduler_info(n_workers=-1)["workers"].values()
-        names = {str(w.get("name")) for w in workers}
+        workers = self.client.scheduler_info(n_workers=-1)["workers"]
+        names = {str(w.get("name")) for w in workers.values()}
+        self._retire_drained(workers)
         now = time.monotonic()
         if names:
             self.since = now
@@ -273,6 +296,25 @@ class WorkerPool:
         if self.cluster is not None:
             self._replace_ended(names, now)
         return len(names)
+
+    def _retire_drained(self, workers: Mapping[str, Any]) -> None:
+        """Retire workers that stopped taking trials (walltime) once they run none.
+
+        Their jobs then end and are replaced (or, where jobs are not replaced, at
+        least free the batch slot); the trials queued on them go to other workers.
+        """
+        idle = [
+            address
+            for address, w in workers.items()
+            if w.get("resources", {}).get(TRIAL_RESOURCE) == 0
+            and not _executing(w)
+            and w.get("status") == "running"  # not retiring already
+        ]
+        if idle:
+            self.drained += len(set(idle) - self.retiring)
+            self.retiring.update(idle)
+            # Refused while it still holds a result nobody gathered yet: tried again next time.
+            self.client.retire_workers(idle, close_workers=True)
 
     def _replace_ended(self, names: set[str], now: float) -> None:
         assert self.cluster is not None
@@ -292,6 +334,12 @@ class WorkerPool:
                 self.replaced += 1
 
 
+def _executing(worker: Mapping[str, Any]) -> int:
+    """Tasks the worker runs now, from its last heartbeat (tasks counted by state)."""
+    counts = worker.get("metrics", {}).get("task_counts", {})
+    return int(counts.get("executing", 0)) + int(counts.get("long-running", 0))
+
+
 def _ask(study: optuna.Study) -> optuna.Trial:
     """A new trial; a retry (enqueued with its parameters) gets its predecessor's reports."""
     trial = study.ask()
@@ -304,7 +352,12 @@ def _ask(study: optuna.Study) -> optuna.Trial:
 
 
 def _task(
-    study: optuna.Study, trial: optuna.Trial, objective: bytes, storage: Any, place: Placement
+    study: optuna.Study,
+    trial: optuna.Trial,
+    objective: bytes,
+    storage: Any,
+    place: Placement,
+    expected_s: float | None,
 ) -> TrialTask:
     root = _first_attempt(study, trial.number, trial.user_attrs)
     return TrialTask(
@@ -320,6 +373,7 @@ def _task(
         sampler=study.sampler,
         pruner=study.pruner,
         search_space=place.search_space,
+        expected_s=expected_s,
     )
 
 

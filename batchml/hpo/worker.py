@@ -8,6 +8,7 @@ trial reported so far, from any worker.
 
 from __future__ import annotations
 
+import logging
 import socket
 import time
 from collections.abc import Mapping, Sequence
@@ -16,13 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from distributed import Reschedule, get_worker
 
 from batchml.hpo.isolation import Outcome, TrialContext, run_isolated
+from batchml.hpo.outcomes import DEVICES_ATTR, HOST_ATTR, STARTED_ATTR, WORKER_ATTR
 from batchml.hpo.slots import worker_pool
+from batchml.hpo.walltime import stop_taking_trials, too_late
 
-DEVICES_ATTR = "batchml.devices"
-HOST_ATTR = "batchml.host"
-STARTED_ATTR = "batchml.started"  # epoch seconds when the trial took its GPU slot
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class TrialTask:
     pruner: optuna.pruners.BasePruner | None
     search_space: Mapping[str, optuna.distributions.BaseDistribution] = field(default_factory=dict)
     preload: Sequence[str] = ("torch",)
+    expected_s: float | None = None  # how long trials take so far (None: unknown, or no walltime)
 
 
 def suggest_all(
@@ -59,6 +62,11 @@ def suggest_all(
 
 def execute_trial(task: TrialTask) -> Outcome:
     """Run one trial on this worker and say how it ended (the driver records it)."""
+    late = too_late(task.expected_s, time.time())
+    if late is not None:
+        stop_taking_trials()
+        logger.info("giving trial %s back and draining: %s", task.trial_id, late)
+        raise Reschedule()  # the same trial, to a worker with time left
     study = optuna.load_study(
         study_name=task.study_name, storage=task.storage, sampler=task.sampler, pruner=task.pruner
     )
@@ -73,6 +81,7 @@ def execute_trial(task: TrialTask) -> Outcome:
         trial.set_user_attr(STARTED_ATTR, time.time())  # Optuna's start is when it was asked
         trial.set_user_attr(DEVICES_ATTR, ",".join(devices))
         trial.set_user_attr(HOST_ATTR, socket.gethostname())
+        trial.set_user_attr(WORKER_ATTR, get_worker().address)
         scratch = Path(task.scratch_dir)
         scratch.mkdir(parents=True, exist_ok=True)
         checkpoints = Path(task.checkpoint_dir)

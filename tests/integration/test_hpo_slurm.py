@@ -95,3 +95,26 @@ def test_a_refused_worker_job_stops_the_search_at_once(site: str, tmp_path: Path
             storage=str(tmp_path / "r.journal"), progress=False, worker_patience_s=3600,
         )  # fmt: skip
     assert "site show" in (caught.value.hint or "")
+
+
+def test_a_worker_job_drains_before_its_walltime_and_is_replaced(
+    slurm_env: dict[str, str], tmp_path: Path
+) -> None:
+    shared = slurm_env["BATCHML_SLURM_SHARED"]
+    site = tmp_path / "hpo-slurm-1m.yaml"
+    site.write_text(
+        "scheduler: slurm\n"
+        "defaults: {cores: 1, memory: 600MB, walltime: 1m}\n"
+        f"slurm: {{partition: {slurm_env['BATCHML_SLURM_PARTITION']}}}\n"
+        "network: {interface: lo}\n"
+        f"paths: {{log_dir: {shared}/logs, shared_dir: {shared}}}\n"
+    )
+    study = run_study(
+        objectives.eight_seconds, n_trials=10, site=str(site), max_jobs=1,
+        study_name="slurm-walltime", storage=str(tmp_path / "w.journal"), progress=False,
+    )  # fmt: skip
+    assert len(study.trials) == 10  # no trial was lost to the walltime and retried
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+    assert study.user_attrs["batchml.workers_drained"] >= 1
+    assert study.user_attrs["batchml.jobs_replaced"] >= 1
+    assert len({t.user_attrs["job"] for t in study.trials}) >= 2

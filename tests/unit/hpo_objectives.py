@@ -103,3 +103,16 @@ def terminated_once(trial: Any, ctx: TrialContext) -> float:
     if ctx.attempt == 1:
         os.kill(os.getpid(), signal.SIGTERM)
     return x
+
+
+def one_second(trial: Any, ctx: TrialContext) -> float:
+    x = trial.suggest_float("x", -1.0, 1.0)
+    time.sleep(1.0)
+    return x * x
+
+
+def eight_seconds(trial: Any, ctx: TrialContext) -> float:
+    trial.set_user_attr("job", job_id())
+    x = trial.suggest_float("x", -1.0, 1.0)
+    time.sleep(8.0)
+    return x * x

@@ -6,6 +6,7 @@ import json
 import os
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -129,7 +130,8 @@ def test_cluster_gives_each_worker_its_own_gpus_behind_tls(
 def test_worker_jobs_get_the_site_environment_and_batchml_needs() -> None:
     from batchml.backends.base import worker_prologue
 
-    lines = worker_prologue(load_site("slurm-generic").site)
+    lines = worker_prologue(load_site("slurm-generic").site, timedelta(hours=2))
     assert lines[:2] == ["module load cuda", '. "${HOME}/venvs/batchml"/bin/activate']
     assert "export DASK_DISTRIBUTED__WORKER__DAEMON=False" in lines  # trials start processes
     assert "export DASK_LOGGING__DISTRIBUTED=info" in lines  # whatever the driver's shell said
+    assert lines[-1] == "export BATCHML_JOB_END=$(( $(date +%s) + 7200 ))"  # from the job's start

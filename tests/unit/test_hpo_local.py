@@ -191,3 +191,39 @@ def test_hpo_report_draws_every_plot_and_the_slot_timeline(tmp_path: Path) -> No
     )  # history, intermediate values, parallel coordinates, timeline, durations
     assert all(base64.b64decode(i).startswith(b"\x89PNG") for i in images)
     assert "GPU slot timeline" in page and "Best parameters" in page
+
+
+def test_a_worker_near_its_walltime_takes_no_trial_it_cannot_finish() -> None:
+    import dask
+    from distributed import Client
+
+    from batchml.backends import backend_for
+    from batchml.backends.base import JOB_END_ENV
+    from batchml.hpo.study import TRIAL_DASK_CONFIG
+    from batchml.resources import Resources
+    from batchml.site_files import load_site
+
+    def end_job_at(when: float) -> None:
+        os.environ[JOB_END_ENV] = str(when)
+
+    backend = backend_for(load_site("local").site)
+    with (
+        dask.config.set(TRIAL_DASK_CONFIG),
+        backend.cluster(Resources(cores=2), jobs=2, worker_resources={"TRIAL": 2}) as cluster,
+        Client(cluster) as client,
+    ):
+        client.wait_for_workers(2)
+        doomed = sorted(client.scheduler_info()["workers"])[0]
+        kwargs = dict(client=client, study_name="walltime", progress=False)
+        run_study(objectives.one_second, n_trials=4, **kwargs)  # how long trials take
+        end = time.time() + 3.5
+        client.run(end_job_at, end, workers=[doomed])
+        study = run_study(objectives.one_second, n_trials=14, **kwargs)
+    assert len(study.trials) == 14  # a trial given back is the same trial, not a new one
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+    assert study.user_attrs["batchml.workers_drained"] == 1
+    on_doomed = [t for t in study.trials if t.user_attrs["batchml.worker"] == doomed]
+    assert on_doomed, "the worker with a walltime ran no trial at all"
+    late = [(t.number, t.datetime_complete.timestamp() - end) for t in on_doomed]
+    assert all(t.datetime_complete.timestamp() <= end for t in on_doomed), late
+    assert max(t.datetime_complete.timestamp() for t in study.trials) > end  # others went on
