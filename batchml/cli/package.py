@@ -3,7 +3,7 @@
 ``build`` resolves the model URI in the registry (``--root``, else
 $BATCHML_REGISTRY), exports, validates against torch and writes the folder
 described in batchml/package/build.py, showing each step as it runs; with
-``--publish`` the folder is stored back in the registry. ``bench`` measures
+``--publish`` the folder is attached to that version in the registry. ``bench`` measures
 an existing package again (on the machine that will serve it) and refreshes
 its MANIFEST. Exit status: 0 fine, 1 export or validation failed, 2 bad input.
 """
@@ -40,7 +40,7 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--int8", action="store_true", help="also write a dynamic int8 model")
     p.add_argument("--fp16", action="store_true", help="also write a float16 model (GPU)")
     p.add_argument("--no-bench", action="store_true", help="skip the latency table")
-    p.add_argument("--publish", action="store_true", help="store the package in the registry")
+    p.add_argument("--publish", action="store_true", help="attach the package to the version")
     p.set_defaults(handler=cmd_build)
     p = commands.add_parser("bench", help="measure a package again; rewrite benchmark.csv/png")
     p.add_argument("folder", type=Path)
@@ -83,8 +83,8 @@ def cmd_build(args: argparse.Namespace, out: Console) -> int:
         folder = build(version, args.output, options, progress=step)
     out.print(f"packaged {version.uri} into {escape(str(folder))}")
     if args.publish:
-        stored = publish_package(registry, folder)
-        out.print(f"published as {stored.uri}")
+        attached = publish_package(registry, folder)
+        out.print(f"attached to {version.uri} as {attached.kind}: {escape(str(attached.folder))}")
     return 0
 
 

@@ -65,7 +65,7 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p = commands.add_parser("list", help="the models, or the versions of one model")
     p.add_argument("name", nargs="?", help="a model name: list its versions")
     p.set_defaults(handler=cmd_list)
-    p = commands.add_parser("show", help="one version: record, files, aliases, notes")
+    p = commands.add_parser("show", help="one version: record, files, aliases, attachments")
     p.add_argument("ref", help="NAME, NAME/3, NAME@ALIAS or NAME@sha256:HEX")
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.set_defaults(handler=cmd_show)
@@ -145,6 +145,7 @@ def cmd_show(args: argparse.Namespace, out: Console) -> int:
         "uri": version.uri,
         "digest": f"sha256:{version.digest}",
         "aliases": aliases,
+        "attachments": {k: str(version.attachment(k).folder) for k in version.attachments()},
         **version.annotations,
         **{k: v for k, v in version.manifest.items() if k != "format_version"},
     }
@@ -188,8 +189,12 @@ def cmd_verify(args: argparse.Namespace, out: Console) -> int:
     if problems:
         return 1
     names = [args.name] if args.name else registry.models()
-    count = sum(len(registry.versions(n)) for n in names)
-    out.print(f"[green]ok[/green] {count} versions of {len(names)} models verified")
+    versions = [version for n in names for version in registry.list(n)]
+    attached = sum(len(v.attachments()) for v in versions)
+    out.print(
+        f"[green]ok[/green] {len(versions)} versions ({attached} attachments) "
+        f"of {len(names)} models verified"
+    )
     return 0
 
 
@@ -206,10 +211,14 @@ def cmd_gc(args: argparse.Namespace, out: Console) -> int:
         ("staging folder", report.staging),
         ("interrupted publish", report.abandoned),
         ("version", report.versions),
+        ("attachment", report.attachments),
     ):
         for path in paths:
             out.print(f"{verb} {label} {escape(str(path))}")
-    total = len(report.staging) + len(report.abandoned) + len(report.versions)
+    total = sum(
+        len(paths)
+        for paths in (report.staging, report.abandoned, report.versions, report.attachments)
+    )
     out.print(f"gc: {verb} {total} entries")
     return 0
 

@@ -2,8 +2,8 @@
 
 ``build(registry.get("name@production"), "out/")`` writes a folder that ONNX
 Runtime, a CMSSW producer (``preprocess.json``) or a Triton server
-(``triton/``) loads without batchml; ``publish_package`` stores it back in the
-registry. torch is imported only while building.
+(``triton/``) loads without batchml; ``publish_package`` attaches it to its
+version in the registry. torch is imported only while building.
 """
 
 from batchml.package.build import BuildOptions, build

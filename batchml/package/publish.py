@@ -1,11 +1,11 @@
-"""Putting a built package back into the registry, next to the version it came from.
+"""Putting a built package back into the registry, attached to the version it came from.
 
-Registry versions are immutable (the manifest pins every byte), so a package
-cannot be added to its source version after the fact. It is published as a
-version of ``<name>.onnx`` carrying the same signature, input example,
-preprocessing, metrics and HPO lineage, with the source URI and digest in its
-params and a ``from-v<N>`` tag: ``<name>.onnx@production`` can then be moved
-independently of the training version, and ``registry diff`` works across them.
+The package is attached (``Registry.attach``) to its source version as kind
+``onnx-package``: the version itself stays immutable (its digest does not
+change), the package lives beside it under ``attachments/``, is bound to that
+version's digest and is hash-checked when read. Attachments are write-once,
+so a version carries at most one package; a package of a changed model means
+publishing that model as a new version first.
 """
 
 from __future__ import annotations
@@ -18,14 +18,13 @@ from batchml.errors import InvalidValue
 from batchml.package.manifest import check_manifest
 
 if TYPE_CHECKING:
-    from batchml.registry import ModelVersion, Registry
+    from batchml.registry import Attachment, Registry
 
-SUFFIX = ".onnx"
-CARRIED_LINEAGE = ("hpo_study", "hpo_trial", "data")
+KIND = "onnx-package"
 
 
-def publish_package(registry: Registry, package_dir: str | Path) -> ModelVersion:
-    """Publish the package folder as a new version of ``<source name>.onnx``; returns it."""
+def publish_package(registry: Registry, package_dir: str | Path) -> Attachment:
+    """Attach the package folder to the version it was built from, as ``onnx-package``."""
     folder = Path(package_dir)
     problems = check_manifest(folder)
     if problems:
@@ -41,19 +40,4 @@ def publish_package(registry: Registry, package_dir: str | Path) -> ModelVersion
             f"but {source.uri} is now sha256:{source.digest}",
             hint="the registry was rebuilt under it; package the version again",
         )
-    variables = {e["name"]: e["variables"] for e in source.signature["inputs"] if "variables" in e}
-    return registry.publish(
-        f"{source.name}{SUFFIX}",
-        folder,
-        input_example=source.input_example(),
-        variables=variables,
-        preprocessing=source.manifest["preprocessing"],
-        metrics=source.metrics,
-        params={
-            "packaged_from": {"uri": source.uri, "digest": meta["digest"]},
-            "exporter": meta["exporter"],
-            "opset": meta["opset"],
-        },
-        lineage={k: v for k, v in source.lineage.items() if k in CARRIED_LINEAGE and v is not None},
-        tags=[f"from-v{source.version}"],
-    )
+    return registry.attach(source, KIND, folder)

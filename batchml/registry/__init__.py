@@ -2,11 +2,13 @@
 
 ``Registry(root).publish(name, model, ...)`` stores an immutable, checksummed
 version; ``get("name@production" | "name/3" | "name@sha256:...")`` returns it
-verified. Importing this package does not import torch: torch is imported only
-to store or load a torch model. The on-disk protocol is described in FORMAT.md.
+verified; ``attach(version, kind, folder)`` adds a write-once folder to it.
+Importing this package does not import torch: torch is imported only to store
+or load a torch model. The on-disk protocol is described in FORMAT.md.
 """
 
 from batchml.registry.aliases import AliasState, Expect
+from batchml.registry.attachments import Attachment
 from batchml.registry.errors import (
     AliasConflict,
     BadReference,
@@ -23,6 +25,7 @@ from batchml.registry.version import ModelVersion
 __all__ = [
     "AliasConflict",
     "AliasState",
+    "Attachment",
     "BadReference",
     "CorruptVersion",
     "Expect",

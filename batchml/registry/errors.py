@@ -27,7 +27,7 @@ class NotFound(RegistryError, LookupError):
 
 
 class CorruptVersion(RegistryError):
-    """A committed file no longer matches the manifest: its size or sha256 changed."""
+    """A committed file of a version or attachment no longer matches its manifest or marker."""
 
 
 class AliasConflict(RegistryError):

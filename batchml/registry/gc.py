@@ -6,7 +6,9 @@ else older than ``grace_s``), and, when asked, every version except the
 ``keep`` best by a metric. Versions an alias points at, and versions without
 the metric, are always kept. A deleted version keeps its folder with a
 ``TOMBSTONE`` so its number is never handed out again; its marker is removed
-first, so readers never see it half-deleted.
+first, so readers never see it half-deleted. Its attachments go with it, each
+marker first too; so does an attachment folder without a marker (an
+interrupted removal: attachments appear complete, with one rename).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class GcReport:
     staging: list[Path] = field(default_factory=list)
     abandoned: list[Path] = field(default_factory=list)
     versions: list[Path] = field(default_factory=list)
+    attachments: list[Path] = field(default_factory=list)
 
 
 def collect_garbage(
@@ -66,7 +69,7 @@ def collect_garbage(
                     hint="run gc again; pass a longer lease for a very large registry",
                 )
             if tombstone is None:
-                shutil.rmtree(path, ignore_errors=True)
+                _discard(path)
             else:
                 _bury(path, tombstone)
 
@@ -92,10 +95,20 @@ def collect_garbage(
                 folder = layout.version(name, number)
                 if number not in in_progress and not (folder / MARKER).exists():
                     remove(folder, report.abandoned, "publish interrupted before its commit")
+            removed: set[int] = set()
             if keep is not None:
                 for number in _beyond_keep(registry, name, keep, metric, maximize):
                     if number not in registry.aliases(name).values():  # re-read: aliases move
                         remove(layout.version(name, number), report.versions, "removed by gc")
+                        removed.add(number)
+            for number in layout.attached_numbers(name):
+                gone = number in removed or (layout.version(name, number) / TOMBSTONE).exists()
+                for folder in layout.attachment_folders(name, number):
+                    if gone or not (folder / MARKER).exists():
+                        remove(folder, report.attachments)
+                if gone and not dry_run:
+                    with contextlib.suppress(OSError):
+                        layout.attachments(name, number).rmdir()
     return report
 
 
@@ -128,6 +141,12 @@ def _beyond_keep(
         if value is not None:
             ranked.append((-value if maximize else value, number))
     return [number for _, number in sorted(ranked)[keep:]]
+
+
+def _discard(folder: Path) -> None:
+    """Delete a folder, its commit marker (if it has one) first, so no reader trusts the rest."""
+    (folder / MARKER).unlink(missing_ok=True)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _bury(folder: Path, reason: str) -> None:

@@ -56,6 +56,25 @@ class Layout:
     def annotations(self, name: str, number: int) -> Path:
         return self.model(name) / "annotations" / f"{int(number)}.json"
 
+    def attachments(self, name: str, number: int) -> Path:
+        """The folder of version N's attachments, beside ``versions/`` so N stays immutable."""
+        return self.model(name) / "attachments" / str(int(number))
+
+    def attachment(self, name: str, number: int, kind: str) -> Path:
+        return self.attachments(name, number) / check_name(kind, "attachment kind")
+
+    def attachment_folders(self, name: str, number: int) -> list[Path]:
+        """Every attachment folder of version N, committed or not (a listing, no reads)."""
+        folder = self.attachments(name, number)
+        return sorted(folder.iterdir()) if folder.is_dir() else []
+
+    def attached_numbers(self, name: str) -> list[int]:
+        """Every version number that has an attachments folder (a listing, no reads)."""
+        folder = self.model(name) / "attachments"
+        if not folder.is_dir():
+            return []
+        return sorted(int(e.name) for e in folder.iterdir() if e.name.isdigit())
+
     def numbers(self, name: str) -> list[int]:
         """Every claimed version number, committed or not (a listing, no reads)."""
         try:

@@ -51,13 +51,14 @@ def manifest_bytes(name: str, files: dict[str, dict[str, Any]], record: dict[str
     return dump_json({"format_version": FORMAT_VERSION, "name": name, "files": files, **record})
 
 
-def marker_bytes(version: int, manifest_digest: str) -> bytes:
-    return dump_json({"version": version, "manifest_sha256": manifest_digest})
+def marker_bytes(version: int, manifest_digest: str, **binding: str) -> bytes:
+    """The commit marker; an attachment's ``binding`` ties it to its version's digest."""
+    return dump_json({"version": version, "manifest_sha256": manifest_digest, **binding})
 
 
 @dataclass(frozen=True)
 class Problem:
-    """One thing wrong with a committed version: the file and what is wrong with it."""
+    """One thing wrong with a committed version or attachment: the file and what is wrong."""
 
     path: Path
     problem: str
@@ -67,7 +68,7 @@ class Problem:
 
 
 def check_version(folder: Path) -> list[Problem]:
-    """Every mismatch between a committed version and its marker and manifest.
+    """Every mismatch between a committed version (or attachment) and its marker and manifest.
 
     Every byte is hashed: that is what catches a single flipped bit.
     """

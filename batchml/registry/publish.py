@@ -44,19 +44,27 @@ def stage_folder(layout: Layout) -> Path:
     return folder
 
 
-def commit(layout: Layout, name: str, staged: Path, record: dict[str, Any]) -> tuple[int, str]:
-    """Seal the staged folder and commit it as the next free version; returns (N, digest)."""
+def seal(staged: Path, name: str, record: dict[str, Any]) -> str:
+    """Sync and write-protect every staged file, then write the manifest; returns its sha256.
+
+    Shared by versions and attachments: both are pinned by the same manifest.
+    """
     files_dir = staged / FILES
     for path in files_dir.rglob("*"):
         if path.is_file():
             _fsync_file(path)
             make_readonly(path)
     raw = manifest_bytes(name, file_table(files_dir), record)
-    digest = sha256_bytes(raw)
     write_new(staged / MANIFEST, raw)
     make_readonly(staged / MANIFEST)
     fsync_dir(staged)
+    return sha256_bytes(raw)
 
+
+def commit(layout: Layout, name: str, staged: Path, record: dict[str, Any]) -> tuple[int, str]:
+    """Seal the staged folder and commit it as the next free version; returns (N, digest)."""
+    digest = seal(staged, name, record)
+    files_dir = staged / FILES
     versions = layout.versions(name)
     make_dirs(versions)
     number = max(layout.numbers(name), default=0) + 1

@@ -22,6 +22,7 @@ from batchml.registry import aliases as alias_chain
 from batchml.registry.aliases import AliasState, Expect
 from batchml.registry.artifacts import FileSource, stage_example, stage_extra, stage_model
 from batchml.registry.atomic import create_exclusive, dump_json, make_dirs, read_json
+from batchml.registry.attachments import Attachment, attach, check_attachments
 from batchml.registry.diff import Change, diff_versions
 from batchml.registry.errors import BadReference, CorruptVersion, NotFound, RegistryError
 from batchml.registry.gc import DAY_S, GcReport, collect_garbage
@@ -118,6 +119,19 @@ class Registry:
             self.alias(name, alias, number)
         return self.get(f"{name}/{number}")
 
+    def attach(
+        self, version: ModelVersion, kind: str, source: str | os.PathLike[str]
+    ) -> Attachment:
+        """Attach a copy of the folder ``source`` to ``version`` as ``kind``, once and for good.
+
+        The version stays as it is (its digest does not change); the attachment
+        is bound to the digest of the ``version`` the caller verified, and a
+        second attachment of the same kind is refused (attachments.py).
+        """
+        return attach(
+            self.layout, version.name, version.version, version.digest, kind, Path(source)
+        )
+
     def alias(
         self,
         name: str,
@@ -200,6 +214,7 @@ class Registry:
             path=folder,
             digest=read_json(folder / MARKER)["manifest_sha256"],
             manifest=read_json(folder / MANIFEST),
+            layout=self.layout,
             annotations=self._annotations(name, number),
         )
 
@@ -252,11 +267,16 @@ class Registry:
         return diff_versions(self.get(old, verify=False), self.get(new, verify=False))
 
     def verify(self, name: str | None = None) -> builtins.list[Problem]:
-        """Every problem in every committed version (of ``name``, or of all models)."""
+        """Every problem in every committed version and attachment (of ``name``, or of all)."""
         problems = []
         for model in [check_name(name)] if name else self.models():
             for number in self.versions(model):
-                problems += check_version(self.layout.version(model, number))
+                folder = self.layout.version(model, number)
+                found = check_version(folder)
+                if not found:  # an attachment's binding is checked against a sound digest
+                    digest = read_json(folder / MARKER)["manifest_sha256"]
+                    found = check_attachments(self.layout, model, number, digest)
+                problems += found
         return problems
 
     # -- helpers ---------------------------------------------------------------------------

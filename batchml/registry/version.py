@@ -1,4 +1,4 @@
-"""One committed version as a reader sees it: its record, its files, its artifacts loaded."""
+"""One committed version as a reader sees it: its record, files, attachments, artifacts loaded."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from batchml.registry.artifacts import INPUT_EXAMPLE
+from batchml.registry.attachments import Attachment, committed_kinds, read_attachment
 from batchml.registry.errors import NotFound
+from batchml.registry.layout import Layout
 from batchml.registry.manifest import FILES
 
 
@@ -17,7 +19,8 @@ class ModelVersion:
     """A version that passed its checks when it was read (``Registry.get`` verifies it).
 
     ``manifest`` is the immutable record; ``annotations`` (description, tags)
-    are the mutable notes kept beside it.
+    are the mutable notes kept beside it; attachments (a package built from
+    it...) are write-once folders added later, each checked when it is read.
     """
 
     name: str
@@ -25,6 +28,7 @@ class ModelVersion:
     path: Path
     digest: str
     manifest: dict[str, Any]
+    layout: Layout = field(repr=False, compare=False)
     annotations: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -58,6 +62,18 @@ class ModelVersion:
                 f"{self.uri} has no file {rel!r}", hint=f"it has: {', '.join(self.files)}"
             )
         return self.path / FILES / rel
+
+    def attachments(self) -> list[str]:
+        """The kinds attached to this version, such as ``onnx-package`` (listed, not hashed)."""
+        return committed_kinds(self.layout, self.name, self.version)
+
+    def attachment(self, kind: str) -> Attachment:
+        """One attachment, every file hashed and its binding to this version's digest checked.
+
+        CorruptVersion names the file that differs and NotFound lists the kinds
+        there are; a corrupt or unfinished attachment is never returned.
+        """
+        return read_attachment(self.layout, self.name, self.version, self.digest, kind)
 
     def input_example(self) -> dict[str, Any]:
         """The stored input example as {input name: numpy array}."""

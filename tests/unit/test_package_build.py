@@ -173,9 +173,15 @@ def test_the_torchscript_exporter_is_the_fallback_and_is_recorded(
     assert json.loads((out / "validation.json").read_text())["model"]["passed"]
 
 
-def test_the_package_goes_back_into_the_registry(built: Path) -> None:
+def test_the_package_is_attached_to_its_own_version_once(built: Path) -> None:
     registry = Registry(built.parent / "registry")
-    stored = publish_package(registry, built)
-    assert stored.name == "jets.onnx" and stored.annotations["tags"] == ["from-v1"]
-    assert stored.params["packaged_from"]["uri"] == "batchml:jets/1"
-    assert "model/model.onnx" in stored.files and stored.metrics == {"auc": 0.9}
+    before = registry.get("jets/1")
+    attached = publish_package(registry, built)
+    assert (attached.name, attached.version, attached.kind) == ("jets", 1, "onnx-package")
+    version = registry.get("jets/1")
+    assert registry.models() == ["jets"] and version.digest == before.digest
+    assert version.attachments() == ["onnx-package"]
+    assert check_manifest(version.attachment("onnx-package").folder) == []
+    with pytest.raises(InvalidValue, match="jets/1 already has a 'onnx-package' attachment"):
+        publish_package(registry, built)
+    assert registry.verify() == []
