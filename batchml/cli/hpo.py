@@ -46,11 +46,11 @@ def cmd_run(args: argparse.Namespace, out: Console) -> int:
 
 def _run(stored: dict[str, Any], out: Console) -> int:
     from batchml.hpo import run_study
-    from batchml.hpo.config import StudyConfig, load_objective
+    from batchml.hpo.config import StudyConfig, objective_of
 
     config = StudyConfig(**{k: v for k, v in stored.items() if k != "base"})
     study = run_study(
-        load_objective(config.objective, Path(stored["base"])),
+        objective_of(config, Path(stored["base"])),
         config.distributions(),
         n_trials=config.n_trials,
         site=config.site,

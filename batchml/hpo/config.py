@@ -2,7 +2,8 @@
 
 Validated like site files (unknown keys, wrong types and bad choices name the
 field and the fix). The objective is 'package.module:function' or
-'path/to/file.py:function'; a file's function travels to workers by value.
+'path/to/file.py:function' (a file's function travels to workers by value),
+or instead a ``command`` such as 'train.py --lr {lr}' (batchml.hpo.command).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import optuna
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from batchml.config_files import field_problem, read_yaml_mapping
 from batchml.errors import ConfigError, InvalidValue
@@ -83,7 +84,8 @@ class StudyConfig(_Strict):
     """Everything run_study needs, as data."""
 
     study_name: str = Field(pattern=STUDY_NAME)
-    objective: str
+    objective: str | None = None
+    command: str | list[str] | None = None  # e.g. "train.py --lr {lr}"; see hpo.command
     site: str | None = None
     n_trials: int = Field(ge=1, le=100_000)
     direction: Literal["minimize", "maximize"] = "minimize"
@@ -96,9 +98,21 @@ class StudyConfig(_Strict):
     pruner: Pruner = Pruner()
     search_space: dict[str, Parameter] = Field(default_factory=dict)
 
+    @model_validator(mode="after")
+    def _one_objective(self) -> StudyConfig:
+        if (self.objective is None) == (self.command is None):
+            raise InvalidValue(
+                "give exactly one of objective and command",
+                hint="objective: 'train.py:objective' (a function) or "
+                "command: 'train.py --lr {lr}' (a script that calls batchml.trial_report.report)",
+            )
+        return self
+
     @field_validator("objective")
     @classmethod
-    def _module_colon_function(cls, value: str) -> str:
+    def _module_colon_function(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         module, sep, function = value.rpartition(":")
         if not sep or not module or not function.isidentifier():
             raise InvalidValue(
@@ -120,6 +134,16 @@ def load_config(path: Path) -> StudyConfig:
         top = str(path)
         problems = [field_problem(e, StudyConfig, {}, top=top) for e in exc.errors()]
         raise ConfigError(path, problems) from None
+
+
+def objective_of(config: StudyConfig, base: Path) -> Any:
+    """The study's objective: the named function, or its command (paths relative to base)."""
+    if config.command is not None:
+        from batchml.hpo.command import CommandObjective
+
+        return CommandObjective(config.command, config.search_space, base)
+    assert config.objective is not None
+    return load_objective(config.objective, base)
 
 
 def load_objective(reference: str, base: Path) -> Any:
