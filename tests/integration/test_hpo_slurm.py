@@ -14,6 +14,7 @@ from optuna.trial import TrialState
 
 from batchml.backends.base import SchedulerError
 from batchml.hpo import run_study
+from batchml.hpo.command import CommandObjective
 from batchml.hpo.outcomes import OUTCOME_ATTR, RETRY_OF_ATTR
 from tests.unit import hpo_objectives as objectives
 from tests.unit.hpo_checks import slot_clashes
@@ -118,3 +119,16 @@ def test_a_worker_job_drains_before_its_walltime_and_is_replaced(
     assert study.user_attrs["batchml.workers_drained"] >= 1
     assert study.user_attrs["batchml.jobs_replaced"] >= 1
     assert len({t.user_attrs["job"] for t in study.trials}) >= 2
+
+
+def test_two_gpu_command_trials_run_under_torchrun_in_worker_jobs(
+    site: str, tmp_path: Path
+) -> None:
+    scripts = Path(__file__).parents[1] / "unit" / "commands"
+    study = run_study(
+        CommandObjective("ranks.py", {}, base=scripts), {}, n_trials=2, site=site,
+        gpus_per_trial=2, max_jobs=2, study_name="slurm-torchrun", progress=False,
+        storage=str(tmp_path / "t.journal"),
+    )  # fmt: skip
+    assert [t.value for t in study.trials] == [22.0, 22.0]  # world size 2, two GPUs each
+    assert all(len(t.user_attrs["batchml.devices"].split(",")) == 2 for t in study.trials)
