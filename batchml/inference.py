@@ -96,12 +96,14 @@ class InputSpec:
         return array
 
     def prepare(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(preprocessed batch, rows holding NaN): NaN is refused, it has no normalised value."""
-        if batch.dtype.kind != "f":
+        """(preprocessed batch, rows holding NaN).
+
+        NaN is refused where preprocess.json normalises the input (NaN has no
+        normalised value); an input fed as is passes NaN on, as ONNX Runtime would.
+        """
+        if self.scaling is None:
             return batch, np.zeros(len(batch), dtype=bool)
         bad = np.isnan(batch).reshape(len(batch), -1).any(axis=1)
-        if self.scaling is None:
-            return batch, bad
         return self.scaling.apply(batch).astype(self.dtype, copy=False), bad
 
 
@@ -304,7 +306,7 @@ class BatchedSession:
 
         An array of the model's one input skips the general checks: this path
         competes with callers who run ONNX Runtime themselves, so its cost over
-        theirs must stay near nothing (a NaN test by one dot product).
+        theirs must stay near nothing (a NaN test by one dot product, where refused).
         """
         spec = self._only
         if (
@@ -313,10 +315,10 @@ class BatchedSession:
             and event.dtype == spec.dtype
             and event.shape == spec.shape
         ):
-            if spec.dtype.kind == "f" and math.isnan(np.vdot(event, event)):
-                raise _nan_error()
             batch = event[None]
             if spec.scaling is not None:
+                if math.isnan(np.vdot(event, event)):
+                    raise _nan_error()
                 batch = spec.scaling.apply(batch).astype(spec.dtype, copy=False)
             outputs = self.session.run(None, {spec.name: batch})
             return outputs[0][0] if len(outputs) == 1 else self._pick(outputs, 0)
