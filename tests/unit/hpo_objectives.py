@@ -70,10 +70,16 @@ def kills_its_worker_once(trial: Any, ctx: TrialContext) -> float:
     return x * x
 
 
-def slow_square(trial: Any, ctx: TrialContext) -> float:
+def _square_after(trial: Any, seconds: float) -> float:
+    """x squared, after ``seconds`` of "training"; the trial records its batch job."""
+    trial.set_user_attr("job", job_id())
     x = trial.suggest_float("x", -1.0, 1.0)
-    time.sleep(0.3)
+    time.sleep(seconds)
     return x * x
+
+
+def slow_square(trial: Any, ctx: TrialContext) -> float:
+    return _square_after(trial, 0.3)
 
 
 def waits_on_first_attempt(trial: Any, ctx: TrialContext) -> float:
@@ -106,13 +112,8 @@ def terminated_once(trial: Any, ctx: TrialContext) -> float:
 
 
 def one_second(trial: Any, ctx: TrialContext) -> float:
-    x = trial.suggest_float("x", -1.0, 1.0)
-    time.sleep(1.0)
-    return x * x
+    return _square_after(trial, 1.0)
 
 
 def eight_seconds(trial: Any, ctx: TrialContext) -> float:
-    trial.set_user_attr("job", job_id())
-    x = trial.suggest_float("x", -1.0, 1.0)
-    time.sleep(8.0)
-    return x * x
+    return _square_after(trial, 8.0)
