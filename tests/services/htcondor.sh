@@ -38,10 +38,12 @@ ROOT_PACKAGES=(htcondor python3 python3-venv ca-certificates)
 BUILD_ID="batchml-htcondor-chroot v1 $SUITE ${ROOT_PACKAGES[*]}"
 CLEAN_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 READY_TIMEOUT=60
-# The Python job users run in the pool (see build_pool_venv), and the file its
-# requirements come from.
+# The Python job users run in the pool (see build_pool_venv), the file its
+# requirements come from, and what it takes from Debian: torch (on the pool's Python,
+# PyPI offers only a CUDA build of several GB; Debian's CPU build is 182 MB of .debs).
 POOL_VENV=/opt/batchml-pool-venv
 SETUP_CFG="$HERE/../../setup.cfg"
+POOL_DEBIAN_PACKAGES=(python3-torch)
 
 # ---------------------------------------------------------------- helpers
 
@@ -377,28 +379,50 @@ stop_daemons() {
 
 # ---------------------------------------------------------------- the pool's Python
 
-# batchml's install_requires, one per line, read from setup.cfg (no host Python needed).
-pool_requirements() {
-    awk '/^install_requires *=/ { f = 1; next } f && /^[ \t]+[^ \t]/ { print $1; next } f { exit }' \
+# The requirements listed under KEY in setup.cfg, one per line (no host Python needed):
+# install_requires, or an extra such as torch.
+setup_cfg_list() {
+    awk -v key="$1" '$0 ~ "^" key " *=" { f = 1; next } f && /^[ \t]+[^ \t]/ { print $1; next } f { exit }' \
         "$SETUP_CFG"
-    echo "pytest>=8.0"
 }
 
-# A venv of the pool's own python3 with batchml's dependencies (not torch: on that
-# Python only a multi-GB CUDA build exists), readable by the submit user. dask workers
-# started as HTCondor jobs run as that user, who cannot read the host's venv (it lives
-# under /root), and a dask driver and its workers need the same Python and packages
-# (cloudpickle moves functions by value only within one Python version). So the tests
-# that drive a dask cluster run their driver with this Python, inside the pool, with the
-# batchml sources of the checkout on sys.path. Kept in the chroot between runs and
+# pool_apt_install PKG...: install Debian packages where the pool lives, when missing.
+# No chroot rebuild and no daemon restart: tests may be using the pool.
+pool_apt_install() {
+    local missing=() pkg
+    for pkg in "$@"; do
+        # shellcheck disable=SC2016  # ${Status} is dpkg-query's field, not a shell variable
+        in_root dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" ||
+            missing+=("$pkg")
+    done
+    [ "${#missing[@]}" -eq 0 ] && return 0
+    log "installing ${missing[*]} in the pool"
+    in_root apt-get update -qq &&
+        in_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            "${missing[@]}" &&
+        in_root apt-get clean
+}
+
+# A venv of the pool's own python3 with batchml's dependencies and its torch extra (for
+# `batchml demo`), readable by the submit user. dask workers started as HTCondor jobs
+# run as that user, who cannot read the host's venv (it lives under /root), and a dask
+# driver and its workers need the same Python and packages (cloudpickle moves functions
+# by value only within one Python version). So the tests that drive a dask cluster run
+# their driver with this Python, inside the pool, with the batchml sources of the
+# checkout on sys.path. torch is Debian's, seen through --system-site-packages (pip
+# finds it installed and fetches no CUDA build). Kept in the chroot between runs and
 # rebuilt only when the requirements or the pool's Python change.
 build_pool_venv() {
     local venv="$ROOT$POOL_VENV" stamp wanted build_log="$BATCHML_SERVICES_DIR/htcondor-venv.log"
-    local requirements=()
-    mapfile -t requirements < <(pool_requirements)
-    [ "${#requirements[@]}" -gt 1 ] || die "no install_requires found in $SETUP_CFG"
+    local base=() extras=() requirements=()
+    mapfile -t base < <(setup_cfg_list install_requires)
+    mapfile -t extras < <(setup_cfg_list torch)
+    if [ "${#base[@]}" -eq 0 ] || [ "${#extras[@]}" -eq 0 ]; then
+        die "no install_requires or torch extra found in $SETUP_CFG"
+    fi
+    requirements=("${base[@]}" "${extras[@]}" "pytest>=8.0")
     stamp="$venv/.batchml-requirements"
-    wanted="$(in_root python3 --version) ${requirements[*]}"
+    wanted="$(in_root python3 --version) ${POOL_DEBIAN_PACKAGES[*]} ${requirements[*]}"
     if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ]; then
         log "pool venv $POOL_VENV is up to date"
         return 0
@@ -406,7 +430,8 @@ build_pool_venv() {
     log "building the pool venv $POOL_VENV (log: $build_log)"
     rm -rf --one-file-system "$venv"
     : >"$build_log"
-    { in_root python3 -m venv "$POOL_VENV" &&
+    { pool_apt_install "${POOL_DEBIAN_PACKAGES[@]}" &&
+        in_root python3 -m venv --system-site-packages "$POOL_VENV" &&
         in_root "$POOL_VENV/bin/pip" install --quiet --disable-pip-version-check \
             "${requirements[@]}"; } >>"$build_log" 2>&1 ||
         { tail -n 30 "$build_log" >&2; die "building the pool venv failed"; }
