@@ -229,18 +229,6 @@ def _declare_trial_slots(client: Client) -> bool:
     return bool(workers) and all(TRIAL_RESOURCE in w.get("resources", {}) for w in workers)
 
 
-def replaces_ended_jobs(cluster: Any) -> bool:
-    """Whether resubmitting an ended worker job is known to work for this cluster's scheduler.
-
-    Slurm: tested (tests/integration/test_hpo_slurm.py). HTCondor: resubmitting from the
-    driver made the driver's client lose its scheduler in the test pool (not understood
-    yet), so there a study continues on the jobs it has; see the closing note of issue 6.
-    """
-    from dask_jobqueue import HTCondorCluster
-
-    return not isinstance(cluster, HTCondorCluster)
-
-
 class WorkerPool:
     """Keeps the worker jobs alive: replaces those that ended, and notices when none are left.
 
@@ -256,9 +244,7 @@ class WorkerPool:
         from dask_jobqueue.core import JobQueueCluster
 
         self.client = client
-        self.jobs = cluster if isinstance(cluster, JobQueueCluster) else None
-        replaces = self.jobs is not None and replaces_ended_jobs(cluster)
-        self.cluster = cluster if replaces else None
+        self.cluster = cluster if isinstance(cluster, JobQueueCluster) else None
         self.patience_s = patience_s
         self.replace_after_s = replace_after_s
         self.seen: set[str] = set()
@@ -271,10 +257,10 @@ class WorkerPool:
     def check(self) -> int:
         """The number of workers now; SchedulerError once there were none for too long,
         or at once when the scheduler refused a worker job."""
-        if self.jobs is not None:
+        if self.cluster is not None:
             from batchml.backends.worker_jobs import drop_refused
 
-            refused = drop_refused(self.jobs)
+            refused = drop_refused(self.cluster)
             if refused:
                 raise SchedulerError(
                     f"the batch system refused a worker job: {refused[0]}",
@@ -324,14 +310,26 @@ class WorkerPool:
                 self.missing_since.pop(name, None)
                 continue
             if now - self.missing_since.setdefault(name, now) > self.replace_after_s:
-                wanted = len(self.cluster.worker_spec)
-                del self.cluster.worker_spec[name]
-                # The job has ended: forget it rather than cancel it again (condor_rm of a
-                # job gone from the queue fails, and the cluster would stop correcting itself).
-                self.cluster.workers.pop(name, None)
                 del self.missing_since[name]
-                self.cluster.scale(wanted)  # submits a new job for the one that ended
-                self.replaced += 1
+                self._replace(name)
+
+    def _replace(self, name: str) -> None:
+        """Submit a new job under a new name, and cancel the ended one (it may be requeued).
+
+        The new name is drawn while the ended one is still taken: dask-jobqueue would
+        otherwise give the new job the ended job's name, and until it connected it
+        would look ended (seen before, now absent) and be replaced again, and dask's
+        lost-worker handler would cancel it if it connected later than 15 s after
+        the ended job left: both happen to a job that waits in a busy queue.
+        """
+        assert self.cluster is not None
+        fresh = self.cluster.new_worker_spec()
+        del self.cluster.worker_spec[name]
+        self.cluster.worker_spec.update(fresh)
+        # Corrects the cluster to its spec: condor_rm/scancel of the ended job (an error
+        # for a job that has left the queue is ignored), a submission of the new one.
+        self.cluster.scale(len(self.cluster.worker_spec))
+        self.replaced += 1
 
 
 def _executing(worker: Mapping[str, Any]) -> int:

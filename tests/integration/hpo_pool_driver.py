@@ -1,8 +1,11 @@
 """Runs inside the HTCondor pool (see tests/integration/pool.py): two studies, then a report.
 
 1. 16 trials on 2 worker jobs of 2 simulated GPUs each (1 GPU per trial).
-2. A study whose trial 1 waits until this driver removes its worker job with
-   condor_rm: it must be recorded as preempted, retried, and the job replaced.
+2. A study on one worker job whose trial 1 waits until this driver removes that
+   job with condor_rm: the trial must be recorded as preempted, and the job
+   replaced for the retry and the other trials to run. The replacement connects
+   20 s after it is submitted, as a job queued on a busy site would: later than
+   both the driver's replace_after_s and dask's lost-worker-timeout (15 s).
 """
 
 from __future__ import annotations
@@ -25,14 +28,17 @@ from batchml.sites import HTCondorSettings, JobDefaults, Network, Site
 cloudpickle.register_pickle_by_value(objectives)  # worker jobs do not have this file
 
 
-def pool_site(source: Path) -> Site:
+def pool_site(source: Path, setup: tuple[str, ...] = ()) -> Site:
     return Site(
         name="hpo-pool",
         scheduler="htcondor",
         defaults=JobDefaults(cores=1, memory="1GB", disk="1GB", walltime="20m"),
         htcondor=HTCondorSettings(job_flavour="espresso"),
         network=Network(interface="lo", worker_ports="40000-40100"),
-        environment={"variables": {"PYTHONPATH": str(source)}},  # workers import this batchml
+        environment={
+            "variables": {"PYTHONPATH": str(source)},  # workers import this batchml
+            "setup_commands": setup,
+        },
         paths={"log_dir": str(source.parent / "logs")},
     )
 
@@ -47,7 +53,7 @@ def rows(study: optuna.Study) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-def remove_job_of_trial_one(journal: str, done: dict[str, str]) -> None:
+def remove_job_of_trial_one(journal: str, slow_start: Path, done: dict[str, str]) -> None:
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(journal))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -57,6 +63,7 @@ def remove_job_of_trial_one(journal: str, done: dict[str, str]) -> None:
             trials = []
         job = trials[1].user_attrs.get("job", "") if len(trials) > 1 else ""
         if job:
+            slow_start.touch()  # before the removal: only the replacement job waits
             subprocess.run(["condor_rm", job], check=True, capture_output=True)
             done["removed"] = job
             return
@@ -86,16 +93,18 @@ def two_connected_jobs_study(site: str, run_dir: Path) -> optuna.Study:
 
 
 def main(run_dir: Path) -> None:
-    site = str(_yaml(pool_site(run_dir / "src"), run_dir))
+    site = str(_yaml(pool_site(run_dir / "src"), run_dir, "hpo-pool"))
     report: dict[str, Any] = {}
     report["slots"] = rows(two_connected_jobs_study(site, run_dir))
+    slow_start = run_dir / "slow-start"
+    slow_site = pool_site(run_dir / "src", (f"if [ -e {slow_start} ]; then sleep 20; fi",))
     journal = str(run_dir / "preempt.journal")
     removed: dict[str, str] = {}
-    watcher = threading.Thread(target=remove_job_of_trial_one, args=(journal, removed))
+    watcher = threading.Thread(target=remove_job_of_trial_one, args=(journal, slow_start, removed))
     watcher.start()
     preempt = run_study(
-        objectives.waits_on_first_attempt, n_trials=30, site=site,
-        max_jobs=2, study_name="preempt", storage=journal, progress=False,
+        objectives.waits_on_first_attempt, n_trials=8, site=str(_yaml(slow_site, run_dir, "slow")),
+        max_jobs=1, study_name="preempt", storage=journal, progress=False,
     )  # fmt: skip
     watcher.join()
     report["preempt"] = rows(preempt)
@@ -104,9 +113,9 @@ def main(run_dir: Path) -> None:
     (run_dir / "report.json").write_text(json.dumps(report))
 
 
-def _yaml(site: Site, run_dir: Path) -> Path:
+def _yaml(site: Site, run_dir: Path, name: str) -> Path:
     """The site as a file, as a user would write it (YAML is a superset of JSON)."""
-    path = run_dir / "hpo-pool.yaml"
+    path = run_dir / f"{name}.yaml"
     path.write_text(json.dumps(site.model_dump(mode="json", exclude={"name"})))
     return path
 
