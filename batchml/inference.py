@@ -321,7 +321,7 @@ class BatchedSession:
                     raise _nan_error()
                 batch = spec.scaling.apply(batch).astype(spec.dtype, copy=False)
             outputs = self.session.run(None, {spec.name: batch})
-            return outputs[0][0] if len(outputs) == 1 else self._pick(outputs, 0)
+            return self._pick(outputs, 0)
         feeds = {}
         for spec, value in zip(self.inputs, self._row(event), strict=True):
             batch, bad = spec.prepare(value[None])
@@ -387,7 +387,6 @@ class _ThreadMode:
     BUSY = 32
 
     def __init__(self, pinned: bool | None) -> None:
-        self.pinned = pinned
         self.batched = bool(pinned)
         self.calls = 0
         self.window_end = math.inf if pinned is not None else 0.0

@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 import cloudpickle
 import dask
-import dask_jobqueue  # noqa: F401  # see below
+import dask_jobqueue  # noqa: F401  # sets a SIGINT handler: load it on the main thread
 import optuna
 from distributed import Client, Future, wait
 from distributed.client import FIRST_COMPLETED
@@ -51,8 +51,6 @@ from batchml.hpo.walltime import TRIAL_RESOURCE, duration_estimate
 from batchml.hpo.worker import TrialTask, execute_trial
 
 Objective = Callable[[Any, TrialContext], Any]
-# dask_jobqueue installs a SIGINT handler when first imported, which Python allows on the
-# main thread only: imported here, with batchml.hpo, so run_study may run in a thread.
 
 
 @dataclass(frozen=True)
