@@ -109,8 +109,11 @@ class CommandObjective:
 
 
 def torchrun(argv: list[str], gpus: int) -> list[str]:
-    """``argv`` as torchrun's script: one rank per GPU of the slot, rendezvous on a free port."""
-    script = argv[1:] if argv[0] == sys.executable else argv
+    """``argv`` under torchrun: one rank per GPU of the slot, rendezvous on a free port.
+
+    torchrun runs a Python script itself; any other program needs ``--no-python``.
+    """
+    script = argv[1:] if argv[0] == sys.executable else ["--no-python", *argv]
     return [
         sys.executable, "-m", "torch.distributed.run", "--standalone",
         f"--nproc_per_node={gpus}", *script,

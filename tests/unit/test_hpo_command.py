@@ -17,6 +17,7 @@ from optuna.trial import TrialState
 from batchml.errors import InvalidValue
 from batchml.hpo import run_study
 from batchml.hpo.command import CommandObjective
+from batchml.hpo.isolation import TrialContext
 from batchml.hpo.outcomes import OUTCOME_ATTR, REASON_ATTR
 
 SCRIPTS = Path(__file__).parent / "commands"
@@ -72,6 +73,19 @@ def test_two_gpu_trials_run_under_torchrun_one_rank_per_gpu() -> None:
                       study_name="torchrun", progress=False)  # fmt: skip
     assert [t.value for t in study.trials] == [22.0, 22.0]  # world size 2, two devices each
     assert {t.user_attrs["batchml.devices"] for t in study.trials} == {"0,1", "2,3"}
+
+
+def test_a_program_that_is_not_a_python_script_runs_under_torchrun_as_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")  # what the worker sets for the slot
+    objective = CommandObjective(
+        ["sh", "-c", 'exec "$0" ranks.py', sys.executable], {}, base=SCRIPTS
+    )  # a wrapper script, as sites use to load modules first
+    (tmp_path / "ranks.py").write_text((SCRIPTS / "ranks.py").read_text())
+    context = TrialContext(devices=("0", "1"), scratch_dir=tmp_path, checkpoint_dir=tmp_path,
+                           site="local")  # fmt: skip
+    assert objective(optuna.trial.FixedTrial({}), context) == 22.0  # world size 2, two GPUs
 
 
 def test_a_placeholder_outside_the_search_space_is_refused() -> None:
