@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from batchml.atomic import FILE_MODE, write_atomic
+from batchml.backends import tls_error_queue
 from batchml.errors import BatchmlError, InvalidValue
 from batchml.resources import Resources
 from batchml.sites import Network, Site
@@ -212,13 +213,13 @@ def worker_prologue(site: Site, walltime: timedelta | None = None) -> list[str]:
 def worker_arguments(
     resources: Resources, network: Network, pools: Mapping[str, int] | None = None
 ) -> list[str]:
-    """dask-worker options: the resources dask schedules by (the job's GPUs, plus ``pools``)
-    and the site's open port range (both ends)."""
+    """dask-worker options: the resources dask schedules by (the job's GPUs, plus ``pools``),
+    the site's open port range (both ends), and the TLS fix both worker and nanny load."""
     declared = {"GPU": resources.gpus} if resources.gpus else {}
     declared.update(pools or {})
-    arguments = (
-        ["--resources", ",".join(f"{k}={v}" for k, v in declared.items())] if declared else []
-    )
+    arguments = ["--preload", tls_error_queue.PRELOAD, "--preload-nanny", tls_error_queue.PRELOAD]
+    if declared:
+        arguments += ["--resources", ",".join(f"{k}={v}" for k, v in declared.items())]
     if network.worker_ports:
         ports = f"{network.worker_ports[0]}:{network.worker_ports[1]}"
         arguments += ["--worker-port", ports, "--nanny-port", ports]

@@ -32,6 +32,7 @@ from dask_jobqueue import HTCondorCluster
 from dask_jobqueue.htcondor import HTCondorJob
 from distributed.security import Security
 
+from batchml.backends import tls_error_queue
 from batchml.backends.base import (
     SchedulerError,
     worker_arguments,
@@ -94,6 +95,7 @@ def make_cluster(
     chosen = _options(options)
     network = site.network
     condor = site.htcondor
+    tls_error_queue.install()  # for this driver's scheduler and client
     tls_dir = tempfile.mkdtemp(prefix="batchml-dask-tls-")  # mode 0700
     cluster = HTCondorCluster(
         job_cls=TransferredTLSJob,  # type: ignore[arg-type]  # dask-jobqueue annotates a class as an instance

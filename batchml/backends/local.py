@@ -21,6 +21,7 @@ from distributed import Nanny, Scheduler, SpecCluster
 from distributed.security import Security
 
 from batchml.atomic import write_atomic
+from batchml.backends import tls_error_queue
 from batchml.backends.base import Backend, JobInfo, JobSpec, JobState, SchedulerError
 from batchml.resources import Resources
 from batchml.sites import Site
@@ -132,10 +133,13 @@ class LocalBackend(Backend):
         if options:
             raise SchedulerError(f"unknown cluster options: {', '.join(sorted(options))}")
         slots = gpu_slots(resources.gpus, workers)
+        tls_error_queue.install()  # for this driver's scheduler and client
         common = {
             "nthreads": resources.cores,
             "memory_limit": resources.memory,
             "security": security,
+            "preload": [tls_error_queue.PRELOAD],
+            "preload_nanny": [tls_error_queue.PRELOAD],
         }
         specs = {
             f"worker-{i}": {

@@ -18,6 +18,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from batchml.backends import tls_error_queue
 from batchml.backends.base import (
     Backend,
     JobInfo,
@@ -150,6 +151,7 @@ class SlurmBackend(Backend):
 
         log_dir = Path(options.get("log_directory") or _local_path(self.site.paths.log_dir))
         security = _security(options.get("security", True))
+        tls_error_queue.install()  # for this driver's scheduler and client
         cluster = SLURMCluster(
             job_cls=SlurmWorkerJob,  # type: ignore[arg-type]  # annotated as an instance
             **self._job_keywords(resources),

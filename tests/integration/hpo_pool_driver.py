@@ -121,4 +121,7 @@ def _yaml(site: Site, run_dir: Path, name: str) -> Path:
 
 
 if __name__ == "__main__":
+    import pool_log  # copied beside this file by run_in_pool
+
+    pool_log.info_to_stderr()
     main(Path(sys.argv[1]))

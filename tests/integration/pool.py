@@ -36,7 +36,7 @@ def run_in_pool(
         source / "batchml",
         ignore=shutil.ignore_patterns("__pycache__"),
     )
-    for path in (driver, *extra):
+    for path in (driver, Path(__file__).with_name("pool_log.py"), *extra):
         shutil.copy(path, source / path.name)
     bin_dir = Path(htcondor_env["BATCHML_HTCONDOR_BIN"])
     driver_process = subprocess.Popen(
@@ -50,6 +50,7 @@ def run_in_pool(
         os.killpg(driver_process.pid, signal.SIGKILL)
         stdout, stderr = driver_process.communicate()
         stderr += f"\n(killed after {timeout_s:.0f} s)"
+    (run_dir / "driver.stderr").write_text(stderr)
     report = run_dir / "report.json"
     if driver_process.returncode != 0 or not report.is_file():
         # Worker jobs of a driver that died would hold the pool's GPUs for the next test.
@@ -57,7 +58,7 @@ def run_in_pool(
                        capture_output=True, check=False)  # fmt: skip
         pytest.fail(
             f"the pool driver failed ({driver_process.returncode}); files kept in {run_dir}\n"
-            f"{stdout[-3000:]}\n{stderr[-6000:]}"
+            f"{stdout[-3000:]}\n{stderr[-12000:]}"
         )
     result: dict[str, Any] = json.loads(report.read_text())
     shutil.rmtree(run_dir, ignore_errors=True)

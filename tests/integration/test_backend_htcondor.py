@@ -294,4 +294,7 @@ def pool_main(run_dir: Path) -> None:
 
 
 if __name__ == "__main__":
+    import pool_log  # copied beside this file by run_in_pool
+
+    pool_log.info_to_stderr()
     pool_main(Path(sys.argv[1]))

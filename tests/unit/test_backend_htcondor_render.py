@@ -158,6 +158,10 @@ def test_worker_options_come_from_the_site() -> None:
     lxplus = load_site("lxplus").site
     resources = Resources.from_site(lxplus)
     assert worker_arguments(resources, lxplus.network) == [
+        "--preload",
+        "batchml.backends.tls_error_queue",
+        "--preload-nanny",
+        "batchml.backends.tls_error_queue",
         "--resources",
         "GPU=1",
         "--worker-port",

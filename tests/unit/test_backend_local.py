@@ -119,12 +119,22 @@ def test_cluster_gives_each_worker_its_own_gpus_behind_tls(
         assert sorted(seen.values()) == ["0,1", "2,3"]
         gpu_totals = [w["resources"] for w in client.scheduler_info()["workers"].values()]
         assert gpu_totals == [{"GPU": 2}, {"GPU": 2}]
+        # Workers and their nannies load the TLS fix (batchml.backends.tls_error_queue).
+        fixed = client.run(_clears_openssl_errors)
+        assert list(fixed.values()) == [True, True]
+        assert list(client.run(_clears_openssl_errors, nanny=True).values()) == [True, True]
         stranger = Security.temporary()  # a valid certificate, but not this cluster's
         with pytest.raises((OSError, TimeoutError)):
             Client(cluster.scheduler_address, security=stranger, timeout="3s")
         plain = cluster.scheduler_address.replace("tls://", "tcp://")
         with pytest.raises((OSError, TimeoutError)):
             Client(plain, timeout="3s")
+
+
+def _clears_openssl_errors() -> bool:
+    from tornado.iostream import SSLIOStream
+
+    return hasattr(SSLIOStream.read_from_fd, "__wrapped__")
 
 
 def test_worker_jobs_get_the_site_environment_and_batchml_needs() -> None:
