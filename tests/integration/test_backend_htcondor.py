@@ -206,6 +206,7 @@ def test_two_gpu_workers_each_task_sees_its_own_gpu(cluster_report: dict[str, An
     assert all(gpu.startswith("GPU-") and "," not in gpu for gpu in gpus), gpus
     assert len(set(gpus)) == 2, gpus
     assert len({task["worker"] for task in tasks}) == 2, tasks
+    assert [task["tls_fix"] for task in tasks] == [True, True]  # batchml's dask preload ran
     port = int(cluster_report["address"].rpartition(":")[2])
     assert cluster_report["address"].startswith("tls://127.0.0.1:") and 40000 <= port <= 40100
 
@@ -227,9 +228,14 @@ def test_closing_the_cluster_empties_the_queue(cluster_report: dict[str, Any]) -
 def gpu_of_this_worker() -> dict[str, str]:
     """Runs in a worker: the GPU HTCondor gave its job. Held a moment so both workers work."""
     from distributed import get_worker
+    from tornado.iostream import SSLIOStream
 
     time.sleep(1)
-    return {"gpus": os.environ.get("CUDA_VISIBLE_DEVICES", ""), "worker": get_worker().address}
+    return {
+        "gpus": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
+        "worker": get_worker().address,
+        "tls_fix": hasattr(SSLIOStream.read_from_fd, "__wrapped__"),  # the preload ran
+    }
 
 
 def probe(address: str, security: Any) -> str:
@@ -261,7 +267,10 @@ def pool_main(run_dir: Path) -> None:
 
     from batchml.backends.commands import run_command
 
-    backend = HTCondorBackend(pool_site())
+    # Workers import batchml (its TLS fix is a dask preload): this copy of it, as in real
+    # use, where they run the driver's own Python.
+    workers_env = Environment(variables={"PYTHONPATH": str(run_dir / "src")})
+    backend = HTCondorBackend(pool_site().model_copy(update={"environment": workers_env}))
     resources = Resources.from_site(backend.site)
     report: dict[str, Any] = {"python": sys.version}
     with backend.cluster(resources, jobs=2, log_directory=str(run_dir / "logs")) as cluster:
