@@ -18,7 +18,7 @@ import multiprocessing.connection
 import os
 import signal
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -149,8 +149,12 @@ def run_isolated(
     trial: optuna.Trial,
     context: TrialContext,
     preload: Sequence[str] = ("torch",),
+    while_starting: Callable[[], None] | None = None,
 ) -> Outcome:
-    """Run the cloudpickled ``objective`` in a new process; serve its trial calls till it ends."""
+    """Run the cloudpickled ``objective`` in a new process; serve its trial calls till it ends.
+
+    ``while_starting`` runs here while the new process boots (its first call waits).
+    """
     mp = _context(preload)
     parent, child = mp.Pipe()
     payload = cloudpickle.dumps((trial.number, trial.params, context))
@@ -158,6 +162,8 @@ def run_isolated(
     process.start()
     child.close()
     try:
+        if while_starting is not None:
+            while_starting()
         while True:
             try:
                 message = parent.recv()

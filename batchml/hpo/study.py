@@ -136,7 +136,7 @@ def run_study(
         )
         # One trial waits queued per job, so a freed slot starts work without a round
         # trip to the driver; the global budget still counts it as running.
-        capacity = max_jobs * (trials_per_job + 1)
+        capacity = Capacity(slots=max_jobs * trials_per_job, queued=max_jobs)
         payload = cloudpickle.dumps(objective)
         _drive(
             study, payload, dask, cluster, shared, place, n_trials, capacity, max_retries, progress,
@@ -180,7 +180,7 @@ def _drive(
     storage: Any,
     place: Placement,
     n_trials: int,
-    capacity: int,
+    capacity: Capacity,
     max_retries: int,
     show: bool,
     patience_s: float,
@@ -199,7 +199,7 @@ def _drive(
             if not running and finished >= n_trials:
                 break
             expected_s = duration_estimate(trials) if place.drains else None
-            while len(running) < capacity and finished + len(running) < n_trials:
+            while capacity.room(len(running), n_trials - finished - len(running)):
                 trial = _ask(study)
                 task = _task(study, trial, objective, storage, place, expected_s)
                 future = client.submit(
@@ -222,6 +222,30 @@ def _drive(
             ):
                 if count != study.user_attrs.get(attr, 0):
                     study.set_user_attr(attr, count)
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """How many trials the driver keeps submitted: one per slot, plus ``queued`` waiting.
+
+    A queued trial starts the moment a slot of its worker frees, without a round
+    trip to the driver. In the last round it would instead wait behind a busy
+    worker while another worker's slot idles (dask placed it when both were
+    full): measured, one slot ran 9 trials of a 64-trial study while another ran
+    7, a whole trial longer. So once no more than a round is left, trials go
+    only to free slots.
+    """
+
+    slots: int
+    queued: int
+
+    def room(self, running: int, left: int) -> bool:
+        """Whether to submit one more trial, with ``running`` submitted and ``left`` to go."""
+        if left <= 0:
+            return False
+        if running < self.slots:
+            return True
+        return running < self.slots + self.queued and left > self.slots
 
 
 def _declare_trial_slots(client: Client) -> bool:
@@ -362,6 +386,8 @@ def _task(
     return TrialTask(
         study_name=study.study_name,
         storage=storage,
+        study_id=study._study_id,
+        directions=tuple(study.directions),
         trial_id=trial._trial_id,
         objective=objective,
         gpus=place.gpus_per_trial,
