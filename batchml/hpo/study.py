@@ -216,11 +216,12 @@ def _drive(
                 future.release()  # its worker holds no result for us: it may retire at once
             trials = study.get_trials(deepcopy=False)
             bar.update(trials, running=len(running), workers=pool.check())
+            stored = study.user_attrs  # one read through the scheduler, not one per count
             for attr, count in (
                 (JOBS_REPLACED_ATTR, pool.replaced),
                 (WORKERS_DRAINED_ATTR, pool.drained),
             ):
-                if count != study.user_attrs.get(attr, 0):
+                if count != stored.get(attr, 0):
                     study.set_user_attr(attr, count)
 
 
@@ -422,7 +423,6 @@ def _record(study: optuna.Study, trial: optuna.Trial, future: Future, max_retrie
         study.tell(trial, outcome.value)
     elif outcome.kind == "pruned":
         study.tell(trial, state=TrialState.PRUNED)
-
     else:
         _fail(study, trial, outcome.kind, outcome.message, max_retries)
 
