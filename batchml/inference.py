@@ -12,14 +12,17 @@ an ``Event`` per call tops out near 20k calls/s. So:
   once with their row (or with the leadership). Which of the two is faster
   depends on the model and on how busy the machine is (on a quiet 2-core
   machine direct calls won even for a 20-512x3-1 MLP; under load batching
-  won), so ``_ThreadMode`` measures both while serving and keeps the faster.
-- Coroutines append a loop future. While the helper thread is idle, what one
-  loop iteration gathered (or a full batch) goes to it at once; while it runs
-  a batch, requests pile up and go as the next batch the moment it finishes.
-  Only the ONNX Runtime call runs on the helper (stacking, scaling and
-  splitting stay on the loop): Python on both threads fights over the GIL,
-  and with half batches in flight to overlap the two, that convoy measured
-  slower than taking turns.
+  won), so a ``_Chooser`` measures both while serving and keeps the faster.
+- Coroutines append a loop future. Up to two batches are in flight: one
+  running on the helper thread, one queued behind it, so the helper goes from
+  one ONNX Runtime call straight to the next without waiting for the loop.
+  A batch is sent once half of ``max_batch`` has gathered (or at the end of
+  the loop iteration that brought the first request), so while the helper
+  computes one half, the loop wakes the other half's callers and gathers
+  their next requests. Only the ONNX Runtime call runs on the helper
+  (stacking, scaling and splitting stay on the loop). With one batch in
+  flight the loop and the helper took turns, and the larger MLP reached 0.6
+  of the batch limit; pipelined halves reach 0.9.
 
 A thread batch runs when it holds ``max_batch`` rows, when one scheduling
 round brought no new request, or when ``max_delay_ms`` has passed since it
@@ -127,9 +130,12 @@ class BatchedSession:
     Thread-safe: ``predict`` from any number of threads, ``apredict`` from any
     number of coroutines (of one or several loops), ``predict_many`` for callers
     that already hold a chunk. A result is the output row (one output) or
-    {output name: row}. ``thread_batching`` pins the thread callers' way
-    (True: batch, False: call directly); None measures and picks.
+    {output name: row}. ``batching`` pins the callers' way (True: batch,
+    False: call directly); None measures both ways while serving, for thread
+    callers and for each event loop's coroutines, and keeps the faster.
     """
+
+    INLINE_S = 1e-4  # a coroutine batch computed faster than this runs on the loop
 
     def __init__(
         self,
@@ -138,11 +144,16 @@ class BatchedSession:
         max_delay_ms: float = 2.0,
         providers: Sequence[str] | None = None,
         intra_op_threads: int = 0,
-        thread_batching: bool | None = None,
+        batching: bool | None = None,
     ) -> None:
         if max_batch < 1 or max_delay_ms < 0:
             raise ValueError(f"max_batch={max_batch} must be >= 1 and max_delay_ms >= 0")
         folder = Path(package_dir)
+        if not (folder / "model.onnx").is_file():
+            raise FileNotFoundError(
+                f"{folder}: no model.onnx here; pass a folder written by "
+                "'batchml package build MODEL -o DIR'"
+            )
         options = ort.SessionOptions()
         options.intra_op_num_threads = intra_op_threads
         self.session = ort.InferenceSession(
@@ -152,6 +163,7 @@ class BatchedSession:
         )
         self.inputs = _input_specs(self.session, _read_preprocess(folder))
         self.output_names = [o.name for o in self.session.get_outputs()]
+        self._binding_run = _binding_run(self.session)
         self.max_batch = max_batch
         self.max_delay_s = max_delay_ms / 1000
         self._guard = _thread.allocate_lock()
@@ -159,18 +171,16 @@ class BatchedSession:
         self._leading = False
         self._async: dict[asyncio.AbstractEventLoop, _LoopQueue] = {}
         self._executor: ThreadPoolExecutor | None = None
-        self.thread_mode = _ThreadMode(thread_batching)
+        self.batching = batching
+        self.thread_way = _Chooser(batching)
         self._only = self.inputs[0] if len(self.inputs) == 1 else None
+        self.row_s = math.inf  # unknown until a batch has run: the first goes to the helper
 
     # -- one event, from threads ----------------------------------------------------------
 
     def predict(self, event: Event) -> Result:
         """The model's output for one event, batched with whatever other threads submit."""
-        mode = self.thread_mode
-        mode.calls += 1
-        if not mode.calls & 31 and time.perf_counter() >= mode.window_end:
-            mode.tick()  # looked at every 32 calls: a clock read costs a tenth of a small call
-        if not mode.batched:
+        if not self.thread_way.batching():
             return self._run_one(event)
         slot = _Slot(self._row(event))
         with self._guard:
@@ -224,10 +234,17 @@ class BatchedSession:
     # -- one event, from coroutines --------------------------------------------------------
 
     async def apredict(self, event: Event) -> Result:
-        """Like ``predict``, without blocking the event loop; batches the loop's callers."""
-        row = self._row(event)
+        """Like ``predict``, for coroutines: batches the loop's callers.
+
+        Where calling directly measured faster (a lone caller, a light model),
+        the event is run at once on the loop, holding it for one batch-1 call,
+        as calling ONNX Runtime in the coroutine would.
+        """
         loop = asyncio.get_running_loop()
         queue = self._async.get(loop) or self._async.setdefault(loop, _LoopQueue(self, loop))
+        if not queue.way.batching():
+            return self._run_one(event)
+        row = self._row(event)
         future: asyncio.Future[Result] = loop.create_future()
         queue.submit(row, future)
         return await future
@@ -251,7 +268,7 @@ class BatchedSession:
             raise InputError(f"rows {np.flatnonzero(bad).tolist()[:20]} hold NaN")
         n = len(next(iter(feeds.values())))
         parts = [
-            self.session.run(None, {k: v[i : i + self.max_batch] for k, v in feeds.items()})
+            self._ort({k: v[i : i + self.max_batch] for k, v in feeds.items()})
             for i in range(0, n, self.max_batch)
         ]
         outputs = [np.concatenate([p[j] for p in parts]) for j in range(len(self.output_names))]
@@ -289,10 +306,23 @@ class BatchedSession:
         return feeds, bad
 
     def _compute(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        """The one call that releases the GIL; all Python work stays with the callers."""
-        if not len(next(iter(feeds.values()))):
+        """The one call that releases the GIL; all Python work stays with the callers.
+
+        Times itself: ``row_s`` (seconds per row, recent batches weighted most)
+        tells the coroutine path which batches are quicker to run on the loop.
+        """
+        rows = len(next(iter(feeds.values())))
+        if not rows:
             return []
-        return list(self.session.run(None, feeds))
+        start = time.perf_counter()
+        outputs = self._ort(feeds)
+        took = (time.perf_counter() - start) / rows
+        self.row_s = took if math.isinf(self.row_s) else 0.8 * self.row_s + 0.2 * took
+        return outputs
+
+    def _quick(self, rows: int) -> bool:
+        """Whether ``rows`` take less time to compute than a hop to the helper thread and back."""
+        return self.row_s * rows < self.INLINE_S
 
     def _results(self, outputs: list[np.ndarray], bad: np.ndarray) -> list[Outcome]:
         picked = iter(range(len(bad)))
@@ -320,7 +350,10 @@ class BatchedSession:
                 if math.isnan(np.vdot(event, event)):
                     raise _nan_error()
                 batch = spec.scaling.apply(batch).astype(spec.dtype, copy=False)
-            outputs = self.session.run(None, {spec.name: batch})
+            try:  # inline: a call of its own costs a tenth of a small model's call
+                outputs = self._binding_run(self.output_names, {spec.name: batch}, None)
+            except Exception:
+                outputs = self.session.run(self.output_names, {spec.name: batch})
             return self._pick(outputs, 0)
         feeds = {}
         for spec, value in zip(self.inputs, self._row(event), strict=True):
@@ -328,7 +361,14 @@ class BatchedSession:
             if bad[0]:
                 raise _nan_error()
             feeds[spec.name] = batch
-        return self._pick(self.session.run(None, feeds), 0)
+        return self._pick(self._ort(feeds), 0)
+
+    def _ort(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """ONNX Runtime's run; its Python wrapper only when the binding's own call fails."""
+        try:
+            return list(self._binding_run(self.output_names, feeds, None))
+        except Exception:  # the wrapper's message, or its fallback to other providers
+            return list(self.session.run(self.output_names, feeds))
 
     def _pick(self, outputs: list[np.ndarray], j: int) -> Result:
         """Row ``j`` of the outputs: an array for a one-output model, else {name: array}."""
@@ -370,18 +410,22 @@ class BatchedSession:
         self.close()
 
 
-class _ThreadMode:
-    """Whether thread callers batch or call directly, re-measured while they are served.
+class _Chooser:
+    """Whether callers batch or call directly, re-measured while they are served.
 
-    Every ``HOLD_S`` the callers are served ``WINDOW_S`` each way and the way
+    After each hold the callers are served ``WINDOW_S`` each way and the way
     that completed more calls per second is kept; batching must win by
     ``MARGIN`` (it adds latency). A window with fewer than ``BUSY`` calls means
-    low load, where batching cannot pay: calls go direct. Counts are read
-    without a lock (a lost increment only blurs a rate); one thread at a time
-    closes a window.
+    low load, where batching cannot pay: calls go direct. A hold starts at
+    ``FIRST_HOLD_S`` and doubles up to ``HOLD_S`` while the same way keeps
+    winning, so a choice made on a noisy window (callers still starting, the
+    machine busy for a moment) is checked again soon. Counts are read without
+    a lock (a lost increment only blurs a rate); one thread at a time closes a
+    window.
     """
 
     WINDOW_S = 0.05
+    FIRST_HOLD_S = 0.5
     HOLD_S = 2.0
     MARGIN = 1.1
     BUSY = 32
@@ -393,7 +437,19 @@ class _ThreadMode:
         self.window_start = 0.0
         self.phase = "hold"
         self.direct_rate = 0.0
+        self.hold_s = self.FIRST_HOLD_S
+        self.kept: bool | None = None
         self._closing = _thread.allocate_lock()
+
+    def batching(self) -> bool:
+        """Count one call and say which way it goes.
+
+        The clock is read every 32 calls only: a read costs a tenth of a small call.
+        """
+        self.calls += 1
+        if not self.calls & 31 and time.perf_counter() >= self.window_end:
+            self.tick()
+        return self.batched
 
     def tick(self, now: float | None = None) -> None:
         """Close the window that has ended: start the next trial or settle on a way."""
@@ -407,13 +463,21 @@ class _ThreadMode:
             elif self.phase == "direct":
                 self.direct_rate = rate
                 if rate * self.WINDOW_S < self.BUSY:
-                    self._open("hold", False, now, self.HOLD_S)
+                    self._keep(False, now)
                 else:
                     self._open("batched", True, now)
             else:
-                self._open("hold", rate > self.MARGIN * self.direct_rate, now, self.HOLD_S)
+                self._keep(rate > self.MARGIN * self.direct_rate, now)
         finally:
             self._closing.release()
+
+    def _keep(self, batched: bool, now: float) -> None:
+        if batched == self.kept:
+            self.hold_s = min(2 * self.hold_s, self.HOLD_S)
+        else:
+            self.hold_s = self.FIRST_HOLD_S
+        self.kept = batched
+        self._open("hold", batched, now, self.hold_s)
 
     def _open(self, phase: str, batched: bool, now: float, length: float = WINDOW_S) -> None:
         self.phase, self.batched = phase, batched
@@ -424,20 +488,22 @@ class _ThreadMode:
 class _LoopQueue:
     """The pending coroutine requests of one event loop; touched only from that loop."""
 
+    IN_FLIGHT = 2  # one batch running on the helper, one queued behind it
+
     def __init__(self, session: BatchedSession, loop: asyncio.AbstractEventLoop) -> None:
         self.session = session
         self.loop = loop
         self.rows: list[Row] = []
         self.futures: list[asyncio.Future[Result]] = []
         self.scheduled = False
-        self.running = False
+        self.in_flight = 0
+        self.half = max(1, session.max_batch // 2)
+        self.way = _Chooser(session.batching)
 
     def submit(self, row: Row, future: asyncio.Future[Result]) -> None:
         self.rows.append(row)
         self.futures.append(future)
-        if self.running:
-            return  # goes with the next batch, sent when the running one finishes
-        if len(self.rows) >= self.session.max_batch:
+        if self.in_flight < self.IN_FLIGHT and len(self.rows) >= self.half:
             self.dispatch()
         elif not self.scheduled:
             self.scheduled = True
@@ -446,35 +512,44 @@ class _LoopQueue:
     def flush(self) -> None:
         """End of the loop iteration that brought the first request: send what came."""
         self.scheduled = False
-        if self.rows and not self.running:
+        if self.rows and self.in_flight < self.IN_FLIGHT:
             self.dispatch()
 
     def dispatch(self) -> None:
         """Prepare up to ``max_batch`` pending rows here and hand the model call to the helper.
 
         Only ONNX Runtime's call runs on the helper: any Python there would fight
-        the loop for the GIL, and that convoy measured slower than taking turns.
+        the loop for the GIL. A batch whose call is quicker than the hop to the
+        helper and back (about 0.1 ms; a lone caller, a light model) runs here:
+        handing one event of a small MLP to the helper cost 17x its call.
         """
         count = min(len(self.rows), self.session.max_batch)
         rows, self.rows = self.rows[:count], self.rows[count:]
         futures, self.futures = self.futures[:count], self.futures[count:]
+        if self.session._quick(count):
+            _settle(futures, self.session._run_rows(rows))
+            self._flush_soon()
+            return
         try:
             feeds, bad = self.session._prepare(rows)
         except Exception as exc:
             _settle(futures, [(None, exc)] * count)
-            if self.rows and not self.scheduled:
-                self.scheduled = True
-                self.loop.call_soon(self.flush)
+            self._flush_soon()
             return
-        self.running = True
+        self.in_flight += 1
         done = self.loop.run_in_executor(self.session._helper(), self.session._compute, feeds)
         done.add_done_callback(lambda outcome: self.finish(futures, bad, outcome))
+
+    def _flush_soon(self) -> None:
+        if self.rows and not self.scheduled:
+            self.scheduled = True
+            self.loop.call_soon(self.flush)
 
     def finish(
         self, futures: list[asyncio.Future[Result]], bad: np.ndarray, outcome: asyncio.Future[Any]
     ) -> None:
-        """Send the next batch first (the helper stays busy), then wake this one's callers."""
-        self.running = False
+        """Queue the next batch first (the helper stays busy), then wake this one's callers."""
+        self.in_flight -= 1
         if self.rows:
             self.dispatch()
         error = outcome.exception()
@@ -494,6 +569,22 @@ def _settle(futures: list[asyncio.Future[Result]], outcomes: list[Outcome]) -> N
             future.set_exception(error)
         else:
             future.set_result(result)
+
+
+def _binding_run(session: ort.InferenceSession) -> Any:
+    """The run of ONNX Runtime's compiled session, beneath ``InferenceSession.run``.
+
+    The wrapper checks the feed names, graph capture and value ownership on
+    every call: about 1 us, a fifth of a small MLP's call at batch 1, and
+    more under 64 threads, where all Python is serialised by the GIL. Feeds
+    built here always carry the graph's own input names as numpy arrays, so
+    those checks cannot fail; where the binding is not reachable (another
+    onnxruntime), the wrapper is used.
+    """
+    binding = getattr(getattr(session, "_sess", None), "run", None)
+    if binding is None:
+        return lambda names, feeds, _options: session.run(names, feeds)
+    return binding
 
 
 def _read_preprocess(folder: Path) -> dict[str, Any]:

@@ -3,7 +3,8 @@
 Three MLPs: the issue's small (20-64-64-1) and larger (20-512-512-512-1) ones,
 and the demo's (one input per flat feature, 128-128-1). For each: 64 threads
 and 256 asyncio callers submitting single events, either straight to ONNX
-Runtime at batch 1 ("per call") or through BatchedSession; and the limit, one
+Runtime at batch 1 ("per call") or through BatchedSession, then one thread and
+one coroutine alone (low load, where batching must not cost); and the limit, one
 thread running batches of ``max_batch``. Then ORT against torch eager at batch
 1 and 256, and the packager's latency table for the demo model. All numbers
 come from one run on one machine, intra-op threads 1. Prints Markdown.
@@ -61,11 +62,11 @@ def export(model: torch.nn.Module, width: int, folder: Path) -> None:
 
 
 def in_threads(
-    call: Callable[[np.ndarray], object], event: np.ndarray, seconds: float
+    call: Callable[[np.ndarray], object], event: np.ndarray, seconds: float, count: int
 ) -> tuple[float, list[float]]:
-    """(calls/s, per-call latencies) of THREADS threads calling in a loop."""
+    """(calls/s, per-call latencies) of ``count`` threads calling in a loop."""
     stop = time.perf_counter() + seconds
-    latencies: list[list[float]] = [[] for _ in range(THREADS)]
+    latencies: list[list[float]] = [[] for _ in range(count)]
 
     def work(mine: list[float]) -> None:
         while (start := time.perf_counter()) < stop:
@@ -83,9 +84,9 @@ def in_threads(
 
 
 def in_coroutines(
-    call: Callable[[np.ndarray], object], event: np.ndarray, seconds: float
+    call: Callable[[np.ndarray], object], event: np.ndarray, seconds: float, count: int
 ) -> tuple[float, list[float]]:
-    """(calls/s, per-call latencies) of COROUTINES coroutines awaiting ``call`` in a loop."""
+    """(calls/s, per-call latencies) of ``count`` coroutines awaiting ``call`` in a loop."""
     latencies: list[float] = []
 
     async def main() -> float:
@@ -97,7 +98,7 @@ def in_coroutines(
                 latencies.append(time.perf_counter() - start)
 
         begin = time.perf_counter()
-        await asyncio.gather(*(work() for _ in range(COROUTINES)))
+        await asyncio.gather(*(work() for _ in range(count)))
         return len(latencies) / (time.perf_counter() - begin)
 
     return asyncio.run(main()), latencies
@@ -144,12 +145,15 @@ def one_model(
     batched = BatchedSession(folder, max_batch=MAX_BATCH, intra_op_threads=1)
     top = limit(session, width, seconds)
     rows = []
-    for callers, runner, per_call, through in (
-        (f"{THREADS} threads", in_threads, direct, batched.predict),
-        (f"{COROUTINES} coroutines", in_coroutines, adirect, batched.apredict),
+    for count, kind, runner, per_call, through in (
+        (THREADS, "threads", in_threads, direct, batched.predict),
+        (COROUTINES, "coroutines", in_coroutines, adirect, batched.apredict),
+        (1, "thread", in_threads, direct, batched.predict),
+        (1, "coroutine", in_coroutines, adirect, batched.apredict),
     ):
-        base, base_lat = runner(per_call, event, seconds)
-        got, lat = runner(through, event, seconds)
+        callers = f"{count} {kind}"
+        base, base_lat = runner(per_call, event, seconds, count)
+        got, lat = runner(through, event, seconds, count)
         rows.append(
             f"| {name} | {callers} | {base:,.0f} | {got:,.0f} | **{got / base:.2f}x** "
             f"| {top:,.0f} | **{got / top:.2f}** | {ms(base_lat, 50)} / {ms(base_lat, 99)} "

@@ -18,7 +18,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from batchml.inference import BatchedSession, InputError, _ThreadMode
+from batchml.inference import BatchedSession, InputError, _Chooser, _LoopQueue
 
 WEIGHTS = np.arange(6, dtype=np.float32).reshape(3, 2) / 10
 MEDIAN = np.array([50.0, 0.0, 0.0])
@@ -78,9 +78,9 @@ def test_one_event_is_normalised_then_run(folder: Path) -> None:
         )
 
 
-@pytest.mark.parametrize("thread_batching", [True, False, None])
-def test_many_threads_each_get_their_own_row(folder: Path, thread_batching: bool | None) -> None:
-    session = BatchedSession(folder, max_batch=16, thread_batching=thread_batching)
+@pytest.mark.parametrize("batching", [True, False, None])
+def test_many_threads_each_get_their_own_row(folder: Path, batching: bool | None) -> None:
+    session = BatchedSession(folder, max_batch=16, batching=batching)
     raw = events(64)
     results: dict[int, np.ndarray] = {}
 
@@ -97,23 +97,57 @@ def test_many_threads_each_get_their_own_row(folder: Path, thread_batching: bool
     np.testing.assert_allclose(got, expected(raw), rtol=1e-5)
 
 
-def test_coroutines_are_gathered_into_batches(folder: Path) -> None:
-    session = BatchedSession(folder, max_batch=64, max_delay_ms=5)
-    sizes: list[int] = []
-    compute = session._compute
-    session._compute = lambda feeds: sizes.append(len(feeds["x"])) or compute(feeds)  # type: ignore[method-assign]
-    raw = events(200)
-
+def _all_rows_right_from_coroutines(session: BatchedSession, raw: np.ndarray) -> None:
     async def main() -> list[np.ndarray]:
         return await asyncio.gather(*(session.apredict(row) for row in raw))
 
     got = asyncio.run(main())
     session.close()
     np.testing.assert_allclose(np.stack(got), expected(raw), rtol=1e-5)
-    assert sum(sizes) == 200 and max(sizes) == 64  # full batches, not 200 calls
 
 
-def _serve(mode: _ThreadMode, now: float, rate: dict[bool, float]) -> float:
+def test_coroutines_are_gathered_into_batches(folder: Path) -> None:
+    session = BatchedSession(folder, max_batch=64, max_delay_ms=5, batching=True)
+    sizes: list[int] = []
+    compute = session._compute
+    session._compute = lambda feeds: sizes.append(len(feeds["x"])) or compute(feeds)  # type: ignore[method-assign]
+    raw = events(200)
+
+    _all_rows_right_from_coroutines(session, raw)
+    assert sum(sizes) == 200 and max(sizes) <= 64  # never above max_batch
+    assert len(sizes) <= 200 // 32 + 1  # sent by halves of max_batch at least, not 200 calls
+
+
+def test_two_coroutine_batches_are_in_flight_so_the_helper_never_waits(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session = BatchedSession(folder, max_batch=64, batching=True)
+    seen: list[int] = []
+    dispatch = _LoopQueue.dispatch
+
+    def counting(queue: _LoopQueue) -> None:
+        dispatch(queue)
+        seen.append(queue.in_flight)
+
+    monkeypatch.setattr(_LoopQueue, "dispatch", counting)
+    raw = events(256)
+
+    _all_rows_right_from_coroutines(session, raw)
+    assert max(seen) == 2  # one running, one queued behind it
+
+
+def test_the_onnx_runtime_wrapper_serves_when_its_binding_fails(folder: Path) -> None:
+    def broken(*_args: object) -> None:
+        raise RuntimeError("binding unavailable")
+
+    session = BatchedSession(folder, batching=False)
+    session._binding_run = broken
+    raw = events(5)
+    np.testing.assert_allclose(session.predict(raw[0]), expected(raw[:1])[0], rtol=1e-5)
+    np.testing.assert_allclose(session.predict_many(raw), expected(raw), rtol=1e-5)
+
+
+def _serve(mode: _Chooser, now: float, rate: dict[bool, float]) -> float:
     """Let callers complete ``rate[way]`` calls/s until the open window ends; return its end."""
     end = mode.window_end
     mode.calls = int(rate[mode.batched] * (end - mode.window_start))
@@ -122,32 +156,47 @@ def _serve(mode: _ThreadMode, now: float, rate: dict[bool, float]) -> float:
 
 
 def test_thread_callers_get_the_way_that_served_more_calls() -> None:
-    mode = _ThreadMode(None)
+    mode = _Chooser(None)
     assert not mode.batched and mode.window_end == 0.0  # the first look opens a trial
     mode.tick(100.0)
     now = _serve(mode, 100.0, {False: 50_000, True: 120_000})  # direct trial
     assert mode.phase == "batched" and mode.batched
     now = _serve(mode, now, {False: 50_000, True: 120_000})
-    assert mode.phase == "hold" and mode.batched and mode.window_end == now + mode.HOLD_S
+    assert mode.phase == "hold" and mode.batched and mode.window_end == now + mode.FIRST_HOLD_S
     # after the hold both ways are tried again; batching wins by too little this time
     now = _serve(mode, now, {False: 50_000, True: 120_000})
     assert mode.phase == "direct" and not mode.batched
     now = _serve(mode, now, {False: 50_000, True: 52_000})  # within the margin: not worth it
     now = _serve(mode, now, {False: 50_000, True: 52_000})
     assert mode.phase == "hold" and not mode.batched
+    assert mode.window_end == now + mode.FIRST_HOLD_S  # a changed choice is checked again soon
+
+
+def test_a_choice_that_keeps_winning_is_held_longer_up_to_the_cap() -> None:
+    mode = _Chooser(None)
+    mode.tick(0.0)
+    now, holds = 0.0, []
+    for _ in range(4):
+        now = _serve(mode, now, {False: 50_000, True: 120_000})  # direct trial
+        now = _serve(mode, now, {False: 50_000, True: 120_000})  # batched trial, kept
+        assert mode.phase == "hold" and mode.batched
+        holds.append(round(mode.window_end - now, 6))
+        now = _serve(mode, now, {False: 50_000, True: 120_000})  # the hold ends
+    assert holds == [0.5, 1.0, 2.0, 2.0]
 
 
 def test_a_lone_caller_is_not_batched_and_a_pinned_way_stays() -> None:
-    mode = _ThreadMode(None)
+    mode = _Chooser(None)
     mode.tick(0.0)
     _serve(mode, 0.0, {False: 100, True: 1e6})  # 5 calls in a window: low load
     assert mode.phase == "hold" and not mode.batched
-    pinned = _ThreadMode(True)
+    pinned = _Chooser(True)
     assert pinned.batched and pinned.window_end == float("inf")
 
 
-def test_a_bad_event_fails_alone(folder: Path) -> None:
-    session = BatchedSession(folder)
+@pytest.mark.parametrize("batching", [True, False])
+def test_a_bad_event_fails_alone(folder: Path, batching: bool) -> None:
+    session = BatchedSession(folder, batching=batching)
     good = events(3)
     bad = good[1].copy()
     bad[0] = np.nan
@@ -182,3 +231,22 @@ def test_importing_it_needs_neither_torch_nor_the_rest_of_batchml() -> None:
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert run.stdout.strip() == "['batchml', 'batchml.inference']"
+
+
+def test_the_event_loop_example_serves_each_client_its_own_rows(folder: Path) -> None:
+    example = Path(__file__).parents[2] / "examples" / "inference" / "score_server.py"
+    run = subprocess.run(
+        [sys.executable, str(example), str(folder), "--check-clients", "24", "--events", "30"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(run.stdout)
+    assert summary["events"] == 24 * 30
+    assert summary["max_abs_diff"] < 1e-5  # every client got its own events' rows, in order
+
+
+def test_a_folder_without_a_model_is_named_with_the_fix(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"no model.onnx here; pass a folder written by"):
+        BatchedSession(tmp_path)
