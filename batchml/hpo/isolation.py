@@ -8,6 +8,11 @@ a forkserver that imported it once (without touching CUDA) hands each trial a
 ready interpreter. The child talks to the real ``optuna.Trial`` in the worker
 through a pipe: ``ProxyTrial`` forwards suggest/report/should_prune calls, so
 the sampler and pruner see the study as usual and pruning works across processes.
+
+Why a spare process: forking and booting a child takes about 20 ms, on the GPU
+slot's path between two trials. So when a trial ends, the next child is forked
+at once in the background and waits, blank, until a trial hands it its
+objective and devices; the exiting child is reaped in the background too.
 """
 
 from __future__ import annotations
@@ -15,8 +20,10 @@ from __future__ import annotations
 import importlib.util
 import multiprocessing
 import multiprocessing.connection
+import multiprocessing.util
 import os
 import signal
+import threading
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -103,7 +110,12 @@ class ProxyTrial:
         self._call("set_user_attr", key, value)
 
 
-def _child(conn: multiprocessing.connection.Connection, objective: bytes, payload: bytes) -> None:
+def _child(conn: multiprocessing.connection.Connection) -> None:
+    """A trial process: waits for its trial (a spare may wait long), runs it, says how it ended."""
+    try:
+        objective, payload = conn.recv()
+    except EOFError:  # the worker went away before giving this spare a trial
+        return
     number, params, context = cloudpickle.loads(payload)
     function = cloudpickle.loads(objective)
     os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(context.devices)
@@ -120,6 +132,67 @@ def _child(conn: multiprocessing.connection.Connection, objective: bytes, payloa
         conn.close()
 
 
+Child = tuple[multiprocessing.process.BaseProcess, multiprocessing.connection.Connection]
+EXIT_GRACE_S = 30.0  # a trial process that reported has this long to exit
+
+
+class _Spares:
+    """Blank trial processes, forked ahead, each used for one trial."""
+
+    def __init__(self) -> None:
+        self._ready: list[Child] = []
+        self._lock = threading.Lock()
+        # At exit multiprocessing joins every child (in a dask worker process, which
+        # skips atexit, too); finalizers of priority >= 0 run before that join.
+        multiprocessing.util.Finalize(None, self.close, exitpriority=10)
+
+    def close(self) -> None:
+        """Let the spares go: each sees its pipe close and exits (else exit would wait on them)."""
+        with self._lock:
+            ready, self._ready = self._ready, []
+        for process, parent in ready:
+            parent.close()
+            process.join(5)
+
+    def take(self, mp: multiprocessing.context.ForkServerContext) -> Child:
+        """A spare if one is ready, else a process forked now."""
+        with self._lock:
+            if self._ready:
+                return self._ready.pop()
+        return _fork(mp)
+
+    def replace(
+        self, mp: multiprocessing.context.ForkServerContext, ended: Child | None = None
+    ) -> None:
+        """In the background: fork a spare for the next trial, then reap the ``ended`` one.
+
+        A process that reported but does not exit (a thread of the objective that
+        never ends) is killed after ``EXIT_GRACE_S``.
+        """
+
+        def work() -> None:
+            child = _fork(mp)
+            with self._lock:
+                self._ready.append(child)
+            if ended is not None:
+                ended[0].join(EXIT_GRACE_S)
+                if ended[0].is_alive():
+                    ended[0].kill()
+                    ended[0].join()
+                ended[1].close()
+
+        threading.Thread(target=work, name="batchml-spare-trial", daemon=True).start()
+
+
+def _fork(mp: multiprocessing.context.ForkServerContext) -> Child:
+    parent, child = mp.Pipe()
+    process = mp.Process(target=_child, args=(child,), daemon=False)
+    process.start()
+    child.close()
+    return process, parent
+
+
+_spares = _Spares()
 _preloaded = False
 
 
@@ -149,39 +222,81 @@ def run_isolated(
     trial: optuna.Trial,
     context: TrialContext,
     preload: Sequence[str] = ("torch",),
-    while_starting: Callable[[], None] | None = None,
+    beside: Callable[[], None] | None = None,
 ) -> Outcome:
-    """Run the cloudpickled ``objective`` in a new process; serve its trial calls till it ends.
+    """Run the cloudpickled ``objective`` in a fresh process; serve its trial calls till it ends.
 
-    ``while_starting`` runs here while the new process boots (its first call waits).
+    ``beside`` runs in a thread of its own from when the objective's first call
+    has been served (or the trial ended without one): it neither delays the
+    objective's start nor competes with its first round trips through the
+    storage. What it raises is raised here once the trial has ended.
     """
     mp = _context(preload)
-    parent, child = mp.Pipe()
-    payload = cloudpickle.dumps((trial.number, trial.params, context))
-    process = mp.Process(target=_child, args=(child, objective, payload), daemon=False)
-    process.start()
-    child.close()
+    process, parent = _spares.take(mp)
+    helper = _Beside(beside) if beside is not None else None
+    reported = False
     try:
-        if while_starting is not None:
-            while_starting()
-        while True:
-            try:
-                message = parent.recv()
-            except EOFError:
-                process.join()
-                return _died(process.exitcode)
-            kind = message[0]
-            if kind != "call":
-                process.join()
-                if kind == "complete":
-                    return Outcome("complete", value=message[1])
-                return Outcome(kind, message=message[1] or "")
-            _serve(parent, trial, *message[1:])
+        parent.send((objective, cloudpickle.dumps((trial.number, trial.params, context))))
+        outcome, reported = _follow(process, parent, trial, helper.begin if helper else None)
     finally:
-        if process.is_alive():
-            process.kill()
+        if reported:  # its exit is reaped in the background: the slot is free now
+            _spares.replace(mp, (process, parent))
+        else:
+            if process.is_alive():
+                process.kill()
+                process.join()
+            parent.close()
+            _spares.replace(mp)
+        if helper is not None:
+            helper.begin()
+            helper.join()
+    if helper is not None and helper.error is not None:
+        raise helper.error
+    return outcome
+
+
+class _Beside(threading.Thread):
+    """Work beside a trial (recording where it runs); its error is kept for the trial's thread."""
+
+    def __init__(self, work: Callable[[], None]) -> None:
+        super().__init__(name="batchml-beside-trial", daemon=True)
+        self.work = work
+        self.error: BaseException | None = None
+
+    def begin(self) -> None:
+        """Start, unless started already."""
+        if self.ident is None:
+            self.start()
+
+    def run(self) -> None:
+        try:
+            self.work()
+        except BaseException as exc:  # raised in the trial's thread, not lost in this one
+            self.error = exc
+
+
+def _follow(
+    process: multiprocessing.process.BaseProcess,
+    parent: multiprocessing.connection.Connection,
+    trial: optuna.Trial,
+    after_first_call: Callable[[], None] | None = None,
+) -> tuple[Outcome, bool]:
+    """Serve the trial process's calls until it says how it ended (True), or dies (False)."""
+    while True:
+        try:
+            message = parent.recv()
+        except EOFError:
             process.join()
-        parent.close()
+            return _died(process.exitcode), False
+        kind = message[0]
+        if kind == "complete":
+            return Outcome("complete", value=message[1]), True
+        if kind != "call":
+            return Outcome(kind, message=message[1] or ""), True
+        _serve(parent, trial, *message[1:])
+        if after_first_call is not None:
+            after_first_call()
+            after_first_call = None
 
 
 # Signals a scheduler (scancel, condor_rm, walltime, preemption) or an operator sends:

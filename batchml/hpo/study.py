@@ -29,7 +29,7 @@ import dask_jobqueue  # noqa: F401  # sets a SIGINT handler: load it on the main
 import optuna
 from distributed import Client, Future, wait
 from distributed.client import FIRST_COMPLETED
-from optuna.storages import BaseStorage
+from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from batchml.backends.base import SchedulerError
@@ -139,8 +139,8 @@ def run_study(
         capacity = Capacity(slots=max_jobs * trials_per_job, queued=max_jobs)
         payload = cloudpickle.dumps(objective)
         _drive(
-            study, payload, dask, cluster, shared, place, n_trials, capacity, max_retries, progress,
-            worker_patience_s,
+            study, _reader(study, real_storage), payload, dask, cluster, shared, place, n_trials,
+            capacity, max_retries, progress, worker_patience_s,
         )  # fmt: skip
     # The returned study reads the storage directly: the cluster (and its scheduler) are gone.
     return optuna.load_study(
@@ -172,8 +172,25 @@ def _client(
         yield started, cluster, resolved.name
 
 
+def _reader(study: optuna.Study, real_storage: BaseStorage) -> optuna.Study:
+    """The study as the driver reads it each cycle (every trial, the study's attributes).
+
+    Through DaskStorage each read runs on the scheduler's event loop, and every
+    worker's round trip (a suggest, a report) waits behind it; the whole trial
+    list, read after each trial ends, was the largest of those. A journal file
+    or a database is read as well through a storage object of the driver's own,
+    which sees what the scheduler's copy writes (a journal read replays the
+    file and takes no lock); an in-memory storage is not, and is read through
+    the scheduler.
+    """
+    if isinstance(real_storage, JournalStorage | RDBStorage):
+        return optuna.load_study(study_name=study.study_name, storage=real_storage)
+    return study
+
+
 def _drive(
     study: optuna.Study,
+    reader: optuna.Study,
     objective: bytes,
     client: Client,
     cluster: Any,
@@ -191,9 +208,9 @@ def _drive(
         resources[TRIAL_RESOURCE] = 1
     pool = WorkerPool(client, cluster, patience_s)
     with StudyProgress(study, n_trials, enabled=show) as bar:
-        # The trials are read once per cycle (through the scheduler: all of them, so
-        # not once per decision), and the budget and the progress line share them.
-        trials = study.get_trials(deepcopy=False)
+        # The trials are read once per cycle (all of them, so not once per decision),
+        # and the budget and the progress line share them.
+        trials = reader.get_trials(deepcopy=False)
         while True:
             finished = sum(1 for trial in trials if has_ended(trial))
             if not running and finished >= n_trials:
@@ -207,6 +224,15 @@ def _drive(
                     key=f"trial-{study.study_name}-{trial.number}",
                 )  # fmt: skip
                 running[future] = trial
+            # Bookkeeping comes after the trials are out: a freed slot waits for none of it.
+            bar.update(trials, running=len(running), workers=pool.check())
+            stored = reader.user_attrs  # one read, not one per count
+            for attr, count in (
+                (JOBS_REPLACED_ATTR, pool.replaced),
+                (WORKERS_DRAINED_ATTR, pool.drained),
+            ):
+                if count != stored.get(attr, 0):
+                    study.set_user_attr(attr, count)
             try:
                 done, _ = wait(list(running), timeout=1.0, return_when=FIRST_COMPLETED)
             except TimeoutError:  # nothing ended this second: refresh the progress line
@@ -214,15 +240,7 @@ def _drive(
             for future in done:
                 _record(study, running.pop(future), future, max_retries)
                 future.release()  # its worker holds no result for us: it may retire at once
-            trials = study.get_trials(deepcopy=False)
-            bar.update(trials, running=len(running), workers=pool.check())
-            stored = study.user_attrs  # one read through the scheduler, not one per count
-            for attr, count in (
-                (JOBS_REPLACED_ATTR, pool.replaced),
-                (WORKERS_DRAINED_ATTR, pool.drained),
-            ):
-                if count != stored.get(attr, 0):
-                    study.set_user_attr(attr, count)
+            trials = reader.get_trials(deepcopy=False)
 
 
 @dataclass(frozen=True)

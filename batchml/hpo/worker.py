@@ -8,10 +8,11 @@ trial reported so far, from any worker.
 
 from __future__ import annotations
 
+import copy
 import logging
 import socket
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -19,6 +20,7 @@ from typing import Any, cast
 import optuna
 from distributed import Reschedule, get_worker
 from optuna.storages import BaseStorage
+from optuna.trial import FrozenTrial, TrialState
 
 from batchml.hpo.isolation import Outcome, TrialContext, run_isolated
 from batchml.hpo.outcomes import DEVICES_ATTR, HOST_ATTR, STARTED_ATTR, WORKER_ATTR
@@ -50,13 +52,18 @@ class TrialTask:
     expected_s: float | None = None  # how long trials take so far (None: unknown, or no walltime)
 
 
+ALL_TRIALS_FRESH_S = 0.2  # how long one read of all trials serves a trial's suggestions
+
+
 class KnownStudy:
     """The task's storage, answering from the task what optuna.load_study asks of it.
 
     Why: the study's id and directions never change, the driver knows both, and
     through DaskStorage each question is a round trip to the driver (about 9 ms
-    with 8 trials on 2 cores) on the GPU slot's critical path. Everything else
-    goes to the storage itself.
+    with 8 trials on 2 cores) on the GPU slot's critical path. For the same
+    reason the trial read by ``read_trial`` (to see whether it has ended)
+    serves ``optuna.Trial``'s own read of it that follows. Everything else goes
+    to the storage itself.
     """
 
     def __init__(
@@ -70,6 +77,41 @@ class KnownStudy:
         self._study_name = study_name
         self._study_id = study_id
         self._directions = list(directions)
+        self._kept: tuple[int, FrozenTrial] | None = None
+        self._all_trials: dict[int, tuple[float, list[FrozenTrial]]] = {}
+
+    def read_trial(self, trial_id: int) -> FrozenTrial:
+        """The trial from the storage; the next ``get_trial`` of it returns this copy."""
+        trial = self._storage.get_trial(trial_id)
+        self._kept = (trial_id, trial)
+        return cast(FrozenTrial, trial)
+
+    def get_trial(self, trial_id: int) -> FrozenTrial:
+        kept, self._kept = self._kept, None
+        if kept is not None and kept[0] == trial_id:
+            return kept[1]
+        return cast(FrozenTrial, self._storage.get_trial(trial_id))
+
+    def get_all_trials(
+        self,
+        study_id: int,
+        deepcopy: bool = True,
+        states: Container[TrialState] | None = None,
+    ) -> list[FrozenTrial]:
+        """The study's trials; a read less than ``ALL_TRIALS_FRESH_S`` old serves again.
+
+        Optuna's TPE reads the trials (in two selections) for each ``suggest_*``,
+        each time through the driver: the largest round trips on the slot's path.
+        One read of them all serves a burst of suggestions, filtered here; a
+        pruner asking later, at a report, reads anew.
+        """
+        now = time.monotonic()
+        kept = self._all_trials.get(study_id)
+        if kept is None or now - kept[0] > ALL_TRIALS_FRESH_S:
+            kept = (now, self._storage.get_all_trials(study_id, deepcopy=False))
+            self._all_trials[study_id] = kept
+        trials = [t for t in kept[1] if states is None or t.state in states]
+        return copy.deepcopy(trials) if deepcopy else trials
 
     def get_study_id_from_name(self, study_name: str) -> int:
         if study_name == self._study_name:
@@ -116,19 +158,22 @@ def execute_trial(task: TrialTask) -> Outcome:
         pruner=task.pruner,
     )
     study.sampler.reseed_rng()  # copies of one seeded sampler on many workers would agree
-    if study._storage.get_trial(task.trial_id).state.is_finished():
+    known = cast(KnownStudy, study._storage)
+    if known.read_trial(task.trial_id).state.is_finished():
         # dask recomputes a task whose result was lost with its worker; the driver has
         # recorded this trial already, and running it again would change nothing but time.
         return Outcome("stale", message="the trial had already ended")
-    trial = optuna.Trial(study, task.trial_id)
+    trial = optuna.Trial(study, task.trial_id)  # builds on the read above: no second round trip
     suggest_all(trial, task.search_space)
     with worker_pool(task.gpus).take() as devices:
-        trial.set_user_attr(STARTED_ATTR, time.time())  # Optuna's start is when it was asked
+        started = time.time()  # Optuna's own start is when the driver asked for the trial
+        worker = get_worker().address  # here: the thread beside the trial is not dask's
 
-        def record_placement() -> None:  # while the trial process boots: off the slot's path
+        def record_placement() -> None:  # beside the trial: off the slot's path
+            trial.set_user_attr(STARTED_ATTR, started)
             trial.set_user_attr(DEVICES_ATTR, ",".join(devices))
             trial.set_user_attr(HOST_ATTR, socket.gethostname())
-            trial.set_user_attr(WORKER_ATTR, get_worker().address)
+            trial.set_user_attr(WORKER_ATTR, worker)
 
         scratch = Path(task.scratch_dir)
         scratch.mkdir(parents=True, exist_ok=True)
@@ -141,6 +186,4 @@ def execute_trial(task: TrialTask) -> Outcome:
             site=task.site,
             attempt=task.attempt,
         )
-        return run_isolated(
-            task.objective, trial, context, task.preload, while_starting=record_placement
-        )
+        return run_isolated(task.objective, trial, context, task.preload, beside=record_placement)
