@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import sysconfig
 from pathlib import Path
 
 import numpy as np
@@ -51,3 +54,29 @@ def publish(root: Path) -> ModelVersion:
 def package(root: Path, out: Path, **options: object) -> Path:
     version = publish(root)
     return build(version, out, BuildOptions(max_batch=32, **options))  # type: ignore[arg-type]
+
+
+FRESH = """
+import importlib.util, sys
+sys.path.append(sys.argv[1])
+assert importlib.util.find_spec("batchml") is None, "batchml must not be importable"
+import numpy as np, onnxruntime as ort
+folder, name, inputs, outputs = sys.argv[2:6]
+session = ort.InferenceSession(folder + "/model.onnx", providers=["CPUExecutionProvider"])
+np.save(outputs, session.run(None, {name: np.load(inputs)})[0])
+"""
+
+
+def run_without_batchml(package: Path, input_name: str, x: np.ndarray, work: Path) -> np.ndarray:
+    """The package's first output for ``x``, computed by a Python with only numpy and ORT."""
+    np.save(work / "x.npy", x)
+    site = sysconfig.get_paths()["purelib"]
+    # -I: no environment, no user site, no script folder; -S: no .pth files, so the
+    # editable install's import hook is never installed and batchml stays hidden.
+    run = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", FRESH, site, str(package), input_name,
+         str(work / "x.npy"), str(work / "y.npy")],
+        capture_output=True, text=True, timeout=60, cwd=work, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    return np.asarray(np.load(work / "y.npy"))

@@ -20,6 +20,7 @@ import pytest
 
 from batchml.registry import Registry
 from tests.unit.browser import rendered_images
+from tests.unit.package_fixtures import run_without_batchml
 
 STAGES = (
     "1. sample",
@@ -75,8 +76,11 @@ def test_demo_runs_every_stage_on_the_embedded_default(demo: Demo) -> None:
 
     package = work / "packages" / "demo-mlp-v1"
     session = ort.InferenceSession(str(package / "model.onnx"), providers=["CPUExecutionProvider"])
-    (scores,) = session.run(None, {"features": np.zeros((3, 20), dtype=np.float32)})
+    events = np.random.default_rng(0).normal(size=(3, 20)).astype(np.float32)
+    (scores,) = session.run(None, {"features": events})
     assert scores.shape == (3, 1)
+    alone = run_without_batchml(package, "features", events, work)  # only numpy and ORT
+    np.testing.assert_allclose(alone, scores, rtol=1e-6)
     assert (package / "triton").is_dir()
 
     page = (work / "report.html").read_text()

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import sysconfig
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +20,7 @@ from batchml.package import (
 )
 from batchml.package import export as export_module
 from batchml.registry import Registry
-from tests.unit.package_fixtures import VARIABLES, package, publish
+from tests.unit.package_fixtures import VARIABLES, package, publish, run_without_batchml
 
 
 @pytest.fixture(scope="module")
@@ -111,37 +108,14 @@ def test_benchmark_table_per_thread_count_and_batch(built: Path) -> None:
     assert (built / "benchmark.png").read_bytes()[:4] == b"\x89PNG"
 
 
-FRESH = """
-import importlib.util, json, sys
-sys.path.append(sys.argv[1])
-assert importlib.util.find_spec("batchml") is None, "batchml must not be importable"
-import numpy as np, onnxruntime as ort
-folder = sys.argv[2]
-session = ort.InferenceSession(folder + "/model.onnx", providers=["CPUExecutionProvider"])
-x = np.load(sys.argv[3])
-print(json.dumps(session.run(None, {"x": x})[0].tolist()))
-"""
-
-
 def test_a_fresh_process_without_batchml_gets_the_validated_outputs(
     built: Path, tmp_path: Path
 ) -> None:
     version = Registry(built.parent / "registry").get("jets/1")
     example = version.input_example()["x"]
-    np.save(tmp_path / "x.npy", example)
-    site = sysconfig.get_paths()["purelib"]
-    # -I: no environment, no user site, no script folder; -S: no .pth files, so the
-    # editable install's import hook is never installed and batchml stays hidden.
-    run = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", FRESH, site, str(built), str(tmp_path / "x.npy")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-    )
-    assert run.returncode == 0, run.stderr
+    got = run_without_batchml(built, "x", example, tmp_path)
     expected = version.load_exported().module()(__import__("torch").from_numpy(example))
-    np.testing.assert_allclose(json.loads(run.stdout), expected.detach().numpy(), atol=1e-5)
+    np.testing.assert_allclose(got, expected.detach().numpy(), atol=1e-5)
 
 
 def test_failed_validation_leaves_nothing_behind(tmp_path: Path) -> None:
