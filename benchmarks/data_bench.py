@@ -8,11 +8,14 @@ its export folder and reused. Run:
 
 1. pipeline: XRootD -> shuffled torch batches, vs local uproot.iterate into numpy
    at the best step size (the limit on this machine). Target >= 0.9.
+   The baseline inflates ZLIB baskets as uproot does by default (the standard
+   library's zlib); the pipeline has uproot use ISA-L (batchml.data.source), so
+   the same baseline with ISA-L is printed too.
    Both read the same branches (the 20 features, the label and the weight) of
    the same files, both with a decompression pool of 2 threads, both warmed up
    first; each is the best of ``--rounds`` rounds over the same step sizes, run
    alternately so that load from other jobs falls on both. Also printed: uproot
-   reading the same files over root:// without the pipeline (the ceiling that
+   reading the same files over root:// without the pipeline, with ISA-L (the ceiling that
    XRootD leaves a pipeline here), and the spread of the per-round ratios.
 2. the pipeline vs a naive loop opening the file and calling arrays() per batch.
 3. a training loop whose compute per batch equals the read time: prefetch vs none
@@ -52,8 +55,13 @@ def rate(events: int, run: Callable[[], object]) -> float:
     return events / (time.perf_counter() - began)
 
 
-def iterate(files: list[str], step: int | str, **options: Any) -> None:
-    """uproot.iterate into numpy with a decompression pool: the baseline."""
+def iterate(files: list[str], step: int | str, inflate: str = "zlib", **options: Any) -> None:
+    """uproot.iterate into numpy with a decompression pool: the baseline.
+
+    inflate: the library uproot inflates ZLIB baskets with ('zlib' is its default).
+    """
+    decompressor = uproot.compression._decompress_ZLIB
+    chosen, decompressor.library = decompressor.library, inflate
     with ThreadPoolExecutor(2) as pool:
         for _ in uproot.iterate(
             {f: "events" for f in files},
@@ -64,6 +72,7 @@ def iterate(files: list[str], step: int | str, **options: Any) -> None:
             **options,
         ):
             pass
+    decompressor.library = chosen
 
 
 def dataset(urls: str, step: int | str, prefetch: str | None) -> RootDataset:
@@ -140,16 +149,19 @@ def main() -> None:
     pipeline(datasets[STEP_SIZES[0]])
 
     local: dict[int | str, list[float]] = {step: [] for step in STEP_SIZES}
+    local_isal: dict[int | str, list[float]] = {step: [] for step in STEP_SIZES}
     over: dict[int | str, list[float]] = {step: [] for step in STEP_SIZES}
     full: dict[int | str, list[float]] = {step: [] for step in STEP_SIZES}
     paired: list[float] = []
     for _ in range(args.rounds):
         for step in STEP_SIZES:
             local[step].append(rate(total, lambda s=step: iterate(files, s)))
-            over[step].append(rate(total, lambda s=step: iterate(remote, s, **xrootd)))
+            local_isal[step].append(rate(total, lambda s=step: iterate(files, s, "isal")))
+            over[step].append(rate(total, lambda s=step: iterate(remote, s, "isal", **xrootd)))
             full[step].append(pipeline(datasets[step]))
             paired.append(full[step][-1] / local[step][-1])
     limit, limit_step = best(local)
+    limit_isal, isal_step = best(local_isal)
     ceiling, ceiling_step = best(over)
     fastest, step = best(full)
     print(
@@ -157,6 +169,11 @@ def main() -> None:
         f"vs baseline local uproot.iterate into numpy {limit / 1e6:.2f} M ev/s "
         f"(step {limit_step!r}): ratio {fastest / limit:.2f} (target >= 0.9; at equal "
         f"step size {spread(paired)})"
+    )
+    print(
+        f"   the same baseline with ISA-L: {limit_isal / 1e6:.2f} M ev/s (step {isal_step!r}), "
+        f"ratio {limit_isal / limit:.2f} of zlib's; pipeline vs it: ratio "
+        f"{fastest / limit_isal:.2f}"
     )
     print(
         f"   ceiling: uproot.iterate over root:// without the pipeline {ceiling / 1e6:.2f} "

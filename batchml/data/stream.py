@@ -29,7 +29,15 @@ from batchml.data.columns import Table, spec_from
 from batchml.data.loader_stats import SharedCounters
 from batchml.data.plan import EntryRange, Split, make_ranges, shard
 from batchml.data.prefetch import Prefetcher
-from batchml.data.source import Chunk, OpenTrees, Retry, open_tree, read_range, resolve
+from batchml.data.source import (
+    Chunk,
+    OpenTrees,
+    Retry,
+    open_tree,
+    read_range,
+    resolve,
+    use_fast_inflate,
+)
 from batchml.errors import InvalidValue
 from batchml.units import parse_size
 
@@ -113,6 +121,7 @@ class RootStream:
         self.timeout = timeout
         self.retry = retry or Retry()
         self.counters = SharedCounters()
+        use_fast_inflate()
         patterns = [files] if isinstance(files, str) else list(files)
         if any(xrootd.is_remote(p) for p in patterns):
             xrootd.configure_client()

@@ -125,6 +125,22 @@ def test_reading_ahead_changes_nothing_and_rows_stay_whole(
     np.testing.assert_allclose(features, expected.astype(np.float32))
 
 
+def test_zlib_baskets_are_inflated_by_isal_to_the_same_values(sample: SampleFiles) -> None:
+    inflate = uproot.compression._decompress_ZLIB
+    inflate.library = "zlib"
+    try:
+        file = uproot.open(sample.signal[0])
+        assert file.file.compression.name == "ZLIB"
+        by_zlib = file["events"].arrays(FEATURES, library="np")
+        dataset(sample)
+        assert inflate.library == "isal"
+        by_isal = uproot.open(sample.signal[0])["events"].arrays(FEATURES, library="np")
+    finally:
+        inflate.library = "isal"
+    for name in FEATURES:
+        np.testing.assert_array_equal(by_isal[name], by_zlib[name])
+
+
 def test_numpy_output_and_stats_count_what_was_read(sample: SampleFiles) -> None:
     ds = dataset(sample, output="numpy", split=("train", 0.5))
     loader = ds.loader()
