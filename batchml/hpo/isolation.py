@@ -25,7 +25,7 @@ import os
 import signal
 import threading
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -222,22 +222,14 @@ def run_isolated(
     trial: optuna.Trial,
     context: TrialContext,
     preload: Sequence[str] = ("torch",),
-    beside: Callable[[], None] | None = None,
 ) -> Outcome:
-    """Run the cloudpickled ``objective`` in a fresh process; serve its trial calls till it ends.
-
-    ``beside`` runs in a thread of its own from when the objective's first call
-    has been served (or the trial ended without one): it neither delays the
-    objective's start nor competes with its first round trips through the
-    storage. What it raises is raised here once the trial has ended.
-    """
+    """Run the cloudpickled ``objective`` in a fresh process; serve its trial calls till it ends."""
     mp = _context(preload)
     process, parent = _spares.take(mp)
-    helper = _Beside(beside) if beside is not None else None
     reported = False
     try:
         parent.send((objective, cloudpickle.dumps((trial.number, trial.params, context))))
-        outcome, reported = _follow(process, parent, trial, helper.begin if helper else None)
+        outcome, reported = _follow(process, parent, trial)
     finally:
         if reported:  # its exit is reaped in the background: the slot is free now
             _spares.replace(mp, (process, parent))
@@ -247,39 +239,13 @@ def run_isolated(
                 process.join()
             parent.close()
             _spares.replace(mp)
-        if helper is not None:
-            helper.begin()
-            helper.join()
-    if helper is not None and helper.error is not None:
-        raise helper.error
     return outcome
-
-
-class _Beside(threading.Thread):
-    """Work beside a trial (recording where it runs); its error is kept for the trial's thread."""
-
-    def __init__(self, work: Callable[[], None]) -> None:
-        super().__init__(name="batchml-beside-trial", daemon=True)
-        self.work = work
-        self.error: BaseException | None = None
-
-    def begin(self) -> None:
-        """Start, unless started already."""
-        if self.ident is None:
-            self.start()
-
-    def run(self) -> None:
-        try:
-            self.work()
-        except BaseException as exc:  # raised in the trial's thread, not lost in this one
-            self.error = exc
 
 
 def _follow(
     process: multiprocessing.process.BaseProcess,
     parent: multiprocessing.connection.Connection,
     trial: optuna.Trial,
-    after_first_call: Callable[[], None] | None = None,
 ) -> tuple[Outcome, bool]:
     """Serve the trial process's calls until it says how it ended (True), or dies (False)."""
     while True:
@@ -294,9 +260,6 @@ def _follow(
         if kind != "call":
             return Outcome(kind, message=message[1] or ""), True
         _serve(parent, trial, *message[1:])
-        if after_first_call is not None:
-            after_first_call()
-            after_first_call = None
 
 
 # Signals a scheduler (scancel, condor_rm, walltime, preemption) or an operator sends:

@@ -8,17 +8,21 @@ trial reported so far, from any worker.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import socket
+import threading
 import time
 from collections.abc import Container, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
 import optuna
 from distributed import Reschedule, get_worker
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
@@ -56,14 +60,22 @@ ALL_TRIALS_FRESH_S = 0.2  # how long one read of all trials serves a trial's sug
 
 
 class KnownStudy:
-    """The task's storage, answering from the task what optuna.load_study asks of it.
+    """The task's storage: answers what it can without a round trip, writes behind the trial.
 
-    Why: the study's id and directions never change, the driver knows both, and
-    through DaskStorage each question is a round trip to the driver (about 9 ms
-    with 8 trials on 2 cores) on the GPU slot's critical path. For the same
-    reason the trial read by ``read_trial`` (to see whether it has ended)
-    serves ``optuna.Trial``'s own read of it that follows. Everything else goes
-    to the storage itself.
+    Why: through DaskStorage each call is a round trip to the driver (about 9 ms
+    with 8 trials on 2 cores), and those in front of the objective, or between
+    its suggestions, keep the GPU slot idle.
+    - The study's id and directions never change, and the driver sends both.
+    - One read of all trials (``read_trial``) serves the stale check, optuna.Trial,
+      and the sampler's suggestions for ``ALL_TRIALS_FRESH_S``.
+    - The trial's parameters and user attributes are written in order by a
+      thread of their own while the objective goes on. Any other call to the
+      storage waits for them first, and so does the trial's end (``flush``),
+      where the first error a write met is raised. A report is written before
+      ``trial.report`` returns (a preempted trial's retry gets its reports), so
+      only a worker killed within a round trip of a suggestion can leave that
+      parameter unwritten: the retry then draws it again.
+    Everything else goes to the storage itself.
     """
 
     def __init__(
@@ -79,17 +91,27 @@ class KnownStudy:
         self._directions = list(directions)
         self._kept: tuple[int, FrozenTrial] | None = None
         self._all_trials: dict[int, tuple[float, list[FrozenTrial]]] = {}
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="batchml-trial-writes")
+        self._writes: list[Future[Any]] = []
+        self._writes_lock = threading.Lock()
 
     def read_trial(self, trial_id: int) -> FrozenTrial:
-        """The trial from the storage; the next ``get_trial`` of it returns this copy."""
-        trial = self._storage.get_trial(trial_id)
-        self._kept = (trial_id, trial)
-        return cast(FrozenTrial, trial)
+        """The trial, from a read of all trials; the next ``get_trial`` of it returns this copy."""
+        self._all_trials.pop(self._study_id, None)  # fresh: this read says whether it ended
+        for trial in self.get_all_trials(self._study_id, deepcopy=False):
+            if trial._trial_id == trial_id:
+                mine = copy.deepcopy(trial)  # optuna.Trial updates its copy as it suggests
+                break
+        else:  # another study's trial
+            mine = self._storage.get_trial(trial_id)
+        self._kept = (trial_id, mine)
+        return cast(FrozenTrial, mine)
 
     def get_trial(self, trial_id: int) -> FrozenTrial:
         kept, self._kept = self._kept, None
         if kept is not None and kept[0] == trial_id:
             return kept[1]
+        self.flush()
         return cast(FrozenTrial, self._storage.get_trial(trial_id))
 
     def get_all_trials(
@@ -108,6 +130,7 @@ class KnownStudy:
         now = time.monotonic()
         kept = self._all_trials.get(study_id)
         if kept is None or now - kept[0] > ALL_TRIALS_FRESH_S:
+            self.flush()
             kept = (now, self._storage.get_all_trials(study_id, deepcopy=False))
             self._all_trials[study_id] = kept
         trials = [t for t in kept[1] if states is None or t.state in states]
@@ -123,8 +146,41 @@ class KnownStudy:
             return list(self._directions)
         return list(self._storage.get_study_directions(study_id))
 
+    def set_trial_param(self, *args: Any) -> None:
+        self._behind("set_trial_param", *args)
+
+    def set_trial_user_attr(self, *args: Any) -> None:
+        self._behind("set_trial_user_attr", *args)
+
+    def _behind(self, method: str, *args: Any) -> None:
+        with self._writes_lock:
+            self._writes.append(self._writer.submit(getattr(self._storage, method), *args))
+
+    def flush(self) -> None:
+        """Wait for the writes sent so far; raise the first error one of them met."""
+        with self._writes_lock:
+            writes, self._writes = self._writes, []
+        errors = [error for error in (write.exception() for write in writes) if error]
+        if errors:
+            raise errors[0]
+
+    def close(self) -> None:
+        """Send the writes left and stop the writing thread (their errors: see ``flush``)."""
+        try:
+            self.flush()
+        finally:
+            self._writer.shutdown()
+
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._storage, name)
+        method = getattr(self._storage, name)
+        if not callable(method):
+            return method
+
+        def after_writes(*args: Any, **kwargs: Any) -> Any:
+            self.flush()
+            return method(*args, **kwargs)
+
+        return after_writes
 
 
 def suggest_all(
@@ -159,31 +215,51 @@ def execute_trial(task: TrialTask) -> Outcome:
     )
     study.sampler.reseed_rng()  # copies of one seeded sampler on many workers would agree
     known = cast(KnownStudy, study._storage)
-    if known.read_trial(task.trial_id).state.is_finished():
-        # dask recomputes a task whose result was lost with its worker; the driver has
-        # recorded this trial already, and running it again would change nothing but time.
-        return Outcome("stale", message="the trial had already ended")
-    trial = optuna.Trial(study, task.trial_id)  # builds on the read above: no second round trip
-    suggest_all(trial, task.search_space)
-    with worker_pool(task.gpus).take() as devices:
-        started = time.time()  # Optuna's own start is when the driver asked for the trial
-        worker = get_worker().address  # here: the thread beside the trial is not dask's
-
-        def record_placement() -> None:  # beside the trial: off the slot's path
-            trial.set_user_attr(STARTED_ATTR, started)
+    try:
+        if known.read_trial(task.trial_id).state.is_finished():
+            # dask recomputes a task whose result was lost with its worker; the driver has
+            # recorded this trial already, and running it again would change nothing but time.
+            return Outcome("stale", message="the trial had already ended")
+        trial = optuna.Trial(study, task.trial_id)  # builds on the read above
+        suggest_all(trial, task.search_space)
+        with worker_pool(task.gpus).take() as devices:
+            # written behind the trial; Optuna's own start is when the driver asked for it
+            trial.set_user_attr(STARTED_ATTR, time.time())
             trial.set_user_attr(DEVICES_ATTR, ",".join(devices))
             trial.set_user_attr(HOST_ATTR, socket.gethostname())
-            trial.set_user_attr(WORKER_ATTR, worker)
+            trial.set_user_attr(WORKER_ATTR, get_worker().address)
+            scratch = Path(task.scratch_dir)
+            scratch.mkdir(parents=True, exist_ok=True)
+            checkpoints = Path(task.checkpoint_dir)
+            checkpoints.mkdir(parents=True, exist_ok=True)
+            context = TrialContext(
+                devices=devices,
+                scratch_dir=scratch,
+                checkpoint_dir=checkpoints,
+                site=task.site,
+                attempt=task.attempt,
+            )
+            outcome = run_isolated(task.objective, trial, context, task.preload)
+        return _written(known, outcome)
+    finally:
+        with contextlib.suppress(Exception):  # an error _written did not see: the trial failed
+            known.close()
 
-        scratch = Path(task.scratch_dir)
-        scratch.mkdir(parents=True, exist_ok=True)
-        checkpoints = Path(task.checkpoint_dir)
-        checkpoints.mkdir(parents=True, exist_ok=True)
-        context = TrialContext(
-            devices=devices,
-            scratch_dir=scratch,
-            checkpoint_dir=checkpoints,
-            site=task.site,
-            attempt=task.attempt,
-        )
-        return run_isolated(task.objective, trial, context, task.preload, beside=record_placement)
+
+def _written(known: KnownStudy, outcome: Outcome) -> Outcome:
+    """The outcome once the trial's writes have reached the study.
+
+    A trial whose parameters or reports were not stored did not complete: it
+    is reported as raised, with the storage's error (stale if the driver had
+    ended it meanwhile).
+    """
+    try:
+        known.flush()
+    except UpdateFinishedTrialError:
+        return Outcome("stale", message="the trial had already ended")
+    except Exception as exc:
+        if outcome.kind in ("complete", "pruned"):
+            return Outcome(
+                "raised", message=f"storing the trial failed: {type(exc).__name__}: {exc}"
+            )
+    return outcome

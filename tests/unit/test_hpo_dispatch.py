@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any, cast
 
 import optuna
 import pytest
+from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.storages import BaseStorage, InMemoryStorage
 
 from batchml.hpo import worker
+from batchml.hpo.isolation import Outcome
 from batchml.hpo.study import Capacity
 from batchml.hpo.worker import KnownStudy
 
@@ -50,9 +53,9 @@ def test_the_study_loads_from_the_task_and_all_else_reaches_the_storage() -> Non
     remote.asked.clear()
     assert not known.read_trial(asked._trial_id).state.is_finished()
     optuna.Trial(study, asked._trial_id)  # the read above serves it
-    assert remote.asked == [f"trial {asked._trial_id}"]
+    assert remote.asked == ["all trials"]
     known.get_trial(asked._trial_id)  # once only: later reads see later changes
-    assert remote.asked == [f"trial {asked._trial_id}"] * 2
+    assert remote.asked == ["all trials", f"trial {asked._trial_id}"]
     study.tell(asked, 0.1)
     assert study.direction is optuna.study.StudyDirection.MAXIMIZE
     trial = study.ask()
@@ -68,7 +71,7 @@ def test_the_study_loads_from_the_task_and_all_else_reaches_the_storage() -> Non
         optuna.load_study(study_name="missing", storage=cast(BaseStorage, known))
 
 
-@pytest.mark.parametrize(("fresh_s", "reads"), [(60.0, 1), (0.0, 4)])
+@pytest.mark.parametrize(("fresh_s", "reads"), [(60.0, 1), (0.0, 5)])
 def test_one_read_of_all_trials_serves_a_burst_of_suggestions(
     monkeypatch: pytest.MonkeyPatch, fresh_s: float, reads: int
 ) -> None:
@@ -81,10 +84,67 @@ def test_one_read_of_all_trials_serves_a_burst_of_suggestions(
     study = optuna.load_study(study_name="s", storage=cast(BaseStorage, known))
     asked = made.ask()  # the driver asks; the worker builds the trial, as execute_trial does
     remote.asked.clear()
+    known.read_trial(asked._trial_id)  # as execute_trial does: the first read of all trials
     trial = optuna.Trial(study, asked._trial_id)
     for name in ("x", "y", "z"):
         trial.suggest_float(name, 0.0, 1.0)
-    assert remote.asked.count("all trials") == reads  # TPE reads for each suggestion
+    assert remote.asked.count("all trials") == reads  # else TPE reads for each suggestion
+    known.close()
+    assert set(made.trials[-1].params) == {"x", "y", "z"}
+
+
+class _SlowWrites(InMemoryStorage):
+    """A storage whose parameter writes wait until the test lets them through."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.open = threading.Event()
+        self.order: list[str] = []
+
+    def set_trial_param(self, *args: Any) -> None:
+        assert self.open.wait(10), "the write never went through"
+        self.order.append(f"param {args[1]}")
+        super().set_trial_param(*args)
+
+    def set_trial_intermediate_value(self, *args: Any) -> None:
+        self.order.append(f"report {args[1]}")
+        super().set_trial_intermediate_value(*args)
+
+
+def test_a_trial_writes_its_parameters_behind_itself_and_reports_after_them() -> None:
+    remote = _SlowWrites()
+    made = optuna.create_study(study_name="s", storage=remote)
+    asked = made.ask()
+    known = KnownStudy(remote, "s", made._study_id, tuple(made.directions))
+    study = optuna.load_study(study_name="s", storage=cast(BaseStorage, known))
+    known.read_trial(asked._trial_id)
+    trial = optuna.Trial(study, asked._trial_id)
+    x = trial.suggest_float("x", 0.0, 1.0)  # returns while its write still waits
+    trial.set_user_attr("seen", True)
+    assert remote.order == [] and made.trials[0].params == {}
+    remote.open.set()
+    trial.report(x, 0)  # a report waits for the writes before it, and is written at once
+    assert remote.order == ["param x", "report 0"]
+    stored = known.get_trial(asked._trial_id)
+    assert stored.params == {"x": x} and stored.intermediate_values == {0: x}
+    assert stored.user_attrs == {"seen": True}
+    known.close()
+
+
+def test_a_write_that_failed_fails_the_trial_and_one_to_an_ended_trial_makes_it_stale() -> None:
+    remote = InMemoryStorage()
+    made = optuna.create_study(study_name="s", storage=remote)
+    asked = made.ask()
+    known = KnownStudy(remote, "s", made._study_id, tuple(made.directions))
+    known.set_trial_param(asked._trial_id, "x", 0.5, FloatDistribution(0.0, 1.0))
+    known.set_trial_param(asked._trial_id, "x", 0, CategoricalDistribution(["a"]))  # refused
+    outcome = worker._written(known, Outcome("complete", value=1.0))
+    assert outcome.kind == "raised" and "storing the trial failed" in outcome.message
+    assert worker._written(known, Outcome("complete", value=1.0)).kind == "complete"
+    made.tell(asked, 0.0)
+    known.set_trial_user_attr(asked._trial_id, "late", 1)
+    assert worker._written(known, Outcome("complete", value=1.0)).kind == "stale"
+    known.close()
 
 
 def test_trials_queue_behind_busy_slots_except_in_the_last_round() -> None:
