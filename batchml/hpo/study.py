@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,13 +135,10 @@ def run_study(
             search_space=dict(search_space or {}),
             drains=cluster is not None or _declare_trial_slots(dask),
         )
-        # One trial waits queued per job, so a freed slot starts work without a round
-        # trip to the driver; the global budget still counts it as running.
-        capacity = Capacity(slots=max_jobs * trials_per_job, queued=max_jobs)
         payload = cloudpickle.dumps(objective)
         _drive(
             study, _reader(study, real_storage), payload, dask, cluster, shared, place, n_trials,
-            capacity, max_retries, progress, worker_patience_s,
+            max_retries, progress, worker_patience_s,
         )  # fmt: skip
     # The returned study reads the storage directly: the cluster (and its scheduler) are gone.
     return optuna.load_study(
@@ -197,16 +195,30 @@ def _drive(
     storage: Any,
     place: Placement,
     n_trials: int,
-    capacity: Capacity,
     max_retries: int,
     show: bool,
     patience_s: float,
 ) -> None:
     running: dict[Future, optuna.Trial] = {}
+    where: dict[Future, str] = {}  # the worker each trial was sent to
     resources = {"GPU": place.gpus_per_trial} if place.gpus_per_trial else {}
     if place.drains:
         resources[TRIAL_RESOURCE] = 1
-    pool = WorkerPool(client, cluster, patience_s)
+    pool = WorkerPool(client, cluster, patience_s, place.gpus_per_trial)
+    sent = 0
+
+    def send(trial: optuna.Trial, worker: str, expected_s: float | None) -> None:
+        nonlocal sent
+        sent += 1
+        task = _task(study, trial, objective, storage, place, expected_s)
+        future = client.submit(
+            execute_trial, task, resources=resources or None, pure=False,
+            key=f"trial-{study.study_name}-{trial.number}-{sent}",
+            workers=[worker], allow_other_workers=True,
+        )  # fmt: skip
+        running[future] = trial
+        where[future] = worker
+
     with StudyProgress(study, n_trials, enabled=show) as bar:
         # The trials are read once per cycle (all of them, so not once per decision),
         # and the budget and the progress line share them.
@@ -215,17 +227,19 @@ def _drive(
             finished = sum(1 for trial in trials if has_ended(trial))
             if not running and finished >= n_trials:
                 break
+            workers = pool.check()
             expected_s = duration_estimate(trials) if place.drains else None
-            while capacity.room(len(running), n_trials - finished - len(running)):
-                trial = _ask(study)
-                task = _task(study, trial, objective, storage, place, expected_s)
-                future = client.submit(
-                    execute_trial, task, resources=resources or None, pure=False,
-                    key=f"trial-{study.study_name}-{trial.number}",
-                )  # fmt: skip
-                running[future] = trial
+            while worker := Capacity.place(
+                pool.slots, Counter(where.values()), n_trials - finished - len(running)
+            ):
+                send(_ask(study), worker, expected_s)
+            for future in pool.stranded(where):  # dask would never run these: send them again
+                client.cancel(future)
+                del where[future]
+                worker = Capacity.least_busy(pool.slots, Counter(where.values()))
+                send(running.pop(future), str(worker), expected_s)
             # Bookkeeping comes after the trials are out: a freed slot waits for none of it.
-            bar.update(trials, running=len(running), workers=pool.check())
+            bar.update(trials, running=len(running), workers=workers)
             stored = reader.user_attrs  # one read, not one per count
             for attr, count in (
                 (JOBS_REPLACED_ATTR, pool.replaced),
@@ -233,38 +247,48 @@ def _drive(
             ):
                 if count != stored.get(attr, 0):
                     study.set_user_attr(attr, count)
-            try:
-                done, _ = wait(list(running), timeout=1.0, return_when=FIRST_COMPLETED)
-            except TimeoutError:  # nothing ended this second: refresh the progress line
-                done = set()
+            done: set[Future] = set()
+            if running:
+                with contextlib.suppress(TimeoutError):  # nothing ended: refresh the progress
+                    done, _ = wait(list(running), timeout=1.0, return_when=FIRST_COMPLETED)
+            else:
+                time.sleep(0.5)  # no worker yet
             for future in done:
                 _record(study, running.pop(future), future, max_retries)
+                where.pop(future, None)
                 future.release()  # its worker holds no result for us: it may retire at once
             trials = reader.get_trials(deepcopy=False)
 
 
-@dataclass(frozen=True)
 class Capacity:
-    """How many trials the driver keeps submitted: one per slot, plus ``queued`` waiting.
+    """Which worker the next trial goes to: a free slot first, else one queued per worker.
 
     A queued trial starts the moment a slot of its worker frees, without a round
-    trip to the driver. In the last round it would instead wait behind a busy
-    worker while another worker's slot idles (dask placed it when both were
-    full): measured, one slot ran 9 trials of a 64-trial study while another ran
-    7, a whole trial longer. So once no more than a round is left, trials go
-    only to free slots.
+    trip to the driver. The driver places trials itself because dask, choosing
+    among workers that were all busy, sometimes queued two trials behind one
+    worker and none behind another: measured, one slot then ran 9 trials of a
+    64-trial study while another ran 7, a whole trial longer (in one run in four).
+    Once no more than a round is left, trials go only to free slots: one queued
+    in the last round would wait behind a busy worker while another's slot idles.
     """
 
-    slots: int
-    queued: int
+    @staticmethod
+    def place(slots: Mapping[str, int], sent: Mapping[str, int], left: int) -> str | None:
+        """The worker for one more trial (None: none now); ``slots`` per worker connected,
+        trials ``sent`` to each and not ended, ``left`` trials of the budget not sent."""
+        worker = Capacity.least_busy(slots, sent)
+        if left <= 0 or worker is None:
+            return None
+        free = slots[worker] - sent.get(worker, 0)
+        if free > 0 or (free == 0 and left > sum(slots.values())):
+            return worker
+        return None
 
-    def room(self, running: int, left: int) -> bool:
-        """Whether to submit one more trial, with ``running`` submitted and ``left`` to go."""
-        if left <= 0:
-            return False
-        if running < self.slots:
-            return True
-        return running < self.slots + self.queued and left > self.slots
+    @staticmethod
+    def least_busy(slots: Mapping[str, int], sent: Mapping[str, int]) -> str | None:
+        """The worker taking trials with the most free slots (or the fewest waiting)."""
+        taking = [w for w, count in slots.items() if count > 0]
+        return max(taking, key=lambda w: slots[w] - sent.get(w, 0), default=None)
 
 
 def _declare_trial_slots(client: Client) -> bool:
@@ -283,11 +307,18 @@ class WorkerPool:
     """
 
     def __init__(
-        self, client: Client, cluster: Any, patience_s: float, replace_after_s: float = 10.0
+        self,
+        client: Client,
+        cluster: Any,
+        patience_s: float,
+        gpus_per_trial: int = 0,
+        replace_after_s: float = 10.0,
     ) -> None:
         from dask_jobqueue.core import JobQueueCluster
 
         self.client = client
+        self.gpus_per_trial = gpus_per_trial
+        self.slots: dict[str, int] = {}  # trial slots of each connected worker
         self.cluster = cluster if isinstance(cluster, JobQueueCluster) else None
         self.patience_s = patience_s
         self.replace_after_s = replace_after_s
@@ -312,6 +343,7 @@ class WorkerPool:
                     "comes from); `batchml submit --dry-run` shows the submit file",
                 )
         workers = self.client.scheduler_info(n_workers=-1)["workers"]
+        self.slots = {address: self._slots(w) for address, w in workers.items()}
         names = {str(w.get("name")) for w in workers.values()}
         self._retire_drained(workers)
         now = time.monotonic()
@@ -326,6 +358,30 @@ class WorkerPool:
         if self.cluster is not None:
             self._replace_ended(names, now)
         return len(names)
+
+    def _slots(self, worker: Mapping[str, Any]) -> int:
+        """Trials the worker runs at once: its TRIAL slots, else its GPUs or threads."""
+        resources = worker.get("resources", {})
+        if worker.get("status", "running") != "running":
+            return 0
+        if TRIAL_RESOURCE in resources:
+            return int(resources[TRIAL_RESOURCE])
+        if self.gpus_per_trial:
+            return int(resources.get("GPU", 0)) // self.gpus_per_trial
+        return int(worker.get("nthreads", 1))
+
+    def stranded(self, where: Mapping[Future, str]) -> list[Future]:
+        """Trials sent to a worker that left or stopped taking trials, which dask holds unrunnable.
+
+        dask runs such a trial on another worker (``allow_other_workers``), but one
+        whose worker left while no other was connected stays unrunnable for good,
+        even once workers come back: it must be sent again.
+        """
+        lost = [f.key for f, worker in where.items() if not self.slots.get(worker)]
+        if not lost or not any(self.slots.values()):  # nowhere to send them yet
+            return []
+        unrunnable = set(self.client.run_on_scheduler(_unrunnable, keys=lost))
+        return [f for f in where if f.key in unrunnable]
 
     def _retire_drained(self, workers: Mapping[str, Any]) -> None:
         """Retire workers that stopped taking trials (walltime) once they run none.
@@ -374,6 +430,12 @@ class WorkerPool:
         # for a job that has left the queue is ignored), a submission of the new one.
         self.cluster.scale(len(self.cluster.worker_spec))
         self.replaced += 1
+
+
+def _unrunnable(keys: list[str], dask_scheduler: Any = None) -> list[str]:
+    """Of ``keys``, those the scheduler holds as unrunnable (run on the scheduler)."""
+    tasks = dask_scheduler.tasks
+    return [key for key in keys if key in tasks and tasks[key].state == "no-worker"]
 
 
 def _executing(worker: Mapping[str, Any]) -> int:

@@ -147,10 +147,47 @@ def test_a_write_that_failed_fails_the_trial_and_one_to_an_ended_trial_makes_it_
     known.close()
 
 
-def test_trials_queue_behind_busy_slots_except_in_the_last_round() -> None:
-    capacity = Capacity(slots=8, queued=2)
-    assert capacity.room(running=7, left=1)  # a free slot: always
-    assert capacity.room(running=8, left=9) and capacity.room(running=9, left=9)
-    assert not capacity.room(running=10, left=30)  # one queued per job, no more
-    assert not capacity.room(running=8, left=8)  # last round: free slots only
-    assert not capacity.room(running=3, left=0)  # the budget is spent
+def test_trials_fill_free_slots_then_queue_one_per_worker_except_in_the_last_round() -> None:
+    slots = {"a": 4, "b": 4}
+    assert Capacity.place(slots, {"a": 4, "b": 3}, left=1) == "b"  # a free slot: always
+    assert Capacity.place(slots, {"a": 4, "b": 4}, left=9) in ("a", "b")
+    assert Capacity.place(slots, {"a": 5, "b": 4}, left=9) == "b"  # one queued per worker
+    assert Capacity.place(slots, {"a": 5, "b": 5}, left=30) is None  # no more
+    assert Capacity.place(slots, {"a": 4, "b": 4}, left=8) is None  # last round: free slots only
+    assert Capacity.place(slots, {"a": 1}, left=0) is None  # the budget is spent
+    assert Capacity.place({}, {}, left=5) is None  # no worker connected yet
+    assert Capacity.place({"drained": 0, "a": 4}, {"a": 4}, left=9) == "a"  # not a draining one
+    assert Capacity.place({"drained": 0}, {}, left=9) is None
+
+
+def test_a_trial_sent_to_a_worker_that_died_is_found_and_runs_when_sent_again() -> None:
+    import os
+    import signal
+    import time
+
+    import dask
+    from distributed import Client, LocalCluster
+
+    from batchml.hpo.study import TRIAL_DASK_CONFIG, WorkerPool
+
+    with (
+        dask.config.set(TRIAL_DASK_CONFIG),
+        LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        pool = WorkerPool(client, cluster, patience_s=60.0)
+        pool.check()
+        [dead] = pool.slots
+        os.kill(client.run(os.getpid)[dead], signal.SIGKILL)  # its nanny starts a new one
+        # sent before the driver saw it go: dask holds it unrunnable, even once a worker is back
+        future = client.submit(sum, [1, 2], workers=[dead], allow_other_workers=True, pure=False)
+        client.wait_for_workers(1, timeout=60)
+        while dead in pool.slots or not any(pool.slots.values()):  # until it takes tasks
+            time.sleep(0.05)
+            pool.check()
+        assert list(pool.slots.values()) == [1]  # one thread, no GPU, no TRIAL slots
+        assert pool.stranded({future: dead}) == [future]
+        client.cancel(future)
+        again = client.submit(sum, [1, 2], workers=list(pool.slots), allow_other_workers=True)
+        assert again.result(timeout=30) == 3
+        assert pool.stranded({again: next(iter(pool.slots))}) == []
