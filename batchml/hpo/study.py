@@ -124,7 +124,8 @@ def run_study(
         for key, value in (study_attrs or {}).items():
             study.set_user_attr(key, value)
         _retry_orphans(study)
-        dask.run(warm_up)  # workers connected by now import torch once, in parallel, up front
+        # workers connected by now import torch once, in parallel, and fork a process per slot
+        dask.run(warm_up, trials_per_job)
         place = Placement(
             gpus_per_trial=gpus_per_trial,
             site=site_name,
