@@ -154,6 +154,7 @@ class _Spares:
     def __init__(self) -> None:
         self._ready: list[Child] = []
         self._lock = threading.Lock()
+        self._closed = False
         # At exit multiprocessing joins every child (in a dask worker process, which
         # skips atexit, too); finalizers of priority >= 0 run before that join.
         multiprocessing.util.Finalize(None, self.close, exitpriority=10)
@@ -161,10 +162,8 @@ class _Spares:
     def close(self) -> None:
         """Let the spares go: each sees its pipe close and exits (else exit would wait on them)."""
         with self._lock:
-            ready, self._ready = self._ready, []
-        for process, parent in ready:
-            parent.close()
-            process.join(5)
+            ready, self._ready, self._closed = self._ready, [], True
+        _let_go(ready)
 
     def take(self, mp: multiprocessing.context.ForkServerContext) -> Child:
         """A spare if one is ready, else a process forked now; a new spare follows it.
@@ -183,11 +182,16 @@ class _Spares:
 
     def _refill(self, mp: multiprocessing.context.ForkServerContext) -> None:
         time.sleep(REFILL_AFTER_S)
-        self.add([_fork(mp)])
+        if not self._closed:
+            self.add([_fork(mp)])
 
     def add(self, children: list[Child]) -> None:
+        """Spares for the next trials; let go at once once the process is exiting."""
         with self._lock:
-            self._ready.extend(children)
+            if not self._closed:
+                self._ready.extend(children)
+                return
+        _let_go(children)
 
     @staticmethod
     def reap(ended: Child) -> None:
@@ -205,6 +209,13 @@ class _Spares:
             ended[1].close()
 
         threading.Thread(target=work, name="batchml-reap-trial", daemon=True).start()
+
+
+def _let_go(spares: list[Child]) -> None:
+    """Spares see their pipe close and exit."""
+    for process, parent in spares:
+        parent.close()
+        process.join(5)
 
 
 def _fork(mp: multiprocessing.context.ForkServerContext) -> Child:

@@ -34,6 +34,12 @@ SCRIPT = textwrap.dedent(
     # a process that reported gives way to the next trials while it exits
     print(os.getpriority(os.PRIO_PROCESS, pids[-1]) == 19, pids[0] in warm)
     print(len(set(pids)), os.getpid() not in pids, len(_spares._ready) >= 1)
+    # a spare forked after the pool closed (a refill late at exit) is let go at once
+    from batchml.hpo.isolation import _context, _fork
+    _spares.close()
+    late = _fork(_context(()))
+    _spares.add([late])
+    print(not late[0].is_alive())
     """
 )
 
@@ -42,4 +48,4 @@ def test_each_trial_runs_in_a_fresh_process_that_gives_way_once_it_reported() ->
     run = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     # the first trial took a spare from warm_up; it exited with a spare waiting
-    assert run.stdout.split() == ["True", "True", "3", "True", "True"]
+    assert run.stdout.split() == ["True", "True", "3", "True", "True", "True"]
