@@ -34,7 +34,7 @@ from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from batchml.backends.base import SchedulerError
-from batchml.hpo.isolation import Outcome, TrialContext, warm_up
+from batchml.hpo.isolation import Outcome, TrialContext
 from batchml.hpo.outcomes import (
     ATTEMPT_ATTR,
     JOBS_REPLACED_ATTR,
@@ -49,7 +49,7 @@ from batchml.hpo.outcomes import (
 from batchml.hpo.progress import StudyProgress
 from batchml.hpo.storage import default_study_dir, open_storage
 from batchml.hpo.walltime import TRIAL_RESOURCE, duration_estimate
-from batchml.hpo.worker import TrialTask, execute_trial
+from batchml.hpo.worker import TrialTask, execute_trial, warm_worker
 
 Objective = Callable[[Any, TrialContext], Any]
 
@@ -125,7 +125,7 @@ def run_study(
             study.set_user_attr(key, value)
         _retry_orphans(study)
         # workers connected by now import torch once, in parallel, and fork a process per slot
-        dask.run(warm_up, trials_per_job)
+        dask.run(warm_worker, trials_per_job)
         place = Placement(
             gpus_per_trial=gpus_per_trial,
             site=site_name,

@@ -26,7 +26,7 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from batchml.hpo.isolation import Outcome, TrialContext, run_isolated
+from batchml.hpo.isolation import Outcome, TrialContext, run_isolated, warm_up
 from batchml.hpo.outcomes import DEVICES_ATTR, HOST_ATTR, STARTED_ATTR, WORKER_ATTR
 from batchml.hpo.slots import worker_pool
 from batchml.hpo.walltime import stop_taking_trials, too_late
@@ -181,6 +181,14 @@ class KnownStudy:
             return method(*args, **kwargs)
 
         return after_writes
+
+
+def warm_worker(spares: int, dask_worker: Any = None) -> None:
+    """Ready this worker for its first trials (run by ``Client.run``): the forkserver and
+    ``spares`` trial processes, and the worker's own client, through which trials reach
+    the study (connecting it took the first trial on each worker tens of milliseconds)."""
+    dask_worker.client  # noqa: B018 - connects it
+    warm_up(spares)
 
 
 def suggest_all(

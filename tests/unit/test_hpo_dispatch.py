@@ -179,6 +179,8 @@ def test_a_trial_sent_to_a_worker_that_died_is_found_and_runs_when_sent_again() 
         pool.check()
         [dead] = pool.slots
         os.kill(client.run(os.getpid)[dead], signal.SIGKILL)  # its nanny starts a new one
+        while dead in client.scheduler_info()["workers"]:  # the scheduler saw it go
+            time.sleep(0.01)
         # sent before the driver saw it go: dask holds it unrunnable, even once a worker is back
         future = client.submit(sum, [1, 2], workers=[dead], allow_other_workers=True, pure=False)
         client.wait_for_workers(1, timeout=60)
