@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -130,6 +131,13 @@ def test_two_coroutine_batches_are_in_flight_so_the_helper_never_waits(
         seen.append(queue.in_flight)
 
     monkeypatch.setattr(_LoopQueue, "dispatch", counting)
+    compute = session._compute
+
+    def heavier(feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        time.sleep(0.005)  # a heavier model: no batch is quick enough to run on the loop,
+        return compute(feeds)  # and the next half gathers while one runs, however busy
+
+    monkeypatch.setattr(session, "_compute", heavier)
     raw = events(256)
 
     _all_rows_right_from_coroutines(session, raw)
