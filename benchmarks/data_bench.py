@@ -16,7 +16,8 @@ its export folder and reused. Run:
    first; each is the best of ``--rounds`` rounds over the same step sizes, run
    alternately so that load from other jobs falls on both. Also printed: uproot
    reading the same files over root:// without the pipeline, with ISA-L (the ceiling that
-   XRootD leaves a pipeline here), and the spread of the per-round ratios.
+   XRootD leaves a pipeline here), the pipeline without its row buffer (what the
+   shuffle buffer costs), and the spread of the per-round ratios.
 2. the pipeline vs a naive loop opening the file and calling arrays() per batch.
 3. a training loop whose compute per batch equals the read time: prefetch vs none
    (compute is a sleep, as a GPU step leaves the CPU free). Target >= 1.7.
@@ -75,7 +76,9 @@ def iterate(files: list[str], step: int | str, inflate: str = "zlib", **options:
     decompressor.library = chosen
 
 
-def dataset(urls: str, step: int | str, prefetch: str | None) -> RootDataset:
+def dataset(
+    urls: str, step: int | str, prefetch: str | None, shuffle_buffer: int = 100_000
+) -> RootDataset:
     return RootDataset(
         urls,
         features=list(FLAT_FEATURES),
@@ -84,7 +87,7 @@ def dataset(urls: str, step: int | str, prefetch: str | None) -> RootDataset:
         batch_size=BATCH,
         step_size=step,
         range_entries=250_000,
-        shuffle_buffer=100_000,
+        shuffle_buffer=shuffle_buffer,
         seed=1,
         prefetch=prefetch,
         decompression_threads=2,
@@ -152,6 +155,8 @@ def main() -> None:
     local_isal: dict[int | str, list[float]] = {step: [] for step in STEP_SIZES}
     over: dict[int | str, list[float]] = {step: [] for step in STEP_SIZES}
     full: dict[int | str, list[float]] = {step: [] for step in STEP_SIZES}
+    unbuffered: dict[int | str, list[float]] = {step: [] for step in STEP_SIZES}
+    no_buffer = {step: dataset(pattern, step, "256 MB", shuffle_buffer=0) for step in STEP_SIZES}
     paired: list[float] = []
     for _ in range(args.rounds):
         for step in STEP_SIZES:
@@ -159,6 +164,7 @@ def main() -> None:
             local_isal[step].append(rate(total, lambda s=step: iterate(files, s, "isal")))
             over[step].append(rate(total, lambda s=step: iterate(remote, s, "isal", **xrootd)))
             full[step].append(pipeline(datasets[step]))
+            unbuffered[step].append(pipeline(no_buffer[step]))
             paired.append(full[step][-1] / local[step][-1])
     limit, limit_step = best(local)
     limit_isal, isal_step = best(local_isal)
@@ -179,6 +185,11 @@ def main() -> None:
         f"   ceiling: uproot.iterate over root:// without the pipeline {ceiling / 1e6:.2f} "
         f"M ev/s (step {ceiling_step!r}) vs the same baseline: ratio {ceiling / limit:.2f}; "
         f"pipeline vs it: ratio {fastest / ceiling:.2f}"
+    )
+    rows, rows_step = best(unbuffered)
+    print(
+        f"   without the row buffer (entry ranges still shuffled, shuffle_buffer=0): "
+        f"{rows / 1e6:.2f} M ev/s (step {rows_step!r}), ratio {rows / limit:.2f} of the baseline"
     )
 
     plain = naive(remote, args.naive_events // len(remote))
