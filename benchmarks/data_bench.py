@@ -86,7 +86,7 @@ def dataset(
         weights=WEIGHT,
         batch_size=BATCH,
         step_size=step,
-        range_entries=250_000,
+        range_entries=200_000,  # whole steps of 100k: no short read ending a range
         shuffle_buffer=shuffle_buffer,
         seed=1,
         prefetch=prefetch,

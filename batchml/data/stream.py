@@ -72,7 +72,9 @@ class RootStream:
     jagged: ``{"jet_pt": 10}`` pads (with ``pad_value``) or clips each list to 10 columns.
     split: ``("train", 0.8)`` or ``("validation", 0.8)``, decided per entry by hash.
     step_size: entries or a size ('50 MB') per uproot read; range_entries: the unit
-    that is shuffled and dealt to readers. shuffle_buffer: rows mixed across ranges.
+    that is shuffled and dealt to readers (best a multiple of an entry step_size:
+    a range otherwise ends with a short read, and a row buffer scatters it in).
+    shuffle_buffer: rows mixed across ranges.
     prefetch: bytes of ready batches a background thread may hold (None: off).
     decompression_threads: uproot's decompression pool per reader (0: none).
     cache_dir: copy remote files here once and read them locally (verified).
