@@ -345,6 +345,14 @@ class WorkerPool:
                 )
         workers = self.client.scheduler_info(n_workers=-1)["workers"]
         self.slots = {address: self._slots(w) for address, w in workers.items()}
+        gpus = {a: int(w.get("resources", {}).get("GPU", 0)) for a, w in workers.items()}
+        if self.gpus_per_trial and gpus and max(gpus.values()) < self.gpus_per_trial:
+            raise SchedulerError(
+                f"a trial needs {self.gpus_per_trial} GPU(s) and no dask worker has that many: "
+                f"their GPU resources are {sorted(set(gpus.values()))}",
+                hint="start workers with `--resources GPU=N` (batchml's own clusters do), "
+                "or lower gpus_per_trial",
+            )
         names = {str(w.get("name")) for w in workers.values()}
         self._retire_drained(workers)
         now = time.monotonic()

@@ -193,3 +193,21 @@ def test_a_trial_sent_to_a_worker_that_died_is_found_and_runs_when_sent_again() 
         again = client.submit(sum, [1, 2], workers=list(pool.slots), allow_other_workers=True)
         assert again.result(timeout=30) == 3
         assert pool.stranded({again: next(iter(pool.slots))}) == []
+
+
+def test_a_cluster_without_the_gpus_a_trial_needs_is_refused_at_once() -> None:
+    from distributed import Client, LocalCluster
+
+    from batchml.backends.base import SchedulerError
+    from batchml.hpo import run_study
+
+    with (
+        LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        client.wait_for_workers(1)
+        with pytest.raises(SchedulerError, match=r"needs 1 GPU\(s\) and no dask worker"):
+            run_study(
+                lambda trial, ctx: 0.0, n_trials=2, client=client, gpus_per_trial=1,
+                study_name="no-gpus", storage=InMemoryStorage(), progress=False,
+            )  # fmt: skip
