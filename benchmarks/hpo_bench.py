@@ -93,21 +93,23 @@ def dispatch(n: int, folder: Path) -> dict[str, float]:
     return rates
 
 
-def efficiency(folder: Path) -> tuple[float, float]:
+def efficiency_study(folder: Path) -> optuna.Study:
+    """Case 2's study: 64 x (import torch; sleep 1 s) on 2 workers of 4 fake GPUs."""
     from batchml.hpo import run_study
 
     os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(f"GPU-{i:08x}" for i in range(8))
+    try:
+        return run_study(torch_sleep, n_trials=64, site="local", gpus_per_trial=1,
+                         trials_per_job=4, max_jobs=2, study_name="efficiency",
+                         storage=str(folder / "eff.journal"), progress=False)  # fmt: skip
+    finally:
+        del os.environ["CUDA_VISIBLE_DEVICES"]
+
+
+def efficiency(folder: Path) -> tuple[float, float]:
     start = time.perf_counter()
-    study = run_study(torch_sleep, n_trials=64, site="local", gpus_per_trial=1, trials_per_job=4,
-                      max_jobs=2, study_name="efficiency", storage=str(folder / "eff.journal"),
-                      progress=False)  # fmt: skip
-    total = time.perf_counter() - start
-    trials = study.trials
-    span = (
-        max(t.datetime_complete for t in trials) - min(t.datetime_start for t in trials)
-    ).total_seconds()
-    del os.environ["CUDA_VISIBLE_DEVICES"]
-    return span / 8.0, total - span
+    span = _span(efficiency_study(folder))
+    return span / 8.0, time.perf_counter() - start - span
 
 
 def storage_concurrency(n: int, folder: Path) -> dict[str, tuple[float, int]]:

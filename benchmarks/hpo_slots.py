@@ -27,21 +27,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-from hpo_bench import torch_sleep  # noqa: E402
+from hpo_bench import _span, efficiency_study  # noqa: E402
 
-from batchml.hpo import run_study  # noqa: E402
 from batchml.hpo.outcomes import DEVICES_ATTR, STARTED_ATTR  # noqa: E402
 
 
 def one_run(folder: Path) -> float:
-    study = run_study(
-        torch_sleep, n_trials=64, site="local", gpus_per_trial=1, trials_per_job=4,
-        max_jobs=2, study_name="slots", storage=str(folder / "slots.journal"), progress=False,
-    )  # fmt: skip
+    study = efficiency_study(folder)
     trials = study.trials
     first = min(t.datetime_start for t in trials if t.datetime_start).timestamp()
-    last = max(t.datetime_complete for t in trials if t.datetime_complete).timestamp()
-    ratio = (last - first) / 8.0
+    ratio = _span(study) / 8.0
     slots: dict[str, list[float]] = defaultdict(list)
     for trial in trials:
         slots[trial.user_attrs[DEVICES_ATTR]].append(trial.user_attrs[STARTED_ATTR])
@@ -66,7 +61,6 @@ def main() -> None:
     for _ in range(args.runs):
         with tempfile.TemporaryDirectory() as tmp:
             os.environ["HOME"] = tmp  # the default checkpoint folder goes there
-            os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(f"GPU-{i:08x}" for i in range(8))
             ratios.append(one_run(Path(tmp)))
     print(
         f"{len(ratios)} runs: trial wall time / ideal 8 s {min(ratios):.3f}-{max(ratios):.3f}, "

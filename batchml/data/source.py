@@ -74,12 +74,11 @@ class Chunk(NamedTuple):
     bytes_read: int
 
 
-def use_fast_inflate() -> bool:
+def use_fast_inflate() -> None:
     """Have uproot inflate ZLIB baskets with ISA-L, unless someone chose a library already.
 
     uproot's public ``ZLIB.library`` only chooses how files are written; reading
     goes through one module-level decompressor, whose ``library`` is set here.
-    True when ISA-L is in use.
     """
     import importlib.util
 
@@ -88,7 +87,6 @@ def use_fast_inflate() -> bool:
     inflate = getattr(uproot.compression, "_decompress_ZLIB", None)
     if getattr(inflate, "library", None) == "zlib" and importlib.util.find_spec("isal"):
         inflate.library = "isal"  # type: ignore[union-attr]
-    return getattr(inflate, "library", None) == "isal"
 
 
 def resolve(patterns: Sequence[str]) -> list[str]:

@@ -243,18 +243,13 @@ def _context(preload: Sequence[str]) -> multiprocessing.context.ForkServerContex
     return context
 
 
-def warm_up(spares: int = 0, preload: Sequence[str] = ("torch",)) -> None:
-    """Start the forkserver now (it imports ``preload``) and fork ``spares`` trial processes.
+def warm_up(spares: int, preload: Sequence[str] = ("torch",)) -> None:
+    """Fork ``spares`` trial processes now, which starts the forkserver (it imports ``preload``).
 
     Without spares the first round of trials forks its processes all at once,
     each on its trial's path: the last of 8 started up to 0.1 s after the first.
     """
     context = _context(preload)
-    if spares <= 0:
-        process = context.Process(target=os.getpid)
-        process.start()
-        process.join()
-        return
     _spares.add([_fork(context) for _ in range(spares)])
 
 

@@ -57,6 +57,7 @@ class TrialTask:
 
 
 ALL_TRIALS_FRESH_S = 0.2  # how long one read of all trials serves a trial's suggestions
+STALE = Outcome("stale", message="the trial had already ended")  # the driver had recorded it
 
 
 class KnownStudy:
@@ -227,7 +228,7 @@ def execute_trial(task: TrialTask) -> Outcome:
         if known.read_trial(task.trial_id).state.is_finished():
             # dask recomputes a task whose result was lost with its worker; the driver has
             # recorded this trial already, and running it again would change nothing but time.
-            return Outcome("stale", message="the trial had already ended")
+            return STALE
         trial = optuna.Trial(study, task.trial_id)  # builds on the read above
         suggest_all(trial, task.search_space)
         with worker_pool(task.gpus).take() as devices:
@@ -257,14 +258,14 @@ def execute_trial(task: TrialTask) -> Outcome:
 def _written(known: KnownStudy, outcome: Outcome) -> Outcome:
     """The outcome once the trial's writes have reached the study.
 
-    A trial whose parameters or reports were not stored did not complete: it
-    is reported as raised, with the storage's error (stale if the driver had
-    ended it meanwhile).
+    A trial whose parameters or user attributes were not stored did not
+    complete: it is reported as raised, with the storage's error (stale if the
+    driver had ended it meanwhile).
     """
     try:
         known.flush()
     except UpdateFinishedTrialError:
-        return Outcome("stale", message="the trial had already ended")
+        return STALE
     except Exception as exc:
         if outcome.kind in ("complete", "pruned"):
             return Outcome(
