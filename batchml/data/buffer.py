@@ -2,8 +2,8 @@
 
 Shuffling the order of entry ranges mixes files, but entries inside a range stay
 in file order (often sorted by run, or by generator). The buffer holds up to
-``capacity`` rows; each incoming chunk is mixed with it and the excess leaves
-in random order, so every row that leaves was drawn from ``capacity`` rows.
+``capacity`` rows; once it is full, rows leave in random order, so every row
+that leaves was drawn from ``capacity`` rows.
 The buffer owns its arrays (it writes into them), so tables given to it must
 not be used afterwards.
 
@@ -65,34 +65,63 @@ def take(table: Table, selection: np.ndarray | slice) -> Table:
 def shuffled(tables: Iterable[Table], capacity: int, rng: np.random.Generator) -> Iterator[Table]:
     """The rows of ``tables`` in random order, holding at most ``capacity`` rows back.
 
-    Once full, each incoming chunk of k rows evicts k rows drawn at random from
-    the buffer and takes their places: O(k) work per chunk, not O(capacity).
+    Rows leave as soon as the buffer is full, not when the next chunk arrives:
+    a full buffer lets as many rows go as the last chunk brought, drawn at
+    random, and the next chunk fills the places they left (O(k) work per chunk
+    of k rows, not O(capacity)). So the first batch of an epoch waits for
+    ``capacity`` rows, not for one chunk more.
     Every table yielded is a fresh copy, never written to afterwards.
     """
-    held: Table | None = None
+    held: Table | None = None  # while filling: fewer than capacity rows, no holes
+    holes = np.empty(0, dtype=np.int64)  # once full: the places whose rows have left
     for table in tables:
-        if held is None or rows(held) < capacity:
-            held = table if held is None else concat([held, table])
-            excess = rows(held) - capacity
-            if excess > 0:
-                order = rng.permutation(rows(held))
-                yield take(held, order[:excess])
-                held = take(held, order[excess:])
-            continue
         incoming = rows(table)
-        if incoming > capacity:
-            yield from shuffled([held, table], capacity + incoming, rng)
-            held = None
-            continue
-        places = rng.choice(capacity, size=incoming, replace=False)
-        yield take(held, places)
-        if incoming == capacity:  # every row left: the chunk is the buffer (rows are
-            held = table  # drawn by place at random, so the arrangement does not matter)
-            continue
-        for key, column in held.items():
-            _scatter(column, places, table[key])
+        if held is not None and len(holes):
+            alive = capacity - len(holes)
+            if incoming >= capacity:  # more than the buffer: all of it leaves with the chunk
+                merged = concat([take(held, _kept(capacity, holes)), table])
+                yield take(merged, rng.permutation(rows(merged)))
+                held, holes = None, holes[:0]
+                continue
+            filled = min(incoming, len(holes))
+            for key, column in held.items():
+                _scatter(column, holes[:filled], table[key][:filled])
+            holes = holes[filled:]
+            if alive + incoming < capacity:
+                continue
+            over = incoming - filled  # rows that found no place: displace some at random
+            places = rng.choice(capacity, size=min(over + incoming, capacity), replace=False)
+            yield take(held, places)
+            for key, column in held.items():
+                _scatter(column, places[:over], table[key][filled:])
+            holes = places[over:]
+        else:
+            held = table if held is None else concat([held, table])
+            size = rows(held)
+            if size < capacity:
+                continue
+            if incoming >= capacity:  # the chunk alone fills the buffer: all of it leaves
+                yield take(held, rng.permutation(size))
+                held = None
+                continue
+            leaving = size - capacity + incoming
+            order = rng.permutation(size)
+            yield take(held, order[:leaving])
+            if size > capacity:
+                held = take(held, order[size - capacity :])
+                order = np.arange(capacity)
+                leaving = incoming
+            holes = order[:leaving]
     if held is not None and rows(held):
-        yield take(held, rng.permutation(rows(held)))
+        kept = _kept(rows(held), holes)
+        yield take(held, kept[rng.permutation(len(kept))])
+
+
+def _kept(size: int, holes: np.ndarray) -> np.ndarray:
+    """The places of a buffer of ``size`` that still hold a row."""
+    alive = np.ones(size, dtype=bool)
+    alive[holes] = False
+    return np.flatnonzero(alive)
 
 
 def batched(tables: Iterable[Table], size: int) -> Iterator[Table]:

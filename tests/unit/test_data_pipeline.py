@@ -78,6 +78,26 @@ def test_shuffle_buffer_moves_whole_rows_for_any_chunk_size(sizes: list[int]) ->
     assert np.concatenate([t["entry"] for t in run(2)]).tolist() != entries.tolist()
 
 
+def test_shuffle_buffer_lets_rows_go_once_full_and_holds_no_more_than_its_capacity() -> None:
+    # the first batch of an epoch waits for the buffer to fill, not for one chunk more
+    pulled: list[int] = []
+
+    def source(sizes: list[int]) -> Iterator[dict[str, np.ndarray]]:
+        for table in tables(sizes):
+            pulled.append(len(table["entry"]))
+            yield table
+
+    for sizes, capacity in (([50, 50, 50], 50), ([30, 30, 30, 30, 7], 50), ([20, 90, 10], 50)):
+        pulled.clear()
+        out = shuffled(source(sizes), capacity, np.random.default_rng(3))
+        left = len(next(out)["entry"])
+        assert sum(pulled) == next(i for i in np.cumsum(sizes) if i >= capacity)
+        for table in out:
+            assert sum(pulled) - left <= capacity  # rows held back, before this table left
+            left += len(table["entry"])
+        assert left == sum(sizes)
+
+
 def test_batches_inside_a_table_are_views_and_only_joints_are_copied() -> None:
     blocks = list(tables([100, 100]))
     out = list(batched(iter(blocks), 32))
