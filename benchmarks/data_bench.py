@@ -18,11 +18,16 @@ its export folder and reused. Run:
    reading the same files over root:// without the pipeline, with ISA-L (the ceiling that
    XRootD leaves a pipeline here), the pipeline without its row buffer (what the
    shuffle buffer costs), and the spread of the per-round ratios.
+   Every round of every case times two passes back to back (two epochs of the
+   pipeline, as in training: the second starts with the chunk read ahead at the
+   end of the first; nothing read before the clock starts is used).
 2. the pipeline vs a naive loop opening the file and calling arrays() per batch.
 3. a training loop whose compute per batch equals the read time: prefetch vs none
    (compute is a sleep, as a GPU step leaves the CPU free). Target >= 1.7.
    The read time per batch is that of the pipeline without prefetch and without
    compute (its best round); both loops then run alternately, best of the rounds.
+   The pipeline's reading threads run at idle priority (``reader_priority``, the
+   default); the same loop with them at normal priority is printed too.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from batchml.data import RootDataset
 from batchml.data.synthetic import FLAT_FEATURES, write_sample
 
 BATCH = 4096
+EPOCHS = 2  # per timed round, back to back, for every case of ratio 1 and 3
 STEP_SIZES: tuple[int | str, ...] = (100_000, "50 MB", "100 MB")
 TARGET, WEIGHT = "label", "weight"
 BRANCHES = [*FLAT_FEATURES, TARGET, WEIGHT]  # what the pipeline reads, and so the baseline
@@ -54,6 +60,11 @@ def rate(events: int, run: Callable[[], object]) -> float:
     began = time.perf_counter()
     run()
     return events / (time.perf_counter() - began)
+
+
+def passes(events: int, run: Callable[[], object]) -> float:
+    """Events/s of ``EPOCHS`` runs back to back, as the pipeline is timed."""
+    return rate(EPOCHS * events, lambda: [run() for _ in range(EPOCHS)])
 
 
 def iterate(files: list[str], step: int | str, inflate: str = "zlib", **options: Any) -> None:
@@ -77,7 +88,7 @@ def iterate(files: list[str], step: int | str, inflate: str = "zlib", **options:
 
 
 def dataset(
-    urls: str, step: int | str, prefetch: str | None, shuffle_buffer: int = 100_000
+    urls: str, step: int | str, prefetch: str | None, shuffle_buffer: int = 100_000, **options: Any
 ) -> RootDataset:
     return RootDataset(
         urls,
@@ -91,19 +102,50 @@ def dataset(
         seed=1,
         prefetch=prefetch,
         decompression_threads=2,
+        **options,
     )
 
 
-def pipeline(ds: RootDataset, compute_s: float = 0.0) -> float:
-    """Events/s of one epoch through the DataLoader (a new shuffle each epoch)."""
-    ds.set_epoch(ds.epoch + 1)
+def pipeline(ds: RootDataset, compute_s: float = 0.0, epochs: int = EPOCHS) -> float:
+    """Events/s of ``epochs`` epochs back to back through the DataLoader (new shuffle each).
+
+    As in training, each epoch after the first begins with the chunk the reader
+    read ahead at the end of the one before. Nothing read before the clock
+    starts is used, and what is read ahead for the epoch after the last is
+    waited for and dropped before the next case runs.
+    """
 
     def loop() -> None:
-        for _ in ds.loader():
-            if compute_s:
-                time.sleep(compute_s)
+        for _ in range(epochs):
+            ds.set_epoch(ds.epoch + 1)
+            for _ in ds.loader():
+                if compute_s:
+                    time.sleep(compute_s)
 
-    return rate(ds.stream.num_entries, loop)
+    ds.stream.close(wait=True)
+    events = rate(epochs * ds.stream.num_entries, loop)
+    ds.stream.close(wait=True)
+    return events
+
+
+def first_batch_s(ds: RootDataset, compute_s: float, rounds: int) -> tuple[float, float]:
+    """Median seconds to an epoch's first batch: started cold, and right after another epoch.
+
+    The loop computes ``compute_s`` per batch, as in case 3.
+    """
+    cold, after = [], []
+    for _ in range(rounds):
+        ds.stream.close(wait=True)
+        for waits in (cold, after):
+            ds.set_epoch(ds.epoch + 1)
+            began = time.perf_counter()
+            batches = iter(ds.loader())
+            next(batches)
+            waits.append(time.perf_counter() - began)
+            for _ in batches:
+                time.sleep(compute_s)
+    ds.stream.close(wait=True)
+    return statistics.median(cold), statistics.median(after)
 
 
 def naive(urls: list[str], per_file: int) -> float:
@@ -160,9 +202,9 @@ def main() -> None:
     paired: list[float] = []
     for _ in range(args.rounds):
         for step in STEP_SIZES:
-            local[step].append(rate(total, lambda s=step: iterate(files, s)))
-            local_isal[step].append(rate(total, lambda s=step: iterate(files, s, "isal")))
-            over[step].append(rate(total, lambda s=step: iterate(remote, s, "isal", **xrootd)))
+            local[step].append(passes(total, lambda s=step: iterate(files, s)))
+            local_isal[step].append(passes(total, lambda s=step: iterate(files, s, "isal")))
+            over[step].append(passes(total, lambda s=step: iterate(remote, s, "isal", **xrootd)))
             full[step].append(pipeline(datasets[step]))
             unbuffered[step].append(pipeline(no_buffer[step]))
             paired.append(full[step][-1] / local[step][-1])
@@ -201,16 +243,28 @@ def main() -> None:
     bare = dataset(pattern, step, None)
     read_s = BATCH / max(pipeline(bare) for _ in range(args.rounds))
     prefetched = datasets[step]
-    without, with_prefetch, pairs = [], [], []
+    shared = dataset(pattern, step, "256 MB", reader_priority="normal")
+    pipeline(shared)
+    without, with_prefetch, normal, pairs = [], [], [], []
     for _ in range(args.rounds):
         without.append(pipeline(bare, compute_s=read_s))
         with_prefetch.append(pipeline(prefetched, compute_s=read_s))
+        normal.append(pipeline(shared, compute_s=read_s))
         pairs.append(with_prefetch[-1] / without[-1])
     print(
         f"3. training loop, compute {1e3 * read_s:.2f} ms/batch = read time: prefetch "
         f"{max(with_prefetch) / 1e6:.2f} M ev/s vs baseline no prefetch "
         f"{max(without) / 1e6:.2f} M ev/s: ratio {max(with_prefetch) / max(without):.2f} "
         f"(target >= 1.7; {spread(pairs)})"
+    )
+    print(
+        f"   the same with the reading threads at normal priority: {max(normal) / 1e6:.2f} "
+        f"M ev/s, ratio {max(normal) / max(without):.2f}"
+    )
+    cold, after = first_batch_s(prefetched, read_s, args.rounds)
+    print(
+        f"   an epoch's first batch, median: {1e3 * cold:.1f} ms started cold, "
+        f"{1e3 * after:.1f} ms right after another epoch (the loop of case 3)"
     )
 
 

@@ -9,6 +9,8 @@ still passes), so a fast reader never holds a whole file in memory.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -17,13 +19,33 @@ from typing import Generic, TypeVar
 T = TypeVar("T")
 
 
+def idle_thread() -> None:
+    """Run the calling thread, and the threads it starts, only on CPU the job leaves idle.
+
+    Reading ahead helps only if it never delays the training step. On a node
+    with few cores per GPU, reading threads at the same priority keep the
+    training thread waiting for a core after each step (measured: its 0.9 ms
+    steps took 20-30% longer); at Linux's SCHED_IDLE they give way at once.
+    Linux schedules idle threads against the rest of their own cgroup (a batch
+    job's) or session, not against other users' jobs. Elsewhere, or where the
+    kernel refuses, nothing changes.
+    """
+    if hasattr(os, "SCHED_IDLE"):
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+
+
 class Prefetcher(Generic[T]):
     """Iterate ``source`` in a daemon thread; exceptions are re-raised in the consumer.
 
     Closing (or dropping) the iterator stops the thread at its next item.
+    idle: run the thread with ``idle_thread``.
     """
 
-    def __init__(self, source: Iterable[T], budget: int, size_of: Callable[[T], int]) -> None:
+    def __init__(
+        self, source: Iterable[T], budget: int, size_of: Callable[[T], int], idle: bool = False
+    ) -> None:
+        self._idle = idle
         self._source = source
         self._budget = budget
         self._size_of = size_of
@@ -37,6 +59,8 @@ class Prefetcher(Generic[T]):
         self._thread.start()
 
     def _run(self) -> None:
+        if self._idle:
+            idle_thread()
         items: Iterator[T] | None = None
         try:
             items = iter(self._source)

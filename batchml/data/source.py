@@ -21,7 +21,7 @@ import functools
 import glob
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from concurrent.futures import Executor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -210,7 +210,7 @@ class OpenTrees:
                 self._open.popitem(last=False)[1][0].close()
         try:
             yield found
-        except BaseException:
+        except Exception:  # not GeneratorExit: a reader that stops early keeps the file
             self.drop(url)
             raise
 
@@ -263,7 +263,7 @@ def read_range(
     cache: NodeCache | None = None,
     executor: Executor | None = None,
     trees: OpenTrees | None = None,
-) -> Iterator[Chunk]:
+) -> Generator[Chunk, None, None]:
     """Entries [start, stop) in chunks; after a dropped connection, reopen and resume.
 
     ``library`` is uproot's: "np" is faster for flat branches, "ak" reads lists.

@@ -10,15 +10,17 @@ the chunk being decoded (``step_size``) and, with prefetch on, one decoded chunk
 read ahead, ``shuffle_buffer`` rows of the feature matrix plus one batch, and
 the metadata of up to 4 files kept open between ranges; not the whole file.
 With prefetch on, three threads overlap: reading (network and decompression),
-turning chunks into shuffled batches, and the consumer.
+turning chunks into shuffled batches, and the consumer; and once a reader has
+read its epoch, the next epoch's first chunk is read (``epoch_start.py``).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -26,9 +28,10 @@ import numpy as np
 from batchml.data import buffer, xrootd
 from batchml.data.cache import NodeCache
 from batchml.data.columns import Table, spec_from
+from batchml.data.epoch_start import EpochStart
 from batchml.data.loader_stats import SharedCounters
 from batchml.data.plan import EntryRange, Split, make_ranges, shard
-from batchml.data.prefetch import Prefetcher
+from batchml.data.prefetch import Prefetcher, idle_thread
 from batchml.data.source import (
     Chunk,
     OpenTrees,
@@ -40,6 +43,8 @@ from batchml.data.source import (
 )
 from batchml.errors import InvalidValue
 from batchml.units import parse_size
+
+READER_PRIORITIES = ("idle", "normal")
 
 
 class Batch(NamedTuple):
@@ -63,6 +68,19 @@ def parse_step_size(value: int | str) -> int | str:
     )
 
 
+@dataclass
+class FirstChunk:
+    """An epoch's first chunk, read before the epoch began, and the files it opened."""
+
+    file: int
+    chunk: Chunk
+    trees: OpenTrees
+    read_s: float
+
+    def close(self) -> None:
+        self.trees.close()
+
+
 class RootStream:
     """A planned read of ROOT files; iterate a shard with ``batches``.
 
@@ -76,6 +94,10 @@ class RootStream:
     a range otherwise ends with a short read, and a row buffer scatters it in).
     shuffle_buffer: rows mixed across ranges.
     prefetch: bytes of ready batches a background thread may hold (None: off).
+    reader_priority: with prefetch on, "idle" runs the reading threads only on CPU
+    the rest of the job leaves idle (see ``prefetch.idle_thread``); "normal" shares
+    it equally, better where other users' work runs beside the job outside any
+    cgroup.
     decompression_threads: uproot's decompression pool per reader (0: none).
     cache_dir: copy remote files here once and read them locally (verified).
     timeout/retry: per-request timeout and the bounded retry with resume after a failure.
@@ -100,6 +122,7 @@ class RootStream:
         shuffle_buffer: int = 0,
         seed: int = 0,
         prefetch: str | None = "256 MB",
+        reader_priority: str = "idle",
         decompression_threads: int = 0,
         cache_dir: str | None = None,
         timeout: float | None = None,
@@ -118,6 +141,12 @@ class RootStream:
         self.step_size = parse_step_size(step_size)
         self.shuffle, self.shuffle_buffer, self.seed = shuffle, shuffle_buffer, seed
         self.prefetch = parse_size(prefetch) if prefetch else 0
+        if reader_priority not in READER_PRIORITIES:
+            raise InvalidValue(
+                f"reader_priority={reader_priority!r} is unknown",
+                hint=f"use one of {', '.join(READER_PRIORITIES)}",
+            )
+        self.idle = reader_priority == "idle"
         self.decompression_threads = decompression_threads
         self.cache = NodeCache(cache_dir) if cache_dir else None
         self.timeout = timeout
@@ -131,6 +160,22 @@ class RootStream:
         self.entries = [self._plan_file(url) for url in self.urls]
         self.offsets = np.concatenate([[0], np.cumsum(self.entries)]).astype(np.int64)
         self.ranges = make_ranges(self.entries, range_entries)
+        # per reader (reader, readers): the epoch it read last, and the next one's start
+        self._last_epoch: dict[tuple[int, int], int] = {}
+        self._starts: dict[tuple[int, int], EpochStart[FirstChunk]] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Reads under way stay with this process (a spawned DataLoader worker starts afresh)."""
+        return {**self.__dict__, "_last_epoch": {}, "_starts": {}}
+
+    def close(self, wait: bool = False) -> None:
+        """Drop the chunks read ahead for the next epoch and close their files.
+
+        wait: return only once their reads have ended (a read retrying a lost
+        server may take as long as ``retry.deadline``).
+        """
+        while self._starts:
+            self._starts.popitem()[1].discard(wait)
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -147,7 +192,37 @@ class RootStream:
 
     def batches(self, epoch: int, reader: int = 0, readers: int = 1) -> Iterator[Table]:
         """The batches of shard ``reader`` of ``readers`` for ``epoch``, as numpy tables."""
-        ranges = shard(
+        key = (reader, readers)
+        ranges = self._shard(epoch, key)
+        # expect the next epoch (set_epoch each epoch), or this one again if it was repeated
+        upcoming = epoch if self._last_epoch.get(key) == epoch else epoch + 1
+        self._last_epoch[key] = epoch
+        first = None
+        start = self._starts.pop(key, None)
+        if start is not None and start.epoch == epoch:
+            first = start.take()
+        elif start is not None:
+            start.discard()
+        # with prefetch on, the read of the next chunk (decompression, network)
+        # also overlaps with turning this one into rows, shuffling and batching
+        tables: Iterator[Table] = self._tables(
+            self._chunks(ranges, first, lambda: self._start(upcoming, key))
+            if self.prefetch
+            else self._chunks(ranges, first)
+        )
+        if self.shuffle and self.shuffle_buffer:
+            rng = np.random.default_rng([self.seed, epoch, reader])
+            tables = buffer.shuffled(tables, self.shuffle_buffer, rng)
+        batches = buffer.batched(tables, self.batch_size)
+        if self.prefetch:  # shuffling and batching overlap with the consumer too
+            batches = iter(Prefetcher(batches, self.prefetch, _table_bytes, self.idle))
+        for table in batches:
+            self.counters.add(events_out=buffer.rows(table), batches=1)
+            yield table
+
+    def _shard(self, epoch: int, key: tuple[int, int]) -> list[EntryRange]:
+        reader, readers = key
+        return shard(
             self.ranges,
             epoch=epoch,
             seed=self.seed,
@@ -155,27 +230,43 @@ class RootStream:
             reader=reader,
             readers=readers,
         )
-        # with prefetch on, the read of the next chunk (decompression, network)
-        # also overlaps with turning this one into rows, shuffling and batching
-        tables: Iterator[Table] = self._tables(ranges, read_ahead=bool(self.prefetch))
-        if self.shuffle and self.shuffle_buffer:
-            rng = np.random.default_rng([self.seed, epoch, reader])
-            tables = buffer.shuffled(tables, self.shuffle_buffer, rng)
-        batches = buffer.batched(tables, self.batch_size)
-        if self.prefetch:  # shuffling and batching overlap with the consumer too
-            batches = iter(Prefetcher(batches, self.prefetch, _table_bytes))
-        for table in batches:
-            self.counters.add(events_out=buffer.rows(table), batches=1)
-            yield table
 
-    def _tables(self, ranges: Sequence[EntryRange], read_ahead: bool) -> Iterator[Table]:
+    def _start(self, epoch: int, key: tuple[int, int]) -> None:
+        """Begin reading the first chunk of ``epoch`` for reader ``key``."""
+        ranges = self._shard(epoch, key)
+        if ranges:
+            started = EpochStart(epoch, lambda: self._first_chunk(ranges[0]))
+            previous = self._starts.pop(key, None)
+            self._starts[key] = started
+            if previous is not None:
+                previous.discard()
+
+    def _first_chunk(self, entry_range: EntryRange) -> FirstChunk:
+        if self.idle:
+            idle_thread()
+        began = time.perf_counter()
+        trees = self._open_trees()
+        try:
+            with ExitStack() as stack:
+                executor = None
+                if self.decompression_threads:
+                    executor = stack.enter_context(ThreadPoolExecutor(self.decompression_threads))
+                chunks = self._read(entry_range, trees, executor)
+                chunk = next(chunks)
+                chunks.close()  # the file stays open in ``trees``
+        except BaseException:
+            trees.close()
+            raise
+        return FirstChunk(entry_range.file, chunk, trees, time.perf_counter() - began)
+
+    def _tables(self, chunks: Iterator[tuple[int, Chunk]]) -> Iterator[Table]:
         """The rows of each chunk that pass the cut and split, as numpy columns.
 
-        read_ahead: read in another thread, at most one decoded chunk ahead.
+        With prefetch on, chunks are read in another thread, at most one decoded
+        chunk ahead.
         """
-        chunks: Iterator[tuple[int, Chunk]] = self._chunks(ranges)
-        if read_ahead:
-            chunks = iter(Prefetcher(chunks, 1, lambda _: 1))
+        if self.prefetch:
+            chunks = iter(Prefetcher(chunks, 1, lambda _: 1, self.idle))
         for file, chunk in chunks:
             began = time.perf_counter()
             url, offset = self.urls[file], int(self.offsets[file])
@@ -183,39 +274,60 @@ class RootStream:
             self.counters.add(read_s=time.perf_counter() - began)
             yield table
 
-    def _chunks(self, ranges: Sequence[EntryRange]) -> Iterator[tuple[int, Chunk]]:
-        """The chunks of the ranges in order, each with its file's number."""
+    def _chunks(
+        self,
+        ranges: Sequence[EntryRange],
+        first: FirstChunk | None = None,
+        then: Callable[[], None] | None = None,
+    ) -> Iterator[tuple[int, Chunk]]:
+        """The chunks of the ranges in order, each with its file's number.
+
+        first: the first range's first chunk, read already (its files are kept
+        open). then: called once every range has been read.
+        """
         with ExitStack() as stack:
             executor = None
             if self.decompression_threads:
                 executor = stack.enter_context(ThreadPoolExecutor(self.decompression_threads))
-            trees = stack.enter_context(
-                OpenTrees(self.tree, self.spec.branches, timeout=self.timeout, cache=self.cache)
-            )
+            trees = stack.enter_context(first.trees if first is not None else self._open_trees())
+            if first is not None:
+                ranges = [replace(ranges[0], start=first.chunk.stop), *ranges[1:]]
+                self._count(first.chunk, first.read_s)
+                yield first.file, first.chunk
             for entry_range in ranges:
                 began = time.perf_counter()
-                chunks = read_range(
-                    self.urls[entry_range.file],
-                    self.tree,
-                    self.spec.branches,
-                    entry_range.start,
-                    entry_range.stop,
-                    step_size=self.step_size,
-                    library="ak" if self.spec.jagged else "np",
-                    retry=self.retry,
-                    timeout=self.timeout,
-                    cache=self.cache,
-                    executor=executor,
-                    trees=trees,
-                )
-                for chunk in chunks:
-                    self.counters.add(
-                        read_s=time.perf_counter() - began,
-                        bytes_read=chunk.bytes_read,
-                        events_read=chunk.stop - chunk.start,
-                    )
+                for chunk in self._read(entry_range, trees, executor):
+                    self._count(chunk, time.perf_counter() - began)
                     yield entry_range.file, chunk
                     began = time.perf_counter()
+        if then is not None:
+            then()
+
+    def _open_trees(self) -> OpenTrees:
+        return OpenTrees(self.tree, self.spec.branches, timeout=self.timeout, cache=self.cache)
+
+    def _read(
+        self, entry_range: EntryRange, trees: OpenTrees, executor: ThreadPoolExecutor | None
+    ) -> Generator[Chunk, None, None]:
+        return read_range(
+            self.urls[entry_range.file],
+            self.tree,
+            self.spec.branches,
+            entry_range.start,
+            entry_range.stop,
+            step_size=self.step_size,
+            library="ak" if self.spec.jagged else "np",
+            retry=self.retry,
+            timeout=self.timeout,
+            cache=self.cache,
+            executor=executor,
+            trees=trees,
+        )
+
+    def _count(self, chunk: Chunk, read_s: float) -> None:
+        self.counters.add(
+            read_s=read_s, bytes_read=chunk.bytes_read, events_read=chunk.stop - chunk.start
+        )
 
 
 def _table_bytes(table: Table) -> int:

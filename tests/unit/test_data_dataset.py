@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import uproot
 
 from batchml.data import RootDataset
 from batchml.data.synthetic import SampleFiles, write_sample
+from batchml.errors import InvalidValue
 
 FEATURES = ["ht", "mbb", "njet"]
 
@@ -123,6 +126,60 @@ def test_reading_ahead_changes_nothing_and_rows_stay_whole(
     features = np.concatenate([b.features for b in ahead])
     expected = np.column_stack([ak.to_numpy(columns[f][rows]) for f in FEATURES])
     np.testing.assert_allclose(features, expected.astype(np.float32))
+
+
+def test_next_epoch_begins_with_a_chunk_read_ahead_and_yields_the_same(
+    sample: SampleFiles,
+) -> None:
+    ds, cold = dataset(sample, output="numpy"), dataset(sample, output="numpy")
+    list(ds)  # epoch 0: once read, the first chunk of epoch 1 is read, its file kept open
+    start = ds.stream._starts[(0, 1)]
+    first = start.take()
+    assert start.epoch == 1 and first is not None and first.trees._open
+    ds.set_epoch(1)
+    cold.set_epoch(1)
+    for a, b in zip(ds, cold, strict=True):
+        for x, y in zip(a, b, strict=True):
+            np.testing.assert_array_equal(x, y)
+    assert ds.stats.events_read == 4000  # the chunk read ahead is counted in its own epoch
+    assert ds.stream._starts[(0, 1)].epoch == 2
+    list(ds)  # epoch 1 again, without set_epoch: the start of 2 goes unused and is closed
+    unused = ds.stream._starts[(0, 1)]
+    assert unused.epoch == 1  # repeating epochs: the same one is expected next
+    ds.set_epoch(7)
+    held = unused.take()
+    assert held is not None
+    next(iter(ds))
+    assert not held.trees._open and (0, 1) not in ds.stream._starts
+    list(ds)
+    ds.stream.close()
+    assert not ds.stream._starts
+    without = dataset(sample, output="numpy", prefetch=None)
+    list(without)
+    assert not without.stream._starts
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="Linux scheduling policy")
+def test_reading_threads_run_at_the_chosen_priority(sample: SampleFiles) -> None:
+    def policies(priority: str) -> set[int]:
+        ds = dataset(sample, reader_priority=priority, decompression_threads=1, step_size=10)
+        before = set(threading.enumerate())
+        batches = iter(ds)
+        next(batches)
+        readers = [
+            t
+            for t in set(threading.enumerate()) - before
+            if t.name.startswith(("batchml-prefetch", "ThreadPoolExecutor"))
+        ]
+        found = {os.sched_getscheduler(t.native_id or 0) for t in readers if t.is_alive()}
+        batches.close()
+        return found
+
+    assert policies("idle") == {os.SCHED_IDLE}  # the decompression pool inherits it
+    assert policies("normal") == {os.SCHED_OTHER}
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER  # the consumer keeps its own
+    with pytest.raises(InvalidValue, match=r"(?s)reader_priority='low'.*idle, normal"):
+        dataset(sample, reader_priority="low")
 
 
 def test_zlib_baskets_are_inflated_by_isal_to_the_same_values(sample: SampleFiles) -> None:
