@@ -78,7 +78,8 @@ class RootDataset(IterableDataset[Batch]):
         index, workers = (worker.id, worker.num_workers) if worker else (0, 1)
         rank, world = self._layout()
         reader, readers = rank * workers + index, world * workers
-        for table in self.stream.batches(self.epoch, reader, readers):
+        # a DataLoader worker is a process already: it reads in threads
+        for table in self.stream.batches(self.epoch, reader, readers, fork=worker is None):
             yield self._convert(table)
 
     def _layout(self) -> tuple[int, int]:

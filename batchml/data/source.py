@@ -176,9 +176,9 @@ class OpenTrees:
 
     Opening a file costs round trips and the TTree's metadata (about 5 ms over
     loopback XRootD, more to a remote server); a reader that reads several
-    ranges of a file opens it once. Use as a context manager: everything is
-    closed at the end (one epoch), and a file whose read failed is closed and
-    reopened on the next try.
+    ranges of a file opens it once; with prefetch on, they stay open into the
+    next epoch. Use as a context manager: everything is closed at the end, and
+    a file whose read failed is closed and reopened on the next try.
     """
 
     def __init__(

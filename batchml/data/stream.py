@@ -7,11 +7,14 @@ for the epoch (see ``plan.py``). ``dataset.py`` wraps it for torch.
 
 Memory held per reader, at most: ``prefetch`` bytes of ready batches waiting,
 the chunk being decoded (``step_size``) and, with prefetch on, one decoded chunk
-read ahead, ``shuffle_buffer`` rows of the feature matrix plus one batch, and
-the metadata of up to 4 files kept open between ranges; not the whole file.
+read ahead, the next epoch's first chunk, ``shuffle_buffer`` rows of the feature
+matrix plus one batch, and the metadata of up to 4 files kept open (between
+ranges and epochs); not the whole file.
 With prefetch on, three threads overlap: reading (network and decompression),
-turning chunks into shuffled batches, and the consumer; and once a reader has
-read its epoch, the next epoch's first chunk is read (``epoch_start.py``).
+turning chunks into shuffled batches, and the consumer; once a reader has read
+its epoch, it reads the next epoch's first chunk (``epoch_start.py``). By default
+the two reading threads run in a process of their own (``reader_process.py``),
+out of the consumer's GIL.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from batchml.data.epoch_start import EpochStart
 from batchml.data.loader_stats import SharedCounters
 from batchml.data.plan import EntryRange, Split, make_ranges, shard
 from batchml.data.prefetch import Prefetcher, idle_thread
+from batchml.data.reader_process import ReaderProcess, can_fork
 from batchml.data.source import (
     Chunk,
     OpenTrees,
@@ -45,6 +49,7 @@ from batchml.errors import InvalidValue
 from batchml.units import parse_size
 
 READER_PRIORITIES = ("idle", "normal")
+PREFETCH_IN = ("process", "thread")
 
 
 class Batch(NamedTuple):
@@ -93,7 +98,10 @@ class RootStream:
     that is shuffled and dealt to readers (best a multiple of an entry step_size:
     a range otherwise ends with a short read, and a row buffer scatters it in).
     shuffle_buffer: rows mixed across ranges.
-    prefetch: bytes of ready batches a background thread may hold (None: off).
+    prefetch: bytes of ready batches the reading may hold ahead (None: off).
+    prefetch_in: "process" reads in a forked process, out of the training
+    process's GIL (see ``reader_process.py``; threads where there is no fork, and
+    in DataLoader workers, which are processes already); "thread" in threads.
     reader_priority: with prefetch on, "idle" runs the reading threads only on CPU
     the rest of the job leaves idle (see ``prefetch.idle_thread``); "normal" shares
     it equally, better where other users' work runs beside the job outside any
@@ -122,6 +130,7 @@ class RootStream:
         shuffle_buffer: int = 0,
         seed: int = 0,
         prefetch: str | None = "256 MB",
+        prefetch_in: str = "process",
         reader_priority: str = "idle",
         decompression_threads: int = 0,
         cache_dir: str | None = None,
@@ -141,6 +150,12 @@ class RootStream:
         self.step_size = parse_step_size(step_size)
         self.shuffle, self.shuffle_buffer, self.seed = shuffle, shuffle_buffer, seed
         self.prefetch = parse_size(prefetch) if prefetch else 0
+        if prefetch_in not in PREFETCH_IN:
+            raise InvalidValue(
+                f"prefetch_in={prefetch_in!r} is unknown",
+                hint=f"use one of {', '.join(PREFETCH_IN)}",
+            )
+        self.in_process = prefetch_in == "process" and can_fork()
         if reader_priority not in READER_PRIORITIES:
             raise InvalidValue(
                 f"reader_priority={reader_priority!r} is unknown",
@@ -163,19 +178,31 @@ class RootStream:
         # per reader (reader, readers): the epoch it read last, and the next one's start
         self._last_epoch: dict[tuple[int, int], int] = {}
         self._starts: dict[tuple[int, int], EpochStart[FirstChunk]] = {}
+        self._processes: dict[tuple[int, int], ReaderProcess] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         """Reads under way stay with this process (a spawned DataLoader worker starts afresh)."""
-        return {**self.__dict__, "_last_epoch": {}, "_starts": {}}
+        return {**self.__dict__, "_last_epoch": {}, "_starts": {}, "_processes": {}}
 
-    def close(self, wait: bool = False) -> None:
-        """Drop the chunks read ahead for the next epoch and close their files.
+    def drop_read_ahead(self) -> None:
+        """Drop what was read for the next epochs, here or in the reading processes.
 
-        wait: return only once their reads have ended (a read retrying a lost
-        server may take as long as ``retry.deadline``).
+        Waits for reads under way (one retrying a lost server may take as long
+        as ``retry.deadline``); the next epoch then starts cold. Benchmarks use it
+        so that nothing read before their clock starts is used.
         """
         while self._starts:
-            self._starts.popitem()[1].discard(wait)
+            self._starts.popitem()[1].discard(wait=True)
+        for process in self._processes.values():
+            if process.alive:
+                process.drop()
+
+    def close(self) -> None:
+        """End the reading processes; drop the chunks read ahead and close their files."""
+        while self._starts:
+            self._starts.popitem()[1].discard()
+        while self._processes:
+            self._processes.popitem()[1].close()
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -190,9 +217,17 @@ class RootStream:
             self.spec.check(tree, url, self.tree)
             return int(tree.num_entries)
 
-    def batches(self, epoch: int, reader: int = 0, readers: int = 1) -> Iterator[Table]:
-        """The batches of shard ``reader`` of ``readers`` for ``epoch``, as numpy tables."""
+    def batches(
+        self, epoch: int, reader: int = 0, readers: int = 1, *, fork: bool = True
+    ) -> Iterator[Table]:
+        """The batches of shard ``reader`` of ``readers`` for ``epoch``, as numpy tables.
+
+        fork: False reads in threads even with ``prefetch_in="process"``.
+        """
         key = (reader, readers)
+        if self.prefetch and self.in_process and fork:
+            yield from self._process(key).batches(epoch)
+            return
         ranges = self._shard(epoch, key)
         # expect the next epoch (set_epoch each epoch), or this one again if it was repeated
         upcoming = epoch if self._last_epoch.get(key) == epoch else epoch + 1
@@ -206,7 +241,7 @@ class RootStream:
         # with prefetch on, the read of the next chunk (decompression, network)
         # also overlaps with turning this one into rows, shuffling and batching
         tables: Iterator[Table] = self._tables(
-            self._chunks(ranges, first, lambda: self._start(upcoming, key))
+            self._chunks(ranges, first, lambda trees: self._start(upcoming, key, trees))
             if self.prefetch
             else self._chunks(ranges, first)
         )
@@ -220,6 +255,38 @@ class RootStream:
             self.counters.add(events_out=buffer.rows(table), batches=1)
             yield table
 
+    def _process(self, key: tuple[int, int]) -> ReaderProcess:
+        """The process reading for ``key``, forked now if there is none (or it ended)."""
+        process = self._processes.get(key)
+        if process is not None and process.alive:
+            return process
+        width = len(self.columns)
+        columns: list[tuple[str, np.dtype[Any], int]] = [
+            ("features", np.dtype(np.float32), width),
+            ("target", np.dtype(np.float32), 1),
+            ("weight", np.dtype(np.float32), 1),
+            ("entry", np.dtype(np.int64), 1),
+        ]
+        row_bytes = 4 * width + 16
+        slots = max(2, self.prefetch // (row_bytes * self.batch_size))
+
+        def prepare() -> None:  # in the child: the ring is the budget, threads read
+            self.prefetch = min(self.prefetch, 4 * row_bytes * self.batch_size)
+            self._processes.clear()
+            if self.idle:
+                idle_thread()
+
+        process = ReaderProcess(
+            lambda epoch: self.batches(epoch, *key, fork=False),
+            self.drop_read_ahead,
+            columns,
+            self.batch_size,
+            slots,
+            prepare,
+        )
+        self._processes[key] = process
+        return process
+
     def _shard(self, epoch: int, key: tuple[int, int]) -> list[EntryRange]:
         reader, readers = key
         return shard(
@@ -231,21 +298,22 @@ class RootStream:
             readers=readers,
         )
 
-    def _start(self, epoch: int, key: tuple[int, int]) -> None:
-        """Begin reading the first chunk of ``epoch`` for reader ``key``."""
+    def _start(self, epoch: int, key: tuple[int, int], trees: OpenTrees) -> None:
+        """Begin reading the first chunk of ``epoch`` for reader ``key`` with its open files."""
         ranges = self._shard(epoch, key)
-        if ranges:
-            started = EpochStart(epoch, lambda: self._first_chunk(ranges[0]))
-            previous = self._starts.pop(key, None)
-            self._starts[key] = started
-            if previous is not None:
-                previous.discard()
+        if not ranges:
+            trees.close()
+            return
+        started = EpochStart(epoch, lambda: self._first_chunk(ranges[0], trees))
+        previous = self._starts.pop(key, None)
+        self._starts[key] = started
+        if previous is not None:
+            previous.discard()
 
-    def _first_chunk(self, entry_range: EntryRange) -> FirstChunk:
+    def _first_chunk(self, entry_range: EntryRange, trees: OpenTrees) -> FirstChunk:
         if self.idle:
             idle_thread()
         began = time.perf_counter()
-        trees = self._open_trees()
         try:
             with ExitStack() as stack:
                 executor = None
@@ -278,30 +346,37 @@ class RootStream:
         self,
         ranges: Sequence[EntryRange],
         first: FirstChunk | None = None,
-        then: Callable[[], None] | None = None,
+        then: Callable[[OpenTrees], None] | None = None,
     ) -> Iterator[tuple[int, Chunk]]:
         """The chunks of the ranges in order, each with its file's number.
 
-        first: the first range's first chunk, read already (its files are kept
-        open). then: called once every range has been read.
+        first: the first range's first chunk, read already, and its open files.
+        then: given the open files once every range has been read (else they
+        are closed), so that the next epoch need not open them again.
         """
-        with ExitStack() as stack:
-            executor = None
-            if self.decompression_threads:
-                executor = stack.enter_context(ThreadPoolExecutor(self.decompression_threads))
-            trees = stack.enter_context(first.trees if first is not None else self._open_trees())
-            if first is not None:
-                ranges = [replace(ranges[0], start=first.chunk.stop), *ranges[1:]]
-                self._count(first.chunk, first.read_s)
-                yield first.file, first.chunk
-            for entry_range in ranges:
-                began = time.perf_counter()
-                for chunk in self._read(entry_range, trees, executor):
-                    self._count(chunk, time.perf_counter() - began)
-                    yield entry_range.file, chunk
+        trees = first.trees if first is not None else self._open_trees()
+        try:
+            with ExitStack() as stack:
+                executor = None
+                if self.decompression_threads:
+                    executor = stack.enter_context(ThreadPoolExecutor(self.decompression_threads))
+                if first is not None:
+                    ranges = [replace(ranges[0], start=first.chunk.stop), *ranges[1:]]
+                    self._count(first.chunk, first.read_s)
+                    yield first.file, first.chunk
+                for entry_range in ranges:
                     began = time.perf_counter()
-        if then is not None:
-            then()
+                    for chunk in self._read(entry_range, trees, executor):
+                        self._count(chunk, time.perf_counter() - began)
+                        yield entry_range.file, chunk
+                        began = time.perf_counter()
+        except BaseException:
+            trees.close()
+            raise
+        if then is None:
+            trees.close()
+        else:
+            then(trees)
 
     def _open_trees(self) -> OpenTrees:
         return OpenTrees(self.tree, self.spec.branches, timeout=self.timeout, cache=self.cache)

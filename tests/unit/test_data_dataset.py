@@ -131,7 +131,9 @@ def test_reading_ahead_changes_nothing_and_rows_stay_whole(
 def test_next_epoch_begins_with_a_chunk_read_ahead_and_yields_the_same(
     sample: SampleFiles,
 ) -> None:
-    ds, cold = dataset(sample, output="numpy"), dataset(sample, output="numpy")
+    # in threads, to look at the reader's state (a reading process runs the same code)
+    ds = dataset(sample, output="numpy", prefetch_in="thread")
+    cold = dataset(sample, output="numpy", prefetch_in="thread")
     list(ds)  # epoch 0: once read, the first chunk of epoch 1 is read, its file kept open
     start = ds.stream._starts[(0, 1)]
     first = start.take()
@@ -154,7 +156,7 @@ def test_next_epoch_begins_with_a_chunk_read_ahead_and_yields_the_same(
     list(ds)
     ds.stream.close()
     assert not ds.stream._starts
-    without = dataset(sample, output="numpy", prefetch=None)
+    without = dataset(sample, output="numpy", prefetch=None, prefetch_in="thread")
     list(without)
     assert not without.stream._starts
 
@@ -162,7 +164,13 @@ def test_next_epoch_begins_with_a_chunk_read_ahead_and_yields_the_same(
 @pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="Linux scheduling policy")
 def test_reading_threads_run_at_the_chosen_priority(sample: SampleFiles) -> None:
     def policies(priority: str) -> set[int]:
-        ds = dataset(sample, reader_priority=priority, decompression_threads=1, step_size=10)
+        ds = dataset(
+            sample,
+            reader_priority=priority,
+            prefetch_in="thread",
+            decompression_threads=1,
+            step_size=10,
+        )
         before = set(threading.enumerate())
         batches = iter(ds)
         next(batches)
