@@ -27,6 +27,7 @@ import pickle
 import select
 import signal
 import struct
+import traceback
 import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -50,7 +51,7 @@ class ReaderProcess:
     """A forked process running ``serve(epoch)`` for each epoch asked of it.
 
     drop: run in the process by ``drop`` (to drop what it read ahead).
-    columns: the table's columns as (name, dtype, values per row); a slot holds
+    columns: the table's columns as (name, dtype, shape of one row); a slot holds
     ``batch_size`` rows of each. slots: how many batches may wait (the budget).
     """
 
@@ -58,16 +59,16 @@ class ReaderProcess:
         self,
         serve: Callable[[int], Iterator[Table]],
         drop: Callable[[], None],
-        columns: list[tuple[str, np.dtype[Any], int]],
+        columns: list[tuple[str, np.dtype[Any], tuple[int, ...]]],
         batch_size: int,
         slots: int,
         prepare: Callable[[], None] = lambda: None,
     ) -> None:
         self._layout = []
         offset = 0
-        for name, dtype, width in columns:
-            self._layout.append((name, np.dtype(dtype), width, offset))
-            offset += batch_size * width * np.dtype(dtype).itemsize
+        for name, dtype, shape in columns:
+            self._layout.append((name, np.dtype(dtype), shape, offset))
+            offset += batch_size * int(np.prod(shape)) * np.dtype(dtype).itemsize
         self._slot_bytes = offset
         self._ring = mmap.mmap(-1, max(1, slots) * offset)  # shared with the child
         self._slots = max(1, slots)
@@ -84,32 +85,34 @@ class ReaderProcess:
                 prepare()
                 _Serving(self, serve, drop, to_child, from_child, freed_in, parent).run()
             except BaseException:
+                traceback.print_exc()
                 code = 1
             finally:
                 os._exit(code)
         for fd in (to_child, from_child, freed_in):
             os.close(fd)
         self.pid = pid
+        self.busy = False  # an epoch is being read
         self._finalizer = weakref.finalize(
             self, _stop, pid, (self._commands, self._messages, self._freed)
         )
 
     def batches(self, epoch: int) -> Iterator[Table]:
         """The epoch's tables, each copied out of its slot; leaving early ends the process."""
-        os.write(self._commands, _SLOT.pack(epoch))
-        finished = False
+        finished, self.busy = False, True
         try:
+            self._write(self._commands, epoch)
             while True:
                 kind, value, rows = _MESSAGE.unpack(self._read(_MESSAGE.size))
                 if kind == END:
-                    finished = True
+                    finished, self.busy = True, False
                     return
                 if kind == ERROR:
                     error = pickle.loads(self._read(value))
-                    finished = True
+                    finished, self.busy = True, False
                     raise error
                 table = self._table(value, rows)
-                os.write(self._freed, _SLOT.pack(value))
+                self._write(self._freed, value)
                 yield table
         finally:
             if not finished:
@@ -123,23 +126,32 @@ class ReaderProcess:
     def _table(self, slot: int, rows: int) -> Table:
         base = slot * self._slot_bytes
         table = {}
-        for name, dtype, width, offset in self._layout:
-            view = np.frombuffer(self._ring, dtype=dtype, count=rows * width, offset=base + offset)
-            table[name] = (view.reshape(rows, width) if width > 1 else view).copy()
+        for name, dtype, shape, offset in self._layout:
+            count = rows * int(np.prod(shape))
+            view = np.frombuffer(self._ring, dtype=dtype, count=count, offset=base + offset)
+            table[name] = view.reshape(rows, *shape).copy()
         return table
+
+    def _write(self, fd: int, value: int) -> None:
+        try:
+            os.write(fd, _SLOT.pack(value))
+        except BrokenPipeError:
+            raise self._gone() from None
 
     def _read(self, size: int) -> bytes:
         data = b""
         while len(data) < size:
             part = os.read(self._messages, size - len(data))
             if not part:
-                status = _reap(self.pid)
-                raise DataError(
-                    f"the reading process {self.pid} ended unexpectedly ({status})",
-                    hint="look for an out-of-memory kill; or read in threads: prefetch_in='thread'",
-                )
+                raise self._gone()
             data += part
         return data
+
+    def _gone(self) -> DataError:
+        return DataError(
+            f"the reading process {self.pid} ended unexpectedly ({self._finalizer()})",
+            hint="look for an out-of-memory kill; or read in threads: prefetch_in='thread'",
+        )
 
     @property
     def alive(self) -> bool:
@@ -194,10 +206,9 @@ class _Serving:
         slot = self.free.pop()
         rows = len(table["entry"])
         base = slot * self.process._slot_bytes
-        for name, dtype, width, offset in self.process._layout:
-            view = np.frombuffer(
-                self.process._ring, dtype=dtype, count=rows * width, offset=base + offset
-            )
+        for name, dtype, shape, offset in self.process._layout:
+            count = rows * int(np.prod(shape))
+            view = np.frombuffer(self.process._ring, dtype=dtype, count=count, offset=base + offset)
             view[:] = np.asarray(table[name], dtype=dtype).reshape(-1)
         os.write(self.messages, _MESSAGE.pack(BATCH, slot, rows))
 
@@ -217,13 +228,14 @@ class _Serving:
         return data
 
 
-def _stop(pid: int, fds: tuple[int, ...]) -> None:
+def _stop(pid: int, fds: tuple[int, ...]) -> str:
+    """Close our ends, kill the process (a zombie, if it ended, until reaped) and reap it."""
     for fd in fds:
         with contextlib.suppress(OSError):
             os.close(fd)
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
-    _reap(pid)
+    return _reap(pid)
 
 
 def _reap(pid: int) -> str:

@@ -258,14 +258,14 @@ class RootStream:
     def _process(self, key: tuple[int, int]) -> ReaderProcess:
         """The process reading for ``key``, forked now if there is none (or it ended)."""
         process = self._processes.get(key)
-        if process is not None and process.alive:
-            return process
+        if process is not None and process.alive and not process.busy:
+            return process  # (a busy one serves another iteration: it ends with it)
         width = len(self.columns)
-        columns: list[tuple[str, np.dtype[Any], int]] = [
-            ("features", np.dtype(np.float32), width),
-            ("target", np.dtype(np.float32), 1),
-            ("weight", np.dtype(np.float32), 1),
-            ("entry", np.dtype(np.int64), 1),
+        columns: list[tuple[str, np.dtype[Any], tuple[int, ...]]] = [
+            ("features", np.dtype(np.float32), (width,)),
+            ("target", np.dtype(np.float32), ()),
+            ("weight", np.dtype(np.float32), ()),
+            ("entry", np.dtype(np.int64), ()),
         ]
         row_bytes = 4 * width + 16
         slots = max(2, self.prefetch // (row_bytes * self.batch_size))

@@ -269,6 +269,24 @@ def test_a_reading_process_yields_what_threads_yield_epoch_after_epoch(
 
 
 @needs_fork
+def test_one_feature_keeps_its_column_in_a_process_as_in_threads(sample: SampleFiles) -> None:
+    for way in ("process", "thread"):
+        batch = next(iter(dataset(sample, features=["ht"], prefetch_in=way)))
+        assert batch.features.shape == (64, 1), way
+
+
+@needs_fork
+def test_two_iterations_at_once_each_get_a_process_and_every_entry(sample: SampleFiles) -> None:
+    ds = dataset(sample, output="numpy")
+    first, second = iter(ds), iter(ds)
+    seen = [[int(e) for e in next(first).entry], [int(e) for e in next(second).entry]]
+    seen[0] += [int(e) for b in first for e in b.entry]
+    seen[1] += [int(e) for b in second for e in b.entry]
+    assert sorted(seen[0]) == sorted(seen[1]) == list(range(2000))
+    ds.stream.close()
+
+
+@needs_fork
 def test_leaving_an_epoch_early_ends_the_process_and_the_next_epoch_is_whole(
     sample: SampleFiles,
 ) -> None:
