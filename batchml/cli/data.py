@@ -77,7 +77,7 @@ def cmd_bench(args: argparse.Namespace, out: Console) -> int:
         for batch in ds.loader(num_workers=args.workers):
             progress.advance(task, len(batch.entry))
     elapsed = time.perf_counter() - began
-    ds.stream.close()
+    ds.close()
     stats = ds.stats
     out.print(
         f"{stats.events_read:,.0f} events in {elapsed:.2f} s: "

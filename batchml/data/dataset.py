@@ -69,6 +69,10 @@ class RootDataset(IterableDataset[Batch]):
         """Choose the epoch's shuffle; every rank must set the same epoch."""
         self.epoch = epoch
 
+    def close(self) -> None:
+        """End the reading process and drop what was read ahead (also done when dropped)."""
+        self.stream.close()
+
     def loader(self, **kwargs: Any) -> RootLoader:
         """A DataLoader over this dataset (``batch_size=None``) that times its consumer."""
         return RootLoader(self, **kwargs)

@@ -264,8 +264,9 @@ def test_a_reading_process_yields_what_threads_yield_epoch_after_epoch(
     assert len(pids) == 1 and running(pids.pop())  # one process served every epoch
     stats = forked.stats
     assert stats.events_read == 3 * 2000 and stats.events_out == 3 * 2000  # counted there
-    forked.stream.close()
-    assert not forked.stream._processes
+    (process,) = forked.stream._processes.values()
+    forked.close()
+    assert not forked.stream._processes and not running(process.pid)
 
 
 @needs_fork
