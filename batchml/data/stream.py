@@ -178,21 +178,26 @@ class RootStream:
         # per reader (reader, readers): the epoch it read last, and the next one's start
         self._last_epoch: dict[tuple[int, int], int] = {}
         self._starts: dict[tuple[int, int], EpochStart[FirstChunk]] = {}
+        self._kept: dict[tuple[int, int], OpenTrees] = {}  # open files, their chunk dropped
         self._processes: dict[tuple[int, int], ReaderProcess] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         """Reads under way stay with this process (a spawned DataLoader worker starts afresh)."""
-        return {**self.__dict__, "_last_epoch": {}, "_starts": {}, "_processes": {}}
+        return {**self.__dict__, "_last_epoch": {}, "_starts": {}, "_kept": {}, "_processes": {}}
 
     def drop_read_ahead(self) -> None:
-        """Drop what was read for the next epochs, here or in the reading processes.
+        """Drop the chunks read for the next epochs, here or in the reading processes.
 
         Waits for reads under way (one retrying a lost server may take as long
-        as ``retry.deadline``); the next epoch then starts cold. Benchmarks use it
-        so that nothing read before their clock starts is used.
+        as ``retry.deadline``); the next epoch then reads its first chunk itself,
+        from the files kept open. Benchmarks use it so that no entry read before
+        their clock starts is used.
         """
         while self._starts:
-            self._starts.popitem()[1].discard(wait=True)
+            key, start = self._starts.popitem()
+            first = start.take()
+            if first is not None:
+                self._kept[key] = first.trees
         for process in self._processes.values():
             if process.alive:
                 process.drop()
@@ -201,6 +206,8 @@ class RootStream:
         """End the reading processes; drop the chunks read ahead and close their files."""
         while self._starts:
             self._starts.popitem()[1].discard()
+        while self._kept:
+            self._kept.popitem()[1].close()
         while self._processes:
             self._processes.popitem()[1].close()
 
@@ -241,7 +248,12 @@ class RootStream:
         # with prefetch on, the read of the next chunk (decompression, network)
         # also overlaps with turning this one into rows, shuffling and batching
         tables: Iterator[Table] = self._tables(
-            self._chunks(ranges, first, lambda trees: self._start(upcoming, key, trees))
+            self._chunks(
+                ranges,
+                first,
+                lambda trees: self._start(upcoming, key, trees),
+                self._kept.pop(key, None),
+            )
             if self.prefetch
             else self._chunks(ranges, first)
         )
@@ -347,14 +359,19 @@ class RootStream:
         ranges: Sequence[EntryRange],
         first: FirstChunk | None = None,
         then: Callable[[OpenTrees], None] | None = None,
+        kept: OpenTrees | None = None,
     ) -> Iterator[tuple[int, Chunk]]:
         """The chunks of the ranges in order, each with its file's number.
 
         first: the first range's first chunk, read already, and its open files.
         then: given the open files once every range has been read (else they
         are closed), so that the next epoch need not open them again.
+        kept: files left open by an earlier epoch (when ``first`` is None).
         """
-        trees = first.trees if first is not None else self._open_trees()
+        if first is not None:
+            trees = first.trees
+        else:
+            trees = kept if kept is not None else self._open_trees()
         try:
             with ExitStack() as stack:
                 executor = None

@@ -157,9 +157,18 @@ def test_next_epoch_begins_with_a_chunk_read_ahead_and_yields_the_same(
     assert held is not None
     next(iter(ds))
     assert not held.trees._open and (0, 1) not in ds.stream._starts
-    list(ds)
+    list(ds)  # epoch 7 again: its start is dropped, its open files are kept
+    files = ds.stream._starts[(0, 1)].take()
+    assert files is not None
+    ds.stream.drop_read_ahead()
+    assert not ds.stream._starts and ds.stream._kept[(0, 1)] is files.trees
+    reads = ds.stats.events_read
+    assert sorted(int(e) for b in ds for e in b.entry) == list(range(2000))
+    assert ds.stats.events_read - reads == 2000  # the dropped chunk was read again
+    assert not ds.stream._kept and files.trees._open  # and its files used
+    ds.stream._starts[(0, 1)].take()  # (close does not wait for a read under way)
     ds.stream.close()
-    assert not ds.stream._starts
+    assert not ds.stream._starts and not files.trees._open
     without = dataset(sample, output="numpy", prefetch=None, prefetch_in="thread")
     list(without)
     assert not without.stream._starts
