@@ -28,7 +28,8 @@ its export folder and reused. Run:
    compute (its best round); both loops then run alternately, best of the rounds.
    The pipeline reads in a process of its own at idle priority (the defaults);
    the same loop reading in threads, and reading at normal priority, is printed
-   too.
+   too; and, reading in a process or in threads, a loop whose step spends a
+   third of its time in Python (holding the GIL, as launching kernels does).
 """
 
 from __future__ import annotations
@@ -107,7 +108,21 @@ def dataset(
     )
 
 
-def pipeline(ds: RootDataset, compute_s: float = 0.0, epochs: int = EPOCHS) -> float:
+def python_step(seconds: float) -> None:
+    """A training step that spends a third of its time in Python (launching kernels,
+    holding the GIL) and the rest waiting on the GPU."""
+    end = time.perf_counter() + seconds / 3
+    while time.perf_counter() < end:
+        pass
+    time.sleep(2 * seconds / 3)
+
+
+def pipeline(
+    ds: RootDataset,
+    compute_s: float = 0.0,
+    epochs: int = EPOCHS,
+    step: Callable[[float], None] = time.sleep,
+) -> float:
     """Events/s of ``epochs`` epochs back to back through the DataLoader (new shuffle each).
 
     As in training, each epoch after the first begins with the chunk the reader
@@ -121,7 +136,7 @@ def pipeline(ds: RootDataset, compute_s: float = 0.0, epochs: int = EPOCHS) -> f
             ds.set_epoch(ds.epoch + 1)
             for _ in ds.loader():
                 if compute_s:
-                    time.sleep(compute_s)
+                    step(compute_s)
 
     ds.stream.drop_read_ahead()
     events = rate(epochs * ds.stream.num_entries, loop)
@@ -273,6 +288,16 @@ def main() -> None:
             f"   the same, {name}: {max(rates) / 1e6:.2f} M ev/s, "
             f"ratio {max(rates) / max(without):.2f}"
         )
+    threads = variants["reading in threads instead of a process (prefetch_in='thread')"]
+    steps: dict[str, list[float]] = {"none": [], "process": [], "threads": []}
+    for _ in range(args.rounds):
+        for name, ds in (("none", bare), ("process", prefetched), ("threads", threads)):
+            steps[name].append(pipeline(ds, compute_s=read_s, step=python_step))
+    print(
+        f"   a step that spends a third of its time in Python: prefetch in a process "
+        f"ratio {max(steps['process']) / max(steps['none']):.2f}, in threads "
+        f"{max(steps['threads']) / max(steps['none']):.2f}"
+    )
     cold, after = first_batch_s(prefetched, read_s, args.rounds)
     print(
         f"   an epoch's first batch, median: {1e3 * cold:.1f} ms started cold, "
