@@ -2,9 +2,10 @@
 
 Reading threads share the training process's GIL, and uproot's work per basket
 holds it about half the time: a training step that waits on a GPU then wakes
-and waits for the GIL. Measured on 2 cores, 0.9 ms steps lasted 20% longer
-with reading threads beside them than with none; with the reading in another
-process, as long as with none. torch's DataLoader workers avoid the GIL too,
+and waits for the GIL, and one that runs Python (launching kernels) competes
+for it. Measured on 2 cores (benchmarks/data_bench.py case 3), with a step a
+third in Python, prefetch gains 1.72-1.74x over none from a process and
+1.59-1.61x from threads. torch's DataLoader workers avoid the GIL too,
 but move every batch into a new shared-memory segment and through a pickle
 (0.6 ms of the training process per batch here, more than a small model's
 step). Here a ring of fixed slots is mapped once, before the fork; a batch
