@@ -199,7 +199,7 @@ class RootStream:
             if first is not None:
                 self._kept[key] = first.trees
         for process in self._processes.values():
-            if process.alive:
+            if process.alive and not process.busy:  # (one reading an epoch is left alone)
                 process.drop()
 
     def close(self) -> None:
