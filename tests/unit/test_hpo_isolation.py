@@ -31,7 +31,11 @@ SCRIPT = textwrap.dedent(
         deadline = time.monotonic() + 30
         while not _spares._ready and time.monotonic() < deadline:
             time.sleep(0.01)  # the spare for the next trial is forked in the background
-    # a process that reported gives way to the next trials while it exits
+    # a process that reported gives way to the next trials while it exits (it lowers
+    # its priority just after reporting: wait for that, within its 3 s of exiting)
+    deadline = time.monotonic() + 2
+    while os.getpriority(os.PRIO_PROCESS, pids[-1]) != 19 and time.monotonic() < deadline:
+        time.sleep(0.01)
     print(os.getpriority(os.PRIO_PROCESS, pids[-1]) == 19, pids[0] in warm)
     print(len(set(pids)), os.getpid() not in pids, len(_spares._ready) >= 1)
     # a spare forked after the pool closed (a refill late at exit) is let go at once
