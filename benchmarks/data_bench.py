@@ -259,10 +259,9 @@ def main() -> None:
     bare = dataset(pattern, step, None)
     read_s = BATCH / max(pipeline(bare) for _ in range(args.rounds))
     prefetched = datasets[step]
+    threads = dataset(pattern, step, "256 MB", prefetch_in="thread")
     variants = {
-        "reading in threads instead of a process (prefetch_in='thread')": dataset(
-            pattern, step, "256 MB", prefetch_in="thread"
-        ),
+        "reading in threads instead of a process (prefetch_in='thread')": threads,
         "reading at normal priority (reader_priority='normal')": dataset(
             pattern, step, "256 MB", reader_priority="normal"
         ),
@@ -288,7 +287,6 @@ def main() -> None:
             f"   the same, {name}: {max(rates) / 1e6:.2f} M ev/s, "
             f"ratio {max(rates) / max(without):.2f}"
         )
-    threads = variants["reading in threads instead of a process (prefetch_in='thread')"]
     steps: dict[str, list[float]] = {"none": [], "process": [], "threads": []}
     for _ in range(args.rounds):
         for name, ds in (("none", bare), ("process", prefetched), ("threads", threads)):

@@ -62,6 +62,12 @@ def take(table: Table, selection: np.ndarray | slice) -> Table:
     return {key: _gather(column, selection) for key, column in table.items()}
 
 
+def put(table: Table, places: np.ndarray, rows_in: Table) -> None:
+    """Write the rows of ``rows_in`` into ``table`` at ``places``, in place."""
+    for key, column in table.items():
+        _scatter(column, places, rows_in[key])
+
+
 def shuffled(tables: Iterable[Table], capacity: int, rng: np.random.Generator) -> Iterator[Table]:
     """The rows of ``tables`` in random order, holding at most ``capacity`` rows back.
 
@@ -84,16 +90,14 @@ def shuffled(tables: Iterable[Table], capacity: int, rng: np.random.Generator) -
                 held, holes = None, holes[:0]
                 continue
             filled = min(incoming, len(holes))
-            for key, column in held.items():
-                _scatter(column, holes[:filled], table[key][:filled])
+            put(held, holes[:filled], take(table, slice(0, filled)))
             holes = holes[filled:]
             if alive + incoming < capacity:
                 continue
             over = incoming - filled  # rows that found no place: displace some at random
             places = rng.choice(capacity, size=min(over + incoming, capacity), replace=False)
             yield take(held, places)
-            for key, column in held.items():
-                _scatter(column, places[:over], table[key][filled:])
+            put(held, places[:over], take(table, slice(filled, None)))
             holes = places[over:]
         else:
             held = table if held is None else concat([held, table])

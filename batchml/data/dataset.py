@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from batchml.data.columns import Table
 from batchml.data.loader_stats import LoaderStats
-from batchml.data.stream import Batch, RootStream
+from batchml.data.stream import Batch, RootStream, one_of
 from batchml.errors import InvalidValue
 
 OUTPUTS = ("torch", "numpy")
@@ -48,11 +48,9 @@ class RootDataset(IterableDataset[Batch]):
         output: str = "torch",
         **options: Any,
     ) -> None:
-        if output not in OUTPUTS:
-            raise InvalidValue(f"output={output!r} is unknown", hint=f"use one of {OUTPUTS}")
+        self.output = one_of("output", output, OUTPUTS)
         self.stream = RootStream(files, tree, **options)
         self.rank, self.world_size = rank, world_size
-        self.output = output
         self.epoch = 0
 
     @property

@@ -64,12 +64,10 @@ class EpochStart(Generic[T]):
         self._done.wait()
         return self._result
 
-    def discard(self, wait: bool = False) -> None:
-        """Close what was read, now or when the read ends (wait: return after that)."""
+    def discard(self) -> None:
+        """Close what was read, now or when the read ends."""
         if os.getpid() != self._pid:
             return
-        if wait:
-            self._done.wait()
         with self._lock:
             self._discarded = True
             result, self._result = self._result, None

@@ -71,8 +71,8 @@ class ReaderProcess:
             self._layout.append((name, np.dtype(dtype), shape, offset))
             offset += batch_size * int(np.prod(shape)) * np.dtype(dtype).itemsize
         self._slot_bytes = offset
-        self._ring = mmap.mmap(-1, max(1, slots) * offset)  # shared with the child
         self._slots = max(1, slots)
+        self._ring = mmap.mmap(-1, self._slots * offset)  # shared with the child
         to_child, self._commands = os.pipe()
         self._messages, from_child = os.pipe()
         freed_in, self._freed = os.pipe()
@@ -126,10 +126,15 @@ class ReaderProcess:
 
     def _table(self, slot: int, rows: int) -> Table:
         """The slot's rows, copied out at once into one block that the columns view."""
-        block = np.frombuffer(self._ring, np.uint8, self._slot_bytes, slot * self._slot_bytes)
-        copied = block.copy()
+        return self._columns(self._slot(slot).copy(), rows)
+
+    def _slot(self, slot: int) -> np.ndarray:
+        return np.frombuffer(self._ring, np.uint8, self._slot_bytes, slot * self._slot_bytes)
+
+    def _columns(self, block: np.ndarray, rows: int) -> Table:
+        """Each column's first ``rows`` rows, as views of a slot's bytes."""
         return {
-            name: copied[offset:].view(dtype)[: rows * int(np.prod(shape))].reshape(rows, *shape)
+            name: block[offset:].view(dtype)[: rows * int(np.prod(shape))].reshape(rows, *shape)
             for name, dtype, shape, offset in self._layout
         }
 
@@ -206,11 +211,8 @@ class _Serving:
             self.free.append(_SLOT.unpack(freed)[0])
         slot = self.free.pop()
         rows = len(table["entry"])
-        base = slot * self.process._slot_bytes
-        for name, dtype, shape, offset in self.process._layout:
-            count = rows * int(np.prod(shape))
-            view = np.frombuffer(self.process._ring, dtype=dtype, count=count, offset=base + offset)
-            view[:] = np.asarray(table[name], dtype=dtype).reshape(-1)
+        for name, view in self.process._columns(self.process._slot(slot), rows).items():
+            view[...] = table[name]
         os.write(self.messages, _MESSAGE.pack(BATCH, slot, rows))
 
     def _receive(self, fd: int, size: int) -> bytes | None:

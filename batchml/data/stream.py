@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
@@ -71,6 +71,13 @@ def parse_step_size(value: int | str) -> int | str:
         f"step_size={value!r} is neither a number of entries nor a size",
         hint="write step_size=100_000 or step_size='50 MB'",
     )
+
+
+def one_of(name: str, value: str, choices: Sequence[str]) -> str:
+    """``value`` if it is one of ``choices``, else the error that lists them."""
+    if value not in choices:
+        raise InvalidValue(f"{name}={value!r} is unknown", hint=f"use one of {', '.join(choices)}")
+    return value
 
 
 @dataclass
@@ -150,18 +157,9 @@ class RootStream:
         self.step_size = parse_step_size(step_size)
         self.shuffle, self.shuffle_buffer, self.seed = shuffle, shuffle_buffer, seed
         self.prefetch = parse_size(prefetch) if prefetch else 0
-        if prefetch_in not in PREFETCH_IN:
-            raise InvalidValue(
-                f"prefetch_in={prefetch_in!r} is unknown",
-                hint=f"use one of {', '.join(PREFETCH_IN)}",
-            )
-        self.in_process = prefetch_in == "process" and can_fork()
-        if reader_priority not in READER_PRIORITIES:
-            raise InvalidValue(
-                f"reader_priority={reader_priority!r} is unknown",
-                hint=f"use one of {', '.join(READER_PRIORITIES)}",
-            )
-        self.idle = reader_priority == "idle"
+        where = one_of("prefetch_in", prefetch_in, PREFETCH_IN)
+        self.in_process = where == "process" and can_fork()
+        self.idle = one_of("reader_priority", reader_priority, READER_PRIORITIES) == "idle"
         self.decompression_threads = decompression_threads
         self.cache = NodeCache(cache_dir) if cache_dir else None
         self.timeout = timeout
@@ -327,10 +325,7 @@ class RootStream:
             idle_thread()
         began = time.perf_counter()
         try:
-            with ExitStack() as stack:
-                executor = None
-                if self.decompression_threads:
-                    executor = stack.enter_context(ThreadPoolExecutor(self.decompression_threads))
+            with self._decompression() as executor:
                 chunks = self._read(entry_range, trees, executor)
                 chunk = next(chunks)
                 chunks.close()  # the file stays open in ``trees``
@@ -373,10 +368,7 @@ class RootStream:
         else:
             trees = kept if kept is not None else self._open_trees()
         try:
-            with ExitStack() as stack:
-                executor = None
-                if self.decompression_threads:
-                    executor = stack.enter_context(ThreadPoolExecutor(self.decompression_threads))
+            with self._decompression() as executor:
                 if first is not None:
                     ranges = [replace(ranges[0], start=first.chunk.stop), *ranges[1:]]
                     self._count(first.chunk, first.read_s)
@@ -394,6 +386,12 @@ class RootStream:
             trees.close()
         else:
             then(trees)
+
+    def _decompression(self) -> AbstractContextManager[ThreadPoolExecutor | None]:
+        """uproot's decompression pool for one read (none with 0 threads)."""
+        if self.decompression_threads:
+            return ThreadPoolExecutor(self.decompression_threads)
+        return nullcontext()
 
     def _open_trees(self) -> OpenTrees:
         return OpenTrees(self.tree, self.spec.branches, timeout=self.timeout, cache=self.cache)
