@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from batchml.atomic import FILE_MODE, write_atomic
 from batchml.backends import tls_error_queue
 from batchml.errors import BatchmlError, InvalidValue
+from batchml.launch import launch_words
 from batchml.resources import Resources
 from batchml.sites import Network, Site
 from batchml.templates import render, template_path
@@ -57,7 +58,10 @@ class JobSpec:
     """A plain batch job: ``command`` run once, or once per item of ``array_items``.
 
     With more than one GPU the command is started by torchrun, one process per
-    GPU. An array job's item reaches the command as $BATCHML_ARRAY_ITEM.
+    GPU (``batchml.launch`` decides how). An array job's item reaches the
+    command as $BATCHML_ARRAY_ITEM. The command runs in ``cwd`` when given (the
+    folder `batchml submit` was typed in, so that ``python train.py`` finds its
+    script as it would there), else in ``workdir``, which holds the job's files.
     """
 
     name: str
@@ -68,6 +72,7 @@ class JobSpec:
     environment: Mapping[str, str] = field(default_factory=dict)
     array_items: tuple[str, ...] | None = None
     python: str = "python3"
+    cwd: Path | None = None
 
     def __post_init__(self) -> None:
         if not self.name or len(self.name) > 200 or "\x00" in self.name:
@@ -93,6 +98,11 @@ class JobSpec:
     @property
     def launcher(self) -> str:
         return "torchrun" if self.resources.gpus > 1 else "direct"
+
+    @property
+    def launch_words(self) -> list[str]:
+        """What job.sh execs: the command itself, or what follows torchrun's options."""
+        return launch_words(self.command, self.python, torchrun=self.launcher == "torchrun")
 
 
 @dataclass(frozen=True)

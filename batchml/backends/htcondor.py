@@ -93,7 +93,7 @@ class HTCondorBackend(Backend):
             items=len(job.array_items or ()),
             array_index_variable=self.array_index_variable,
             batch_name=submit_label(job.name),
-            entries=self.submit_entries(job.resources, [str(job.workdir), *job.command]),
+            entries=self.submit_entries(job.resources, [*_folders(job), *job.command]),
         )
         return "job.sub", text
 
@@ -297,3 +297,8 @@ def _check_job_id(job_id: str) -> str:
 
 def _on_afs_or_eos(path: str) -> bool:
     return any(path == root or path.startswith(root + "/") for root in CREDENTIAL_ROOTS)
+
+
+def _folders(job: JobSpec) -> list[str]:
+    """The folders a job reads: its files' and, when given, the one its command runs in."""
+    return [str(folder) for folder in (job.workdir, job.cwd) if folder is not None]

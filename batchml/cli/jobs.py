@@ -34,7 +34,12 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     submit.add_argument("--env", action="append", default=[], metavar="KEY=VALUE")
     submit.add_argument("--item", action="append", default=None, help="one array item (repeatable)")
-    submit.add_argument("--python", default="python3", help="the job's Python (for torchrun)")
+    submit.add_argument(
+        "--python",
+        default="python3",
+        help="the Python that runs torchrun and a script or -m module given directly "
+        "(default: %(default)s); `python train.py` runs the python you name",
+    )
     submit.add_argument("--dry-run", action="store_true", help="print every file, submit nothing")
     submit.set_defaults(handler=cmd_submit)
 
@@ -106,6 +111,7 @@ def cmd_submit(args: argparse.Namespace, out: Console) -> int:
         environment=environment,
         array_items=tuple(args.item) if args.item else None,
         python=args.python,
+        cwd=Path.cwd(),
     )
     if args.dry_run:
         rendered = backend.render(job)

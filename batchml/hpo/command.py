@@ -34,6 +34,7 @@ import optuna
 
 from batchml.errors import InvalidValue
 from batchml.hpo.isolation import TrialContext
+from batchml.launch import launch_words, script_position
 from batchml.trial_report import REPORT_ENV
 
 POLL_S = 0.2
@@ -46,10 +47,12 @@ class CommandObjective:
 
     ``command`` is a string (split like a shell would, without running one), an
     argument list, or a function from the trial's parameters to an argument
-    list. A ``.py`` first argument runs with the worker's Python; a relative
-    one is taken from ``base`` (default: the current folder) and made absolute,
-    since the command runs in the trial's scratch folder. Workers must see that
-    path (AFS, EOS or a shared home, as on lxplus and most Slurm sites).
+    list. A ``.py`` first argument or ``-m module`` runs with the worker's
+    Python, any other program as it is (``batchml.launch``). A relative Python
+    script (``train.py``, ``python -u train.py``) is taken from ``base``
+    (default: the current folder) and made absolute, since the command runs in
+    the trial's scratch folder. Workers must see that path (AFS, EOS or a
+    shared home, as on lxplus and most Slurm sites).
     """
 
     def __init__(
@@ -67,14 +70,16 @@ class CommandObjective:
         self.build = None
         if not self.template:
             raise InvalidValue("the command is empty", hint="write e.g. 'train.py --lr {lr}'")
-        script = Path(base or ".") / self.template[0]
-        if self.template[0].endswith(".py") and not Path(self.template[0]).is_absolute():
+        launch_words(self.template, sys.executable, torchrun=False)  # refuses a bare '-m' now
+        position = script_position(self.template)
+        if position is not None and not Path(self.template[position]).is_absolute():
+            script = Path(base or ".") / self.template[position]
             if not script.is_file():
                 raise InvalidValue(
                     f"the command's script {script} does not exist",
                     hint="give its path relative to the study file, or an absolute one",
                 )
-            self.template[0] = str(script.resolve())
+            self.template[position] = str(script.resolve())
         unknown = sorted(placeholders(self.template) - self.parameters)
         if unknown:
             raise InvalidValue(
@@ -90,11 +95,7 @@ class CommandObjective:
         return [arg.format_map(params) for arg in self.template]
 
     def __call__(self, trial: Any, ctx: TrialContext) -> float:
-        argv = self.argv(dict(trial.params))
-        if argv[0].endswith(".py"):
-            argv = [sys.executable, *argv]
-        if len(ctx.devices) > 1:
-            argv = torchrun(argv, len(ctx.devices))
+        argv = trial_argv(self.argv(dict(trial.params)), len(ctx.devices))
         report_file = ctx.scratch_dir / "report.jsonl"
         report_file.unlink(missing_ok=True)
         log = ctx.scratch_dir / "command.log"
@@ -108,15 +109,15 @@ class CommandObjective:
             return _follow(process, trial, report_file, log)
 
 
-def torchrun(argv: list[str], gpus: int) -> list[str]:
-    """``argv`` under torchrun: one rank per GPU of the slot, rendezvous on a free port.
-
-    torchrun runs a Python script itself; any other program needs ``--no-python``.
-    """
-    script = argv[1:] if argv[0] == sys.executable else ["--no-python", *argv]
+def trial_argv(command: Sequence[str], gpus: int) -> list[str]:
+    """How a trial starts ``command`` with the worker's Python (``batchml.launch``): as it
+    is, or with more than one GPU under torchrun, one rank per GPU of the slot."""
+    words = launch_words(command, sys.executable, torchrun=gpus > 1)
+    if gpus <= 1:
+        return words
     return [
         sys.executable, "-m", "torch.distributed.run", "--standalone",
-        f"--nproc_per_node={gpus}", *script,
+        f"--nproc_per_node={gpus}", *words,
     ]  # fmt: skip
 
 

@@ -66,6 +66,7 @@ def render_case(name: str) -> RenderedJob:
         resources=Resources.from_site(site, **overrides),
         workdir=WORKDIR,
         array_items=items,
+        cwd=Path("/afs/cern.ch/user/a/alice/my analysis"),  # where `batchml submit` ran
     )
     return HTCondorBackend(site).render(job)
 
@@ -146,6 +147,17 @@ def test_credential_only_for_afs_or_eos() -> None:
     assert not backend.needs_credential(["/tmp/work"])
     assert backend.needs_credential(["/afs/cern.ch/user/a/alice/work"])
     assert not backend.needs_credential(["/eosx/data"])
+
+
+def test_a_job_submitted_from_afs_gets_the_credential() -> None:
+    lxplus = load_site("lxplus").site
+    local_paths = lxplus.paths.model_copy(update={"shared_dir": None, "registry_root": "/data/r"})
+    backend = HTCondorBackend(lxplus.model_copy(update={"paths": local_paths}))
+    resources = Resources.from_site(backend.site)
+    for cwd, sent in ((None, False), (Path("/tmp/a"), False), (Path("/afs/cern.ch/x"), True)):
+        job = JobSpec(name="t", command=("python", "train.py"), resources=resources,
+                      workdir=Path("/tmp/jobs/t"), cwd=cwd)  # fmt: skip
+        assert ("MY.SendCredential" in backend.render(job).files["job.sub"]) is sent, cwd
 
 
 def test_status_constraint_is_one_clause_per_cluster() -> None:

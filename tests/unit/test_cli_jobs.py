@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pytest
 
-def batchml(*args: str, home: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+from batchml.backends import JobState, backend_for
+from batchml.site_files import load_site
+
+COMMANDS = Path(__file__).parent / "commands"
+
+
+def batchml(
+    *args: str, home: Path, cwd: Path, path: str | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "batchml.cli", *args],
         capture_output=True,
         text=True,
         timeout=60,
-        env={**os.environ, "HOME": str(home)},
+        env={**os.environ, "HOME": str(home), "PATH": path or os.environ["PATH"]},
         cwd=cwd,
         check=False,
     )
@@ -76,6 +87,7 @@ def test_bad_submissions_exit_2_with_the_fix(tmp_path: Path) -> None:
             "use one of: train",
         ),
         (("submit", "train", "--walltime", "soon", "--", "true"), "not a duration", "'2h'"),
+        (("submit", "train", "--gpus", "2", "--", "-m"), "names no module", "-m mypackage.train"),
         (
             ("submit", "train", "--site", "nowhere", "--", "true"),
             "no site named 'nowhere'",
@@ -88,3 +100,33 @@ def test_bad_submissions_exit_2_with_the_fix(tmp_path: Path) -> None:
         assert problem in result.stderr and fix in result.stderr, result.stderr
         assert "Traceback" not in result.stderr
     assert not (tmp_path / "batchml-jobs").exists()  # nothing half-written
+
+
+def test_the_readme_two_gpu_example_runs_two_ranks_where_it_was_typed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`batchml submit train --gpus 2 -- python train.py`, from the folder holding train.py."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    analysis, out = tmp_path / "analysis", tmp_path / "ranks"
+    analysis.mkdir()
+    out.mkdir()
+    shutil.copy2(COMMANDS / "rank_record.py", analysis / "train.py")
+    result = batchml(
+        "submit", "train", "--gpus", "2", "--env", f"RANKS_OUT={out}",
+        "--env", "CUDA_VISIBLE_DEVICES=0,1", "--", "python", "train.py", "--lr", "1e-3",
+        home=tmp_path, cwd=analysis,
+        path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",  # as a venv does
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    job_id = re.search(r"to local: (\d+)", result.stdout).group(1)  # type: ignore[union-attr]
+    backend = backend_for(load_site("local").site)
+    deadline = time.monotonic() + 120
+    while not (state := backend.status([job_id])[job_id].state).finished:
+        assert time.monotonic() < deadline, "the job did not finish in 120 s"
+        time.sleep(0.2)
+    logs = "".join(p.read_text() for p in (analysis / "batchml-jobs").glob("*/job.log"))
+    assert state is JobState.COMPLETED, logs[-3000:]
+    records = [json.loads(path.read_text()) for path in sorted(out.iterdir())]
+    assert [(r["rank"], r["local_rank"], r["gpu"], r["argv"]) for r in records] == [
+        (0, 0, "0", ["--lr", "1e-3"]), (1, 1, "1", ["--lr", "1e-3"]),
+    ]  # fmt: skip

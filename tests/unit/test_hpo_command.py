@@ -88,12 +88,46 @@ def test_a_program_that_is_not_a_python_script_runs_under_torchrun_as_is(
     assert objective(optuna.trial.FixedTrial({}), context) == 22.0  # world size 2, two GPUs
 
 
+@pytest.mark.parametrize(
+    "command",
+    [[sys.executable, "-u", "ranks.py"], ["-m", "ranks"], ["-u", "ranks.py"]],
+    ids=["interpreter with an option", "module", "option for the worker's Python"],
+)
+def test_an_interpreter_or_module_command_runs_under_torchrun(
+    command: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    (tmp_path / "ranks.py").write_text((SCRIPTS / "ranks.py").read_text())
+    objective = CommandObjective(command, {}, base=SCRIPTS)  # -m finds ranks.py in the scratch
+    context = TrialContext(devices=("0", "1"), scratch_dir=tmp_path, checkpoint_dir=tmp_path,
+                           site="local")  # fmt: skip
+    assert objective(optuna.trial.FixedTrial({}), context) == 22.0  # world size 2, two GPUs
+
+
+def test_a_relative_script_after_an_interpreter_is_found_from_the_study_folder(
+    tmp_path: Path,
+) -> None:
+    objective = CommandObjective(
+        [sys.executable, "-u", "curve.py", "--x", "{x}"], SPACE, base=SCRIPTS
+    )
+    scratch = tmp_path / "scratch"  # where the trial runs: no curve.py there
+    scratch.mkdir()
+    context = TrialContext(devices=(), scratch_dir=scratch, checkpoint_dir=tmp_path, site="local")
+    trial = optuna.trial.FixedTrial({"x": 0.5})
+    trial.suggest_float("x", -1.0, 1.0)  # as the study does before the command runs
+    assert objective(trial, context) == pytest.approx(0.25)
+    with pytest.raises(InvalidValue, match=r"nowhere\.py does not exist"):
+        CommandObjective("python3 -X dev nowhere.py", {}, base=SCRIPTS)
+
+
 def test_a_placeholder_outside_the_search_space_is_refused() -> None:
     with pytest.raises(InvalidValue, match=r"names \{lr\}") as caught:
         CommandObjective("curve.py --x {x} --lr {lr}", SPACE, base=SCRIPTS)
     assert "search_space" in (caught.value.hint or "")
     with pytest.raises(InvalidValue, match="does not exist"):
         CommandObjective("nowhere.py --x {x}", SPACE, base=SCRIPTS)
+    with pytest.raises(InvalidValue, match="names no module"):
+        CommandObjective("-m", SPACE)
 
 
 def _batchml(*args: str, home: Path) -> subprocess.CompletedProcess[str]:

@@ -9,4 +9,4 @@ export BATCHML_JOB_NAME='array run'
 BATCHML_ARRAY_INDEX=${SLURM_ARRAY_TASK_ID}
 BATCHML_ARRAY_ITEM=$(sed -n "$((BATCHML_ARRAY_INDEX + 1))p" items.txt)
 export BATCHML_ARRAY_INDEX BATCHML_ARRAY_ITEM
-exec train.py --config 'it'"'"'s.yaml'
+exec python3 train.py --config 'it'"'"'s.yaml'

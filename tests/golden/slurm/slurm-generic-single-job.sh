@@ -5,4 +5,4 @@ set -euo pipefail
 module load cuda
 . "${HOME}/venvs/batchml"/bin/activate
 export BATCHML_JOB_NAME='single run'
-exec train.py --config 'it'"'"'s.yaml'
+exec python3 train.py --config 'it'"'"'s.yaml'

@@ -6,4 +6,4 @@ eval "$(conda shell.posix hook)"
 conda activate 'hep ml'
 export OMP_NUM_THREADS=4
 export BATCHML_JOB_NAME='single run'
-exec train.py --config 'it'"'"'s.yaml'
+exec python3 train.py --config 'it'"'"'s.yaml'

@@ -11,4 +11,4 @@ export MASTER_ADDR=127.0.0.1
 MASTER_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 export MASTER_PORT
 exec python3 -m torch.distributed.run --nnodes=1 --nproc_per_node=4 \
-    --rdzv-backend=c10d --rdzv-endpoint="$MASTER_ADDR:$MASTER_PORT" train.py --config 'it'"'"'s.yaml'
+    --rdzv-backend=c10d --rdzv-endpoint="$MASTER_ADDR:$MASTER_PORT" -- train.py --config 'it'"'"'s.yaml'
