@@ -61,7 +61,8 @@ class JobSpec:
     GPU (``batchml.launch`` decides how). An array job's item reaches the
     command as $BATCHML_ARRAY_ITEM. The command runs in ``cwd`` when given (the
     folder `batchml submit` was typed in, so that ``python train.py`` finds its
-    script as it would there), else in ``workdir``, which holds the job's files.
+    script as it would there; a node that cannot see it says so and stays in
+    ``workdir``), else in ``workdir``, which holds the job's files.
     """
 
     name: str

@@ -162,16 +162,20 @@ def test_every_form_runs_two_ranks_through_the_job_script(
     assert not list(tmp_path.rglob("pwned"))
 
 
-def test_a_folder_the_job_cannot_enter_fails_it_with_the_reason(tmp_path: Path) -> None:
+def test_a_job_whose_folder_this_node_lacks_runs_in_its_workdir_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
     backend = backend_for(load_site("local").site)
     job = JobSpec(
-        name="lost", command=("true",), resources=Resources(), workdir=tmp_path / "job",
-        cwd=tmp_path / "not there",
+        name="elsewhere", command=("sh", "-c", "pwd > where"), resources=Resources(),
+        workdir=tmp_path / "job", cwd=tmp_path / "not here",
     )  # fmt: skip
     (job_id,) = backend.submit(job)
-    assert _wait(backend, [job_id])[job_id] is JobState.FAILED
+    assert _wait(backend, [job_id])[job_id] is JobState.COMPLETED
+    assert (tmp_path / "job" / "where").read_text().strip() == str(tmp_path / "job")
     log = (tmp_path / "job" / "job.log").read_text()
-    assert f"cannot enter {tmp_path / 'not there'} (where the job was submitted)" in log
+    assert f"{tmp_path / 'not here'} (where the job was submitted) is not visible" in log
 
 
 def _wait(backend: Backend, ids: list[str], limit: float = 240) -> dict[str, JobState]:
