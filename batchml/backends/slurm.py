@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
@@ -25,6 +26,7 @@ from batchml.backends.base import (
     JobSpec,
     JobState,
     SchedulerError,
+    UnknownJob,
     worker_arguments,
     worker_prologue,
     worker_python,
@@ -114,8 +116,8 @@ class SlurmBackend(Backend):
         times in a row (slurmctld restarts take seconds); then it raises.
         """
         try:
-            payload = json.loads(run_command(["squeue", "--json"]))
-        except (SchedulerError, ValueError) as exc:
+            payload = _squeue()
+        except SchedulerError as exc:
             return self._last_rows(ids, exc)
         self._failures = 0
         rows = {row.id: row for row in squeue_rows(payload, user_id=None if ids else os.getuid())}
@@ -126,10 +128,31 @@ class SlurmBackend(Backend):
         self._last_seen.update(rows)
         return rows
 
-    def cancel(self, ids: Sequence[str]) -> None:
-        """scancel, running or pending (array tasks as ``ID_TASK``)."""
-        if ids:
-            run_command(["scancel", *ids])
+    def cancel(self, ids: Sequence[str]) -> list[str]:
+        """scancel the jobs still queued (an array task as ``ID_TASK``, a whole array as ``ID``).
+
+        scancel exits 0 without a word for an id Slurm does not know, so the ids
+        are looked up first: in squeue, then (where accounting is on) in sacct.
+        """
+        wanted = list(dict.fromkeys(_check_job_id(job_id) for job_id in ids))
+        if not wanted:
+            return []
+        rows = list(squeue_rows(_squeue()))
+        active = {row.id for row in rows if not row.state.finished}
+        active |= {job_id.partition("_")[0] for job_id in active}  # an array with a task left
+        queued = {row.id for row in rows} | {row.id.partition("_")[0] for row in rows}
+        missing = [job_id for job_id in wanted if job_id not in queued]
+        ended = self._left_queue(missing)
+        unknown = [job_id for job_id in missing if ended[job_id].state is JobState.UNKNOWN]
+        if unknown:
+            raise UnknownJob(
+                f"Slurm has no job {', '.join(unknown)}: squeue does not list it"
+                + (" and sacct has no record of it" if self.has_accounting else "")
+            )
+        stopping = [job_id for job_id in wanted if job_id in active]
+        if stopping:
+            run_command(["scancel", *stopping])
+        return stopping
 
     def cluster(self, resources: Resources, **options: Any) -> SLURMCluster:
         """A SLURMCluster whose workers each are one job with ``resources``, over TLS by default.
@@ -248,6 +271,24 @@ class SlurmBackend(Backend):
             if key.strip() == "AccountingStorageType":
                 return value.strip() not in ("", "accounting_storage/none")
         return False
+
+
+def _squeue() -> Any:
+    """Every job in the controller's memory, from `squeue --json`."""
+    answer = run_command(["squeue", "--json"])
+    try:
+        return json.loads(answer)
+    except ValueError:
+        raise SchedulerError(f"squeue --json printed no JSON: {answer[:200]!r}") from None
+
+
+def _check_job_id(job_id: str) -> str:
+    if not re.fullmatch(r"\d+(_\d+)?", job_id):
+        raise InvalidValue(
+            f"{job_id!r} is not a Slurm job id",
+            hint="write it as ID, or ID_TASK for one task of an array (see `batchml jobs`)",
+        )
+    return job_id
 
 
 def parse_sbatch_output(text: str) -> str:
