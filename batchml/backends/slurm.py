@@ -34,6 +34,7 @@ from batchml.backends.base import (
 from batchml.backends.commands import run_command
 from batchml.backends.slurm_status import sacct_rows, squeue_rows
 from batchml.errors import InvalidValue
+from batchml.private_folder import private_folder
 from batchml.resources import Resources, slurm_directives
 from batchml.sites import Site
 from batchml.templates import render
@@ -161,7 +162,8 @@ class SlurmBackend(Backend):
         temporary credentials for this cluster; False: plain TCP; or a Security), and
         ``log_directory`` (default: the site's log_dir), ``worker_resources`` (dask
         resources each worker declares besides its GPUs). The workers' TLS files are
-        written, readable by the user only, to the site's shared_dir (else the logs).
+        written, readable by the user only, to a private folder of the site's shared_dir
+        (else of the logs), which the workers read; see ``_credentials_folder``.
         """
         unknown = sorted(set(options) - set(_CLUSTER_OPTIONS))
         if unknown:
@@ -174,6 +176,7 @@ class SlurmBackend(Backend):
 
         log_dir = Path(options.get("log_directory") or _local_path(self.site.paths.log_dir))
         security = _security(options.get("security", True))
+        shared = _credentials_folder(self.site.paths.shared_dir, log_dir) if security else None
         tls_error_queue.install()  # for this driver's scheduler and client
         cluster = SLURMCluster(
             job_cls=SlurmWorkerJob,  # type: ignore[arg-type]  # annotated as an instance
@@ -182,7 +185,7 @@ class SlurmBackend(Backend):
             interface=self.site.network.interface,
             protocol="tls://" if security else "tcp://",
             security=security,
-            shared_temp_directory=self.site.paths.shared_dir or str(log_dir),
+            shared_temp_directory=shared,
             scheduler_options={
                 "port": self.site.network.scheduler_port,
                 "dashboard_address": f":{self.site.network.dashboard_port or 0}",
@@ -297,6 +300,31 @@ def parse_sbatch_output(text: str) -> str:
     if not job_id.isdigit():
         raise SchedulerError(f"sbatch --parsable printed {text.strip()!r}, not a job id")
     return job_id
+
+
+def _credentials_folder(shared_dir: str | None, log_dir: Path) -> str:
+    """The folder for the workers' TLS files, as their job script names it (the site's text,
+    expanded on the node): ``batchml-dask-tls-<uid>`` inside the site's shared_dir (else
+    the log folder), made first if missing, and private to the user (0700, checked).
+
+    dask-jobqueue writes each cluster's files there (0600, random names) and removes
+    them with the cluster. A shared_dir that cannot be made is named, with the fix.
+    """
+    if shared_dir is None:
+        field, remote, local = "paths.log_dir", str(log_dir), log_dir
+    else:
+        field, remote, local = "paths.shared_dir", shared_dir, Path(_local_path(shared_dir))
+    name = f"batchml-dask-tls-{os.getuid()}"
+    try:
+        local.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidValue(
+            f"{field} {remote!r} ({local} here) cannot be made: {exc.strerror}",
+            hint=f"set {field} in the site file to a folder you can write that the compute "
+            "nodes see (your home or a project space): the workers' TLS files go there",
+        ) from None
+    private_folder(local / name, field)
+    return f"{remote.rstrip('/')}/{name}"
 
 
 def _security(choice: Security | bool) -> Security | None:

@@ -46,10 +46,10 @@ from batchml.hpo.outcomes import (
     has_ended,
 )
 from batchml.hpo.progress import StudyProgress
-from batchml.hpo.scratch import ScratchError
 from batchml.hpo.storage import default_study_dir, open_storage
 from batchml.hpo.walltime import TRIAL_RESOURCE, duration_estimate
 from batchml.hpo.worker import TrialTask, execute_trial, warm_worker
+from batchml.private_folder import PrivateFolderError
 from batchml.sites import Paths
 
 Objective = Callable[[Any, TrialContext], Any]
@@ -516,7 +516,7 @@ def _record(study: optuna.Study, trial: optuna.Trial, future: Future, max_retrie
         return  # recorded already: a recomputed task (its first result was lost with a worker)
     try:
         outcome: Outcome = future.result()
-    except ScratchError as exc:  # the worker cannot keep trial files private: a retry would not
+    except PrivateFolderError as exc:  # no private scratch on the worker: a retry would not either
         _fail(study, trial, "raised", str(exc), max_retries)
         raise
     except Exception as exc:  # the worker, not the objective, failed

@@ -13,8 +13,9 @@ from optuna.trial import TrialState
 
 from batchml.hpo import run_study
 from batchml.hpo.outcomes import OUTCOME_ATTR, SCRATCH_ATTR
-from batchml.hpo.scratch import ScratchError, trial_scratch
+from batchml.hpo.scratch import trial_scratch
 from batchml.hpo.storage import open_storage
+from batchml.private_folder import PrivateFolderError
 from tests.unit import hpo_objectives as objectives
 from tests.unit.neighbour import as_neighbour, needs_root, owner, shared_folder
 
@@ -73,7 +74,7 @@ def test_site_variables_expand_where_the_trial_runs(
     with trial_scratch(f"${{BATCHML_TEST_SCRATCH:-{shared}}}", "t") as folder:
         assert folder.parent.parent == shared  # the default, as the shell would
     with (
-        pytest.raises(ScratchError, match="not an absolute folder"),
+        pytest.raises(PrivateFolderError, match="not an absolute folder"),
         trial_scratch("$BATCHML_TEST_SCRATCH/x", "t"),
     ):
         pass
@@ -89,7 +90,7 @@ def test_a_folder_a_neighbour_made_in_its_place_is_refused(shared: Path) -> None
     root = shared / f"batchml-{os.getuid()}"
     as_neighbour('mkdir -m 777 "$1"', str(root))
     with (
-        pytest.raises(ScratchError, match=f"{root} belongs to uid {owner(root)}") as caught,
+        pytest.raises(PrivateFolderError, match=f"{root} belongs to uid {owner(root)}") as caught,
         trial_scratch(str(shared), "s-trial-0"),
     ):
         pass
@@ -108,7 +109,7 @@ def test_a_link_a_neighbour_planted_in_its_place_is_not_followed(
     root = shared / f"batchml-{os.getuid()}"
     as_neighbour('ln -s "$1" "$2"', str(mine), str(root))
     with (
-        pytest.raises(ScratchError, match="is not a folder"),
+        pytest.raises(PrivateFolderError, match="is not a folder"),
         trial_scratch(str(shared), "s-trial-0"),
     ):
         pass
@@ -135,7 +136,7 @@ def test_a_study_stops_with_the_reason_when_its_scratch_is_taken(
 ) -> None:
     as_neighbour('mkdir "$1"', str(shared / f"batchml-{os.getuid()}"))
     journal = str(tmp_path / "taken.journal")
-    with pytest.raises(ScratchError, match="belongs to uid"):
+    with pytest.raises(PrivateFolderError, match="belongs to uid"):
         run_study(objectives.quadratic, n_trials=1, site=_site(tmp_path, shared), progress=False,
                   study_name="taken", storage=journal)  # fmt: skip
     trials = optuna.load_study(study_name="taken", storage=open_storage(journal, "taken")).trials
