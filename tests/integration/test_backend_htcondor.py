@@ -40,7 +40,7 @@ HOSTILE = "x; rm -rf ~ $(touch pwned) `id` 'single' \"double\"\nsecond line"
 
 def pool_site() -> Site:
     """A small site for the test pool: 1 simulated V100 per job, espresso flavour, and
-    lxplus's port range for the scheduler, workers and nannies."""
+    one port range for the scheduler, workers and nannies (a firewalled site's)."""
     return Site(
         name="test-pool",
         scheduler="htcondor",
