@@ -194,10 +194,15 @@ class Network(_Section):
 
 
 class Paths(_Section):
-    """Folders; '~' and $VARIABLES are expanded where the job runs, not here."""
+    """Folders; '~' and $VARIABLES are expanded where the job runs, not here.
+
+    Trials get a private folder of their own under ``scratch_dir`` (see
+    batchml.hpo.scratch), removed when they end unless ``keep_scratch``.
+    """
 
     log_dir: str = "~/.cache/batchml/logs"
     scratch_dir: str = "${TMPDIR:-/tmp}"
+    keep_scratch: bool = False
     shared_dir: str | None = None
     registry_root: str = "~/.local/share/batchml/registry"
 

@@ -37,6 +37,12 @@ class SchedulerError(BatchmlError, RuntimeError):
     """A scheduler command failed; the message holds the command, its exit status and stderr."""
 
 
+class UnknownJob(BatchmlError, LookupError):
+    """A job id the scheduler has no record of (a typo, another machine's job): bad input."""
+
+    exit_code = 2
+
+
 class JobState(enum.Enum):
     """Where a job is, in words common to every scheduler."""
 
@@ -189,8 +195,12 @@ class Backend(ABC):
         """State of these jobs (or all of the user's) from ONE scheduler query."""
 
     @abstractmethod
-    def cancel(self, ids: Sequence[str]) -> None:
-        """Remove jobs from the queue, running or not."""
+    def cancel(self, ids: Sequence[str]) -> list[str]:
+        """Remove jobs from the queue, running or not; the ids that were still there.
+
+        Every id is looked up first: one the scheduler has no record of raises
+        UnknownJob and nothing is cancelled. A job that has ended is left alone.
+        """
 
     @abstractmethod
     def cluster(self, resources: Resources, **options: Any) -> SpecCluster:

@@ -24,7 +24,15 @@ from typing import TYPE_CHECKING, Any
 import classad2
 import htcondor2
 
-from batchml.backends.base import Backend, JobInfo, JobSpec, JobState, RenderedJob, SchedulerError
+from batchml.backends.base import (
+    Backend,
+    JobInfo,
+    JobSpec,
+    JobState,
+    RenderedJob,
+    SchedulerError,
+    UnknownJob,
+)
 from batchml.backends.htcondor_lint import parse_submit, submit_label, submit_string, submit_value
 from batchml.errors import InvalidValue
 from batchml.resources import Resources, htcondor_submit_entries
@@ -152,18 +160,28 @@ class HTCondorBackend(Backend):
             owner = classad_string(getpass.getuser())
             return {info.id: info for info in self._query(f"Owner == {owner}")}
         wanted = list(dict.fromkeys(_check_job_id(job_id) for job_id in ids))
-        found = {info.id: info for info in self._query(ids_constraint(wanted))}
-        gone = [job_id for job_id in wanted if job_id not in found]
-        if gone:
-            found.update((info.id, info) for info in self._history(gone))
+        queued, ended = self._located(wanted)
+        found = {**queued, **ended}
         return {
             job_id: found.get(job_id) or JobInfo(job_id, "", JobState.UNKNOWN) for job_id in wanted
         }
 
-    def cancel(self, ids: Sequence[str]) -> None:
-        if not ids:
-            return
-        job_ids = [_check_job_id(job_id) for job_id in ids]
+    def cancel(self, ids: Sequence[str]) -> list[str]:
+        """Remove the jobs still queued; one neither queued nor in the history is unknown.
+
+        (The schedd answers a removal of an unknown id with a count, not an error.)
+        """
+        wanted = list(dict.fromkeys(_check_job_id(job_id) for job_id in ids))
+        queued, ended = self._located(wanted)
+        unknown = [job_id for job_id in wanted if job_id not in queued and job_id not in ended]
+        if unknown:
+            raise UnknownJob(
+                f"the HTCondor schedd {self.settings.schedd or '(local)'} has no job "
+                f"{', '.join(unknown)}: not in its queue, not in its history"
+            )
+        job_ids = [i for i in wanted if i in queued and not queued[i].state.finished]
+        if not job_ids:
+            return []
         try:
             result = self._schedd.act(
                 htcondor2.JobAction.Remove, job_ids, reason="removed with batchml"
@@ -176,6 +194,7 @@ class HTCondorBackend(Backend):
                 f"the schedd refused to remove some of {', '.join(job_ids)}: {refused}",
                 hint="only the owner of a job can remove it",
             )
+        return job_ids
 
     def cluster(self, resources: Resources, **options: Any) -> HTCondorCluster:
         """HTCondorCluster of workers that advertise GPU=N; see htcondor_cluster for options."""
@@ -216,6 +235,15 @@ class HTCondorBackend(Backend):
                 f"cannot reach the HTCondor schedd {name or '(local)'}: {exc}",
                 hint="check CONDOR_CONFIG and that this is a submit host of the pool",
             ) from None
+
+    def _located(self, job_ids: Sequence[str]) -> tuple[dict[str, JobInfo], dict[str, JobInfo]]:
+        """The jobs still queued, and those found only in the history (queried for the rest)."""
+        if not job_ids:
+            return {}, {}
+        queued = {info.id: info for info in self._query(ids_constraint(job_ids))}
+        gone = [job_id for job_id in job_ids if job_id not in queued]
+        ended = {info.id: info for info in self._history(gone)} if gone else {}
+        return queued, ended
 
     def _query(self, constraint: str) -> list[JobInfo]:
         try:

@@ -5,9 +5,10 @@ What batchml adds to a bare HTCondorCluster, and why:
 - the submit entries of plain jobs (request_*, flavour or MaxRuntime, WantOS,
   container, credentials), so a worker asks for what a training job would;
 - ``--resources GPU=N`` on every worker, so each trial claims its own GPU slot;
-- the site's interface and port range: lxplus lets batch nodes reach a login
-  node only on 40000-40100, so the scheduler, the workers and their nannies
-  all listen there;
+- the site's interface and ports: where a firewall sits between the batch
+  nodes and the login node (lxplus), the scheduler listens on the port the
+  site opens (8786 on lxplus) and the workers and their nannies on the site's
+  range (10000-10100 there; sources in the shipped lxplus.yaml);
 - TLS with per-cluster temporary credentials by default. A scheduler on a
   shared login node is otherwise open to every user of that node, and runs
   their code as you. The credentials travel with each worker job (HTCondor
@@ -130,27 +131,45 @@ def _expanded(path: str) -> str:
 
 
 def scheduler_port(network: Network) -> int:
-    """The site's scheduler port; else a free one in the worker range; else any (0).
+    """The site's scheduler port (checked free); else a free one in the worker range; else 0.
 
-    The range is searched from the top, away from the bottom where workers
-    and nannies start their own search. The port is free when chosen and
-    bound a moment later; a process taking it in between makes the scheduler
-    fail with an error naming it.
+    A fixed port on a shared login node may be another user's already: that is
+    said at once, rather than as dask's bind error. The range is searched from
+    the top, away from the bottom where workers and nannies start their own
+    search. A port is free when chosen and bound a moment later; a process
+    taking it in between makes the scheduler fail with an error naming it.
     """
-    if network.scheduler_port or network.worker_ports is None:
+    if network.scheduler_port:
+        if not _free(network.scheduler_port):
+            raise SchedulerError(
+                f"port {network.scheduler_port} (the site's network.scheduler_port) is taken "
+                "on this host: something listens there, such as another user's dask scheduler",
+                hint="stop it if it is yours, or log in to another node of the site "
+                "(on lxplus: ssh lxplus.cern.ch gives another one)",
+            )
         return network.scheduler_port
+    if network.worker_ports is None:
+        return 0
     low, high = network.worker_ports
     for port in range(high, low - 1, -1):
-        with socket.socket() as probe:
-            try:
-                probe.bind(("", port))
-            except OSError:
-                continue
+        if _free(port):
             return port
     raise SchedulerError(
         f"no free port in {low}-{high} for the dask scheduler",
         hint="close other dask clusters on this machine, or set network.scheduler_port",
     )
+
+
+def _free(port: int) -> bool:
+    """Nothing listens on ``port`` here (a closed scheduler's lingering connections do not count,
+    as dask binds with SO_REUSEADDR too)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("", port))
+        except OSError:
+            return False
+        return True
 
 
 def _options(options: Mapping[str, Any]) -> ClusterOptions:

@@ -22,7 +22,14 @@ from distributed.security import Security
 
 from batchml.atomic import write_atomic
 from batchml.backends import tls_error_queue
-from batchml.backends.base import Backend, JobInfo, JobSpec, JobState, SchedulerError
+from batchml.backends.base import (
+    Backend,
+    JobInfo,
+    JobSpec,
+    JobState,
+    SchedulerError,
+    UnknownJob,
+)
 from batchml.resources import Resources
 from batchml.sites import Site
 from batchml.templates import render
@@ -30,6 +37,7 @@ from batchml.templates import render
 _EXIT_FILE = "exit-status"
 _CANCELLED = "cancelled"
 _NAME_FILE = "job-name"
+_RUNNER_FILE = "runner"  # the runner's identity: a reused process id is never taken for it
 
 
 def visible_gpus() -> list[str]:
@@ -55,7 +63,14 @@ def gpu_slots(gpus_per_worker: int, workers: int | None = None) -> list[list[str
 
 
 class LocalBackend(Backend):
-    """This machine. Job ids are the process ids of detached job runners."""
+    """This machine. Job ids are the process ids of detached job runners.
+
+    A process id is reused once its process has ended, so the id alone does not
+    say the job still runs: each job records its runner's identity (the boot and
+    the start time the kernel gives the process), and only a process that still
+    has it counts as the job, for `jobs` and above all for `cancel`, which signals
+    its whole process group.
+    """
 
     scheduler = "local"
 
@@ -85,6 +100,7 @@ class LocalBackend(Backend):
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,  # survives the driver; cancel kills the whole group
             )
+        write_atomic(job.workdir / _RUNNER_FILE, (identity(process.pid) or "").encode())
         # A link per job, so `batchml jobs` in another process finds it again.
         self.records.mkdir(parents=True, exist_ok=True)
         link = self.records / str(process.pid)
@@ -102,7 +118,7 @@ class LocalBackend(Backend):
         workdir = link.resolve() if link.is_symlink() else None
         name_file = workdir / _NAME_FILE if workdir else None
         name = name_file.read_text() if name_file and name_file.exists() else "?"
-        if _running(int(job_id)):
+        if workdir is not None and _runs(int(job_id), workdir):
             return JobInfo(job_id, name, JobState.RUNNING, node="localhost")
         exit_file = workdir / _EXIT_FILE if workdir else None
         if exit_file is None or not exit_file.exists():
@@ -112,15 +128,31 @@ class LocalBackend(Backend):
         state = states.get(code, JobState.FAILED)
         return JobInfo(job_id, name, state, node="localhost")
 
-    def cancel(self, ids: Sequence[str]) -> None:
-        for job_id in ids:
+    def cancel(self, ids: Sequence[str]) -> list[str]:
+        """SIGTERM to the process group of each job whose runner still runs."""
+        workdirs = {job_id: self._workdir(job_id) for job_id in ids}  # all known, or none cancelled
+        stopped = []
+        for job_id, workdir in workdirs.items():
+            if not _runs(int(job_id), workdir):
+                continue
             try:
                 os.killpg(int(job_id), signal.SIGTERM)
             except ProcessLookupError:
                 continue
-            link = self.records / job_id
-            if link.is_symlink():  # the runner died before writing its status: say why
-                write_atomic(link.resolve() / _EXIT_FILE, _CANCELLED.encode())
+            # The runner, killed, may not write its exit status: say why it ended.
+            write_atomic(workdir / _EXIT_FILE, _CANCELLED.encode())
+            stopped.append(job_id)
+        return stopped
+
+    def _workdir(self, job_id: str) -> Path:
+        """The folder of a job this backend started; UnknownJob for any other id."""
+        link = self.records / job_id
+        if not job_id.isdigit() or not link.is_symlink():
+            raise UnknownJob(
+                f"no local job {job_id!r}: batchml started none with that id on this machine "
+                f"(its jobs are listed by `batchml jobs --site {self.site.name}`)"
+            )
+        return link.resolve()
 
     def cluster(self, resources: Resources, **options: Any) -> SpecCluster:
         """One worker per GPU slot (or ``jobs`` CPU workers), TLS on loopback.
@@ -160,6 +192,28 @@ class LocalBackend(Backend):
         return SpecCluster(
             workers=specs, scheduler=scheduler, security=security, name="batchml-local"
         )
+
+
+def identity(pid: int) -> str | None:
+    """The boot and the start time of process ``pid`` (None: no such process).
+
+    Neither changes while the process lives (not even through exec), and no
+    later process with the same id has both.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()  # the name, in parentheses, may hold spaces
+    return f"{boot} {fields[19]}"  # field 22 of proc(5): starttime
+
+
+def _runs(pid: int, workdir: Path) -> bool:
+    """Whether the runner this job started is alive: the process ``pid`` still has its identity."""
+    runner = workdir / _RUNNER_FILE
+    recorded = runner.read_text() if runner.is_file() else ""
+    return bool(recorded) and identity(pid) == recorded and _running(pid)
 
 
 def _running(pid: int) -> bool:

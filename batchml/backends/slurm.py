@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
@@ -25,6 +26,7 @@ from batchml.backends.base import (
     JobSpec,
     JobState,
     SchedulerError,
+    UnknownJob,
     worker_arguments,
     worker_prologue,
     worker_python,
@@ -32,6 +34,7 @@ from batchml.backends.base import (
 from batchml.backends.commands import run_command
 from batchml.backends.slurm_status import sacct_rows, squeue_rows
 from batchml.errors import InvalidValue
+from batchml.private_folder import private_folder
 from batchml.resources import Resources, slurm_directives
 from batchml.sites import Site
 from batchml.templates import render
@@ -114,8 +117,8 @@ class SlurmBackend(Backend):
         times in a row (slurmctld restarts take seconds); then it raises.
         """
         try:
-            payload = json.loads(run_command(["squeue", "--json"]))
-        except (SchedulerError, ValueError) as exc:
+            payload = _squeue()
+        except SchedulerError as exc:
             return self._last_rows(ids, exc)
         self._failures = 0
         rows = {row.id: row for row in squeue_rows(payload, user_id=None if ids else os.getuid())}
@@ -126,10 +129,31 @@ class SlurmBackend(Backend):
         self._last_seen.update(rows)
         return rows
 
-    def cancel(self, ids: Sequence[str]) -> None:
-        """scancel, running or pending (array tasks as ``ID_TASK``)."""
-        if ids:
-            run_command(["scancel", *ids])
+    def cancel(self, ids: Sequence[str]) -> list[str]:
+        """scancel the jobs still queued (an array task as ``ID_TASK``, a whole array as ``ID``).
+
+        scancel exits 0 without a word for an id Slurm does not know, so the ids
+        are looked up first: in squeue, then (where accounting is on) in sacct.
+        """
+        wanted = list(dict.fromkeys(_check_job_id(job_id) for job_id in ids))
+        if not wanted:
+            return []
+        rows = list(squeue_rows(_squeue()))
+        active = {row.id for row in rows if not row.state.finished}
+        active |= {job_id.partition("_")[0] for job_id in active}  # an array with a task left
+        queued = {row.id for row in rows} | {row.id.partition("_")[0] for row in rows}
+        missing = [job_id for job_id in wanted if job_id not in queued]
+        ended = self._left_queue(missing)
+        unknown = [job_id for job_id in missing if ended[job_id].state is JobState.UNKNOWN]
+        if unknown:
+            raise UnknownJob(
+                f"Slurm has no job {', '.join(unknown)}: squeue does not list it"
+                + (" and sacct has no record of it" if self.has_accounting else "")
+            )
+        stopping = [job_id for job_id in wanted if job_id in active]
+        if stopping:
+            run_command(["scancel", *stopping])
+        return stopping
 
     def cluster(self, resources: Resources, **options: Any) -> SLURMCluster:
         """A SLURMCluster whose workers each are one job with ``resources``, over TLS by default.
@@ -138,7 +162,8 @@ class SlurmBackend(Backend):
         temporary credentials for this cluster; False: plain TCP; or a Security), and
         ``log_directory`` (default: the site's log_dir), ``worker_resources`` (dask
         resources each worker declares besides its GPUs). The workers' TLS files are
-        written, readable by the user only, to the site's shared_dir (else the logs).
+        written, readable by the user only, to a private folder of the site's shared_dir
+        (else of the logs), which the workers read; see ``_credentials_folder``.
         """
         unknown = sorted(set(options) - set(_CLUSTER_OPTIONS))
         if unknown:
@@ -151,6 +176,7 @@ class SlurmBackend(Backend):
 
         log_dir = Path(options.get("log_directory") or _local_path(self.site.paths.log_dir))
         security = _security(options.get("security", True))
+        shared = _credentials_folder(self.site.paths.shared_dir, log_dir) if security else None
         tls_error_queue.install()  # for this driver's scheduler and client
         cluster = SLURMCluster(
             job_cls=SlurmWorkerJob,  # type: ignore[arg-type]  # annotated as an instance
@@ -159,7 +185,7 @@ class SlurmBackend(Backend):
             interface=self.site.network.interface,
             protocol="tls://" if security else "tcp://",
             security=security,
-            shared_temp_directory=self.site.paths.shared_dir or str(log_dir),
+            shared_temp_directory=shared,
             scheduler_options={
                 "port": self.site.network.scheduler_port,
                 "dashboard_address": f":{self.site.network.dashboard_port or 0}",
@@ -250,12 +276,55 @@ class SlurmBackend(Backend):
         return False
 
 
+def _squeue() -> Any:
+    """Every job in the controller's memory, from `squeue --json`."""
+    answer = run_command(["squeue", "--json"])
+    try:
+        return json.loads(answer)
+    except ValueError:
+        raise SchedulerError(f"squeue --json printed no JSON: {answer[:200]!r}") from None
+
+
+def _check_job_id(job_id: str) -> str:
+    if not re.fullmatch(r"\d+(_\d+)?", job_id):
+        raise InvalidValue(
+            f"{job_id!r} is not a Slurm job id",
+            hint="write it as ID, or ID_TASK for one task of an array (see `batchml jobs`)",
+        )
+    return job_id
+
+
 def parse_sbatch_output(text: str) -> str:
     """The job id from `sbatch --parsable`, which prints ``ID`` or ``ID;CLUSTER``."""
     job_id = text.strip().split(";")[0]
     if not job_id.isdigit():
         raise SchedulerError(f"sbatch --parsable printed {text.strip()!r}, not a job id")
     return job_id
+
+
+def _credentials_folder(shared_dir: str | None, log_dir: Path) -> str:
+    """The folder for the workers' TLS files, as their job script names it (the site's text,
+    expanded on the node): ``batchml-dask-tls-<uid>`` inside the site's shared_dir (else
+    the log folder), made first if missing, and private to the user (0700, checked).
+
+    dask-jobqueue writes each cluster's files there (0600, random names) and removes
+    them with the cluster. A shared_dir that cannot be made is named, with the fix.
+    """
+    if shared_dir is None:
+        field, remote, local = "paths.log_dir", str(log_dir), log_dir
+    else:
+        field, remote, local = "paths.shared_dir", shared_dir, Path(_local_path(shared_dir))
+    name = f"batchml-dask-tls-{os.getuid()}"
+    try:
+        local.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidValue(
+            f"{field} {remote!r} ({local} here) cannot be made: {exc.strerror}",
+            hint=f"set {field} in the site file to a folder you can write that the compute "
+            "nodes see (your home or a project space): the workers' TLS files go there",
+        ) from None
+    private_folder(local / name, field)
+    return f"{remote.rstrip('/')}/{name}"
 
 
 def _security(choice: Security | bool) -> Security | None:

@@ -147,8 +147,12 @@ def cmd_jobs(args: argparse.Namespace, out: Console) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace, out: Console) -> int:
-    backend_for(load_site(args.site).site).cancel(args.cancel_ids)
-    out.print(f"cancelled {' '.join(args.cancel_ids)}")
+    stopped = backend_for(load_site(args.site).site).cancel(args.cancel_ids)
+    ended = [job_id for job_id in dict.fromkeys(args.cancel_ids) if job_id not in stopped]
+    if stopped:
+        out.print(f"cancelled {escape(' '.join(stopped))}")
+    if ended:
+        out.print(f"already ended, left alone: {escape(' '.join(ended))}")
     return 0
 
 

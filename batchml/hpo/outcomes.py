@@ -21,6 +21,7 @@ DEVICES_ATTR = "batchml.devices"  # set by the worker: the GPU ids the trial saw
 HOST_ATTR = "batchml.host"
 WORKER_ATTR = "batchml.worker"  # the dask worker's address
 STARTED_ATTR = "batchml.started"  # epoch seconds when the trial took its GPU slot
+SCRATCH_ATTR = "batchml.scratch"  # a kept scratch folder (site paths.keep_scratch)
 
 
 def has_ended(trial: FrozenTrial) -> bool:

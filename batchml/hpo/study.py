@@ -16,7 +16,6 @@ them the same way, and continues until ``n_trials`` trials have ended.
 from __future__ import annotations
 
 import contextlib
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
@@ -50,6 +49,8 @@ from batchml.hpo.progress import StudyProgress
 from batchml.hpo.storage import default_study_dir, open_storage
 from batchml.hpo.walltime import TRIAL_RESOURCE, duration_estimate
 from batchml.hpo.worker import TrialTask, execute_trial, warm_worker
+from batchml.private_folder import PrivateFolderError
+from batchml.sites import Paths
 
 Objective = Callable[[Any, TrialContext], Any]
 
@@ -60,10 +61,11 @@ class Placement:
 
     gpus_per_trial: int
     site: str
-    scratch_dir: str
+    scratch_dir: str  # the site's paths.scratch_dir: each worker makes a private folder there
     checkpoint_dir: Path
     search_space: Mapping[str, optuna.distributions.BaseDistribution]
     drains: bool = False  # workers declare TRIAL slots, so one near its walltime can drain
+    keep_scratch: bool = False  # the site's paths.keep_scratch
 
 
 # A task whose worker died comes back to the driver at once (to be recorded as preempted
@@ -126,10 +128,12 @@ def run_study(
         _retry_orphans(study)
         # workers connected by now import torch once, in parallel, and fork a process per slot
         dask.run(warm_worker, trials_per_job)
+        paths = _site_paths(site) if client is None else Paths()
         place = Placement(
             gpus_per_trial=gpus_per_trial,
             site=site_name,
-            scratch_dir=str(Path(tempfile.gettempdir()) / "batchml-trials" / study_name),
+            scratch_dir=paths.scratch_dir,
+            keep_scratch=paths.keep_scratch,
             checkpoint_dir=Path(
                 checkpoint_dir or default_study_dir() / f"{study_name}.checkpoints"
             ),
@@ -169,6 +173,12 @@ def _client(
         Client(cluster) as started,
     ):
         yield started, cluster, resolved.name
+
+
+def _site_paths(site: str | None) -> Paths:
+    from batchml.site_files import load_site
+
+    return load_site(site).site.paths
 
 
 def _reader(study: optuna.Study, real_storage: BaseStorage) -> optuna.Study:
@@ -482,7 +492,8 @@ def _task(
         objective=objective,
         gpus=place.gpus_per_trial,
         site=place.site,
-        scratch_dir=str(Path(place.scratch_dir) / f"trial-{trial.number}"),
+        scratch_dir=place.scratch_dir,
+        keep_scratch=place.keep_scratch,
         checkpoint_dir=str(place.checkpoint_dir / f"trial-{root}"),  # a retry finds its checkpoints
         attempt=int(trial.user_attrs.get(ATTEMPT_ATTR, 1)),
         sampler=study.sampler,
@@ -505,6 +516,9 @@ def _record(study: optuna.Study, trial: optuna.Trial, future: Future, max_retrie
         return  # recorded already: a recomputed task (its first result was lost with a worker)
     try:
         outcome: Outcome = future.result()
+    except PrivateFolderError as exc:  # no private scratch on the worker: a retry would not either
+        _fail(study, trial, "raised", str(exc), max_retries)
+        raise
     except Exception as exc:  # the worker, not the objective, failed
         _fail(study, trial, "preempted", f"{type(exc).__name__}: {exc}", max_retries)
         return

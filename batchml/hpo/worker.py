@@ -27,7 +27,8 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from batchml.hpo.isolation import Outcome, TrialContext, run_isolated, warm_up
-from batchml.hpo.outcomes import DEVICES_ATTR, HOST_ATTR, STARTED_ATTR, WORKER_ATTR
+from batchml.hpo.outcomes import DEVICES_ATTR, HOST_ATTR, SCRATCH_ATTR, STARTED_ATTR, WORKER_ATTR
+from batchml.hpo.scratch import trial_scratch
 from batchml.hpo.slots import worker_pool
 from batchml.hpo.walltime import stop_taking_trials, too_late
 
@@ -46,7 +47,7 @@ class TrialTask:
     objective: bytes  # cloudpickled: dask's plain pickle would send a script's function by name
     gpus: int
     site: str
-    scratch_dir: str
+    scratch_dir: str  # the site's paths.scratch_dir, expanded on the worker (see hpo.scratch)
     checkpoint_dir: str
     attempt: int
     sampler: optuna.samplers.BaseSampler | None
@@ -54,6 +55,7 @@ class TrialTask:
     search_space: Mapping[str, optuna.distributions.BaseDistribution] = field(default_factory=dict)
     preload: Sequence[str] = ("torch",)
     expected_s: float | None = None  # how long trials take so far (None: unknown, or no walltime)
+    keep_scratch: bool = False  # leave the trial's scratch folder behind (for debugging)
 
 
 ALL_TRIALS_FRESH_S = 0.2  # how long one read of all trials serves a trial's suggestions
@@ -231,14 +233,18 @@ def execute_trial(task: TrialTask) -> Outcome:
             return STALE
         trial = optuna.Trial(study, task.trial_id)  # builds on the read above
         suggest_all(trial, task.search_space)
-        with worker_pool(task.gpus).take() as devices:
+        label = f"{task.study_name}-trial-{trial.number}"
+        with (
+            worker_pool(task.gpus).take() as devices,
+            trial_scratch(task.scratch_dir, label, task.keep_scratch) as scratch,
+        ):
             # written behind the trial; Optuna's own start is when the driver asked for it
             trial.set_user_attr(STARTED_ATTR, time.time())
             trial.set_user_attr(DEVICES_ATTR, ",".join(devices))
             trial.set_user_attr(HOST_ATTR, socket.gethostname())
             trial.set_user_attr(WORKER_ATTR, get_worker().address)
-            scratch = Path(task.scratch_dir)
-            scratch.mkdir(parents=True, exist_ok=True)
+            if task.keep_scratch:
+                trial.set_user_attr(SCRATCH_ATTR, str(scratch))
             checkpoints = Path(task.checkpoint_dir)
             checkpoints.mkdir(parents=True, exist_ok=True)
             context = TrialContext(

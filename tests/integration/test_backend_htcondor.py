@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -25,7 +26,7 @@ from typing import Any
 import htcondor2
 import pytest
 
-from batchml.backends.base import JobSpec, JobState
+from batchml.backends.base import JobSpec, JobState, UnknownJob
 from batchml.backends.htcondor import HTCondorBackend
 from batchml.resources import Resources
 from batchml.site_files import load_site
@@ -39,7 +40,7 @@ HOSTILE = "x; rm -rf ~ $(touch pwned) `id` 'single' \"double\"\nsecond line"
 
 def pool_site() -> Site:
     """A small site for the test pool: 1 simulated V100 per job, espresso flavour, and
-    lxplus's port range for the scheduler, workers and nannies."""
+    one port range for the scheduler, workers and nannies (a firewalled site's)."""
     return Site(
         name="test-pool",
         scheduler="htcondor",
@@ -179,12 +180,31 @@ def test_held_job_shows_its_reason_and_cancel_removes_it(job_dir: Path) -> None:
         time.sleep(0.2)
     assert info.reason and "Permission denied" in info.reason, info
 
-    backend.cancel([job_id])
+    unknown = "999999999.0"
+    with pytest.raises(UnknownJob, match=f"has no job {unknown}: not in its queue, not in its"):
+        backend.cancel([job_id, unknown])
+    assert backend.status([job_id])[job_id].state is JobState.HELD  # all or nothing
+    assert backend.cancel([job_id]) == [job_id]
     deadline = time.monotonic() + 30
     while (info := backend.status([job_id])[job_id]).state is not JobState.CANCELLED:
         assert time.monotonic() < deadline, info
         time.sleep(0.2)
     assert info.reason
+    assert backend.cancel([job_id]) == []  # removed already: left alone
+
+
+def test_cli_cancel_of_an_unknown_id_exits_2_in_one_line(tmp_path: Path) -> None:
+    site = tmp_path / "pool.yaml"
+    site.write_text("scheduler: htcondor\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "batchml.cli", "jobs", "cancel", "999999999.0", "--site", str(site)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2, result
+    assert result.stderr == (
+        "error: the HTCondor schedd (local) has no job 999999999.0: "
+        "not in its queue, not in its history\n"
+    )
 
 
 # ------------------------------------------------------- dask clusters (driven in the pool)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -24,7 +25,9 @@ from distributed.security import Security
 
 import batchml.backends.slurm as slurm_module
 from batchml.backends import JobInfo, JobSpec, JobState
+from batchml.backends.base import UnknownJob
 from batchml.backends.slurm import SlurmBackend
+from batchml.errors import InvalidValue
 from batchml.resources import Resources
 from batchml.site_files import load_site
 
@@ -248,6 +251,40 @@ def test_hostile_name_and_argument_arrive_literally(backend: SlurmBackend, job_d
     assert rows[ids[0]].name == HOSTILE
     assert json.loads(report.read_text()) == {"argv": [HOSTILE], "name": HOSTILE}
     assert not list(job_dir.rglob("pwned*"))
+
+
+def test_cancel_stops_a_queued_job_and_refuses_an_id_slurm_does_not_know(
+    backend: SlurmBackend, job_dir: Path, tmp_path: Path
+) -> None:
+    job = JobSpec(
+        name="cancel-check",
+        command=("sleep", "300"),
+        resources=Resources.from_site(backend.site, gpus=0),
+        workdir=job_dir / "job",
+    )
+    (job_id,) = backend.submit(job)
+    unknown = "4000000000"  # scancel says nothing and exits 0 for it
+    try:
+        with pytest.raises(UnknownJob, match=f"Slurm has no job {unknown}: squeue does not"):
+            backend.cancel([job_id, unknown])
+        assert not backend.status([job_id])[job_id].state.finished  # all or nothing
+        with pytest.raises(InvalidValue, match=r"'12\.0' is not a Slurm job id"):
+            backend.cancel(["12.0"])
+        assert backend.cancel([job_id]) == [job_id]
+        wait_until(
+            lambda: backend.status([job_id])[job_id].state is JobState.CANCELLED, "the cancel"
+        )
+        assert backend.cancel([job_id]) == []  # ended: left alone
+    finally:
+        subprocess.run(["scancel", job_id], timeout=30, check=False)
+    site = tmp_path / "plain-slurm.yaml"
+    site.write_text("scheduler: slurm\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "batchml.cli", "jobs", "cancel", unknown, "--site", str(site)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2, result
+    assert result.stderr == f"error: Slurm has no job {unknown}: squeue does not list it\n"
 
 
 def test_status_makes_one_squeue_call_per_cycle(

@@ -117,3 +117,9 @@ def one_second(trial: Any, ctx: TrialContext) -> float:
 
 def eight_seconds(trial: Any, ctx: TrialContext) -> float:
     return _square_after(trial, 8.0)
+
+
+def writes_in_scratch(trial: Any, ctx: TrialContext) -> float:
+    """Writes its scratch folder's path into a file there (the tests find it kept)."""
+    (ctx.scratch_dir / "written.txt").write_text(str(ctx.scratch_dir))
+    return 0.0

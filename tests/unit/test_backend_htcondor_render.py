@@ -8,6 +8,7 @@ after an intended change with ``BATCHML_UPDATE_GOLDEN=1 pytest THIS_FILE``.
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import classad2
@@ -21,7 +22,7 @@ from batchml.backends.htcondor_lint import is_classad_valued, parse_submit
 from batchml.errors import InvalidValue
 from batchml.resources import Resources
 from batchml.site_files import load_site
-from batchml.sites import Container, Environment, HTCondorSettings, JobDefaults, Site
+from batchml.sites import Container, Environment, HTCondorSettings, JobDefaults, Network, Site
 
 GOLDEN = Path(__file__).parent.parent / "golden" / "htcondor"
 WORKDIR = Path("/eos/user/a/alice/batchml/jobs/train-1")
@@ -177,7 +178,20 @@ def test_worker_options_come_from_the_site() -> None:
         "--resources",
         "GPU=1",
         "--worker-port",
-        "40000:40100",
+        "10000:10100",
         "--nanny-port",
-        "40000:40100",
+        "10000:10100",
     ]
+
+
+def test_a_taken_scheduler_port_is_said_at_once() -> None:
+    lxplus = load_site("lxplus").site
+    assert lxplus.network.scheduler_port == 8786  # what CERN's batch service opens for dask
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        site = lxplus.model_copy(update={"network": Network(interface="lo", scheduler_port=port)})
+        with pytest.raises(SchedulerError, match=f"port {port} .* is taken on this host") as caught:
+            HTCondorBackend(site).cluster(Resources.from_site(site))
+    assert "another node" in (caught.value.hint or "")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from distributed import Client
 from distributed.security import Security
 
 from batchml.backends import JobSpec, JobState, SchedulerError, backend_for
+from batchml.backends.base import UnknownJob
 from batchml.backends.local import LocalBackend, gpu_slots
 from batchml.resources import Resources
 from batchml.site_files import load_site
@@ -94,17 +97,62 @@ def test_array_items_and_failure_state(backend: LocalBackend, tmp_path: Path) ->
     assert job_id in backend.status()  # found again from its record, as `batchml jobs` does
 
 
-def test_cancel_stops_a_running_job(backend: LocalBackend, tmp_path: Path) -> None:
-    job = JobSpec(
+def sleeper(backend: LocalBackend, workdir: Path) -> JobSpec:
+    return JobSpec(
         name="sleeper",
         command=("sleep", "300"),
         resources=Resources.from_site(backend.site),
-        workdir=tmp_path / "sleep",
+        workdir=workdir,
+    )
+
+
+def test_cancel_stops_a_running_job(backend: LocalBackend, tmp_path: Path) -> None:
+    (job_id,) = backend.submit(sleeper(backend, tmp_path / "sleep"))
+    assert backend.status([job_id])[job_id].state is JobState.RUNNING
+    assert backend.cancel([job_id]) == [job_id]
+    assert wait_finished(backend, job_id, limit=20) is JobState.CANCELLED
+    assert backend.cancel([job_id]) == []  # ended: nothing left to stop
+
+
+@pytest.fixture
+def stranger() -> Iterator[subprocess.Popen[bytes]]:
+    """A process batchml did not start, leading a process group of its own, as jobs do."""
+    process = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    yield process
+    process.kill()
+    process.wait()
+
+
+def test_cancel_signals_no_process_batchml_did_not_start(
+    backend: LocalBackend, tmp_path: Path, stranger: subprocess.Popen[bytes]
+) -> None:
+    (job_id,) = backend.submit(sleeper(backend, tmp_path / "sleep"))
+    for ids in ([str(stranger.pid)], [job_id, str(stranger.pid)], ["999999999"], ["-1"]):
+        with pytest.raises(UnknownJob, match=f"no local job '{ids[-1]}'"):
+            backend.cancel(ids)
+    time.sleep(0.2)
+    assert stranger.poll() is None  # not signalled
+    assert backend.status([job_id])[job_id].state is JobState.RUNNING  # nor the job: all or none
+    backend.cancel([job_id])
+
+
+def test_a_process_that_took_over_an_ended_jobs_id_is_not_the_job(
+    backend: LocalBackend, tmp_path: Path, stranger: subprocess.Popen[bytes]
+) -> None:
+    job = JobSpec(
+        name="short",
+        command=("true",),
+        resources=Resources.from_site(backend.site),
+        workdir=tmp_path / "short",
     )
     (job_id,) = backend.submit(job)
-    assert backend.status([job_id])[job_id].state is JobState.RUNNING
-    backend.cancel([job_id])
-    assert wait_finished(backend, job_id, limit=20) is JobState.CANCELLED
+    assert wait_finished(backend, job_id) is JobState.COMPLETED
+    # What reuse of the id leaves: the job's record, its id now another process's.
+    (backend.records / job_id).rename(backend.records / str(stranger.pid))
+    assert backend.status([str(stranger.pid)])[str(stranger.pid)].state is JobState.COMPLETED
+    assert backend.cancel([str(stranger.pid)]) == []
+    time.sleep(0.2)
+    assert stranger.poll() is None
 
 
 def test_cluster_gives_each_worker_its_own_gpus_behind_tls(

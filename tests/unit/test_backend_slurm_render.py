@@ -7,8 +7,13 @@ then review the diff.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
+import re
+import stat
+import subprocess
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -19,9 +24,11 @@ from batchml.backends import JobSpec, JobState, SchedulerError
 from batchml.backends.slurm import SlurmBackend, parse_sbatch_output
 from batchml.backends.slurm_status import array_tasks, gpu_count, job_state, squeue_rows
 from batchml.errors import InvalidValue
+from batchml.private_folder import PrivateFolderError
 from batchml.resources import Resources
 from batchml.site_files import load_site
-from batchml.sites import Site
+from batchml.sites import Network, Site
+from tests.unit.neighbour import as_neighbour, needs_root, shared_folder
 
 GOLDEN = Path(__file__).parent.parent / "golden" / "slurm"
 WORKDIR = Path("/scratch/batchml/run-1")
@@ -262,3 +269,65 @@ def test_worker_jobs_use_the_resource_model_not_dask_jobqueue_defaults() -> None
 def test_unknown_cluster_option_is_an_error() -> None:
     with pytest.raises(InvalidValue, match="unknown cluster option 'n_workers'"):
         SlurmBackend(TEST_SITE).cluster(Resources(), n_workers=2)
+
+
+def shipped_generic(**paths: str) -> Site:
+    """The shipped slurm-generic site, on loopback (it names ib0, which this machine lacks)."""
+    site = load_site("slurm-generic").site
+    return site.model_copy(
+        update={
+            "network": Network(interface="lo"),
+            "paths": site.paths.model_copy(update=paths),
+        }
+    )
+
+
+def test_worker_credentials_go_to_a_private_folder_of_the_shared_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))  # slurm-generic's shared_dir: ${HOME}/batchml
+    cluster = SlurmBackend(shipped_generic()).cluster(Resources(cores=1))
+    try:
+        script = cluster.job_script()
+        folder = f"batchml-dask-tls-{os.getuid()}"
+        named = re.findall(rf"\$\{{HOME\}}/batchml/{folder}/(\S+)", script)
+        assert len(named) == 3, script  # paths the job expands on the node, not this machine's
+        shared = tmp_path / "batchml"  # it did not exist: made for the user only
+        assert _mode(shared) == _mode(shared / folder) == 0o700
+        assert set(named) == {p.name for p in (shared / folder).iterdir()}
+        assert {_mode(shared / folder / name) for name in named} == {0o600}
+    finally:
+        cluster.close()
+    del cluster
+    gc.collect()
+    assert list((shared / folder).iterdir()) == []  # the credentials go with the cluster
+
+
+@needs_root
+def test_a_credentials_folder_a_neighbour_holds_is_refused(tmp_path: Path) -> None:
+    with shared_folder() as shared:
+        as_neighbour('mkdir "$1"', str(shared / f"batchml-dask-tls-{os.getuid()}"))
+        backend = SlurmBackend(shipped_generic(shared_dir=str(shared)))
+        with pytest.raises(PrivateFolderError, match="belongs to uid") as caught:
+            backend.cluster(Resources(cores=1))
+    assert "paths.shared_dir" in (caught.value.hint or "")
+
+
+def test_a_shared_dir_that_cannot_be_made_is_named_with_the_fix(tmp_path: Path) -> None:
+    backend = SlurmBackend(shipped_generic(shared_dir="/dev/null/batchml"))
+    with pytest.raises(InvalidValue, match=r"paths\.shared_dir '/dev/null/batchml'") as caught:
+        backend.cluster(Resources(cores=1))
+    assert "compute nodes see" in (caught.value.hint or "")
+    site = tmp_path / "no-shared.yaml"
+    site.write_text("extends: slurm-generic\nnetwork: {interface: lo}\n"
+                    "paths: {shared_dir: /dev/null/batchml}\n")  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "batchml.cli", "cluster", "up", "--site", str(site)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.startswith("error: paths.shared_dir '/dev/null/batchml'")
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)

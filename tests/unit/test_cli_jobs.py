@@ -65,7 +65,8 @@ def test_submit_list_and_cancel(tmp_path: Path) -> None:
     listed = batchml("jobs", home=tmp_path, cwd=tmp_path).stdout
     row = next(line for line in listed.splitlines() if line.startswith(job_id))
     assert "running" in row and "sleepy" in row
-    assert batchml("jobs", "cancel", job_id, home=tmp_path, cwd=tmp_path).returncode == 0
+    cancelled = batchml("jobs", "cancel", job_id, home=tmp_path, cwd=tmp_path)
+    assert cancelled.returncode == 0 and cancelled.stdout == f"cancelled {job_id}\n"
     deadline = time.monotonic() + 20
     while "cancelled" not in batchml("jobs", "list", job_id, home=tmp_path, cwd=tmp_path).stdout:
         assert time.monotonic() < deadline, "the cancelled job never showed as cancelled"
@@ -130,3 +131,17 @@ def test_the_readme_two_gpu_example_runs_two_ranks_where_it_was_typed(
     assert [(r["rank"], r["local_rank"], r["gpu"], r["argv"]) for r in records] == [
         (0, 0, "0", ["--lr", "1e-3"]), (1, 1, "1", ["--lr", "1e-3"]),
     ]  # fmt: skip
+
+
+def test_cancel_of_an_id_batchml_did_not_start_exits_2_in_one_line(tmp_path: Path) -> None:
+    stranger = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    try:
+        for job_id in (str(stranger.pid), "999999999", "abc"):
+            result = batchml("jobs", "cancel", job_id, home=tmp_path, cwd=tmp_path)
+            assert result.returncode == 2, result
+            assert result.stderr.startswith(f"error: no local job '{job_id}'")
+            assert result.stderr.count("\n") == 1 and result.stdout == ""
+        assert stranger.poll() is None  # a process batchml did not start is never signalled
+    finally:
+        stranger.kill()
+        stranger.wait()

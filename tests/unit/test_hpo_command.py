@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import optuna
@@ -18,7 +17,7 @@ from batchml.errors import InvalidValue
 from batchml.hpo import run_study
 from batchml.hpo.command import CommandObjective
 from batchml.hpo.isolation import TrialContext
-from batchml.hpo.outcomes import OUTCOME_ATTR, REASON_ATTR
+from batchml.hpo.outcomes import OUTCOME_ATTR, REASON_ATTR, SCRATCH_ATTR
 
 SCRIPTS = Path(__file__).parent / "commands"
 SPACE = {"x": FloatDistribution(-1.0, 1.0)}
@@ -50,10 +49,12 @@ def test_values_are_arguments_never_shell_syntax(tmp_path: Path) -> None:
     objective = CommandObjective(
         [str(SCRIPTS / "curve.py"), "--x", "{x}", "--label={label}"], space
     )
-    study = run_study(objective, space, n_trials=1, site="local", study_name="quoting",
+    site = tmp_path / "keeps.yaml"  # keeps the trial's scratch folder, to look into it
+    site.write_text(f"extends: local\npaths: {{scratch_dir: '{tmp_path}', keep_scratch: true}}\n")
+    study = run_study(objective, space, n_trials=1, site=str(site), study_name="quoting",
                       progress=False, checkpoint_dir=tmp_path / "ck")  # fmt: skip
     assert study.trials[0].value == pytest.approx(0.25)
-    scratch = Path(tempfile.gettempdir()) / "batchml-trials" / "quoting" / "trial-0"
+    scratch = Path(study.trials[0].user_attrs[SCRATCH_ATTR])
     assert (scratch / "seen.txt").read_text().splitlines()[0] == label
     assert not any(scratch.glob("pwned*"))
 
