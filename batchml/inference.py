@@ -28,10 +28,11 @@ A thread batch runs when it holds ``max_batch`` rows, when one scheduling
 round brought no new request, or when ``max_delay_ms`` has passed since it
 started gathering. A lone caller is therefore served at once, at batch 1.
 
-Each event is checked in its caller (shape, finiteness where forbidden) and a
-bad one raises there; rows are preprocessed together with ``preprocess.json``
-(``(x - median) * norm_factor``, clipped to the bounds, infinities replaced
-first), the layout the CMSSW producers read.
+Each event is checked in its caller (shape; NaN, where ``on_nan="raise"``) and
+a bad one raises there; rows are preprocessed together with ``preprocess.json``
+as CMSSW's reader does (``RecoBTag/FeatureTools/src/deep_helpers.cc``):
+infinities, NaN and values beyond 1e32 become ``replace_inf_value``, then
+``(x - median) * norm_factor`` is clipped to the bounds, in the input's dtype.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import onnxruntime as ort
@@ -55,6 +56,8 @@ Event = np.ndarray | Sequence[float] | Mapping[str, Any]
 Row = tuple[np.ndarray, ...]
 Result = np.ndarray | dict[str, np.ndarray]
 Outcome = tuple[Any, BaseException | None]  # (result, None) or (None, the caller's error)
+OnNaN = Literal["replace", "raise"]
+HUGE = np.float64(1e32)  # CMSSW's catch_infs replaces beyond this (compared in double precision)
 
 
 class InputError(ValueError):
@@ -67,7 +70,11 @@ def _nan_error() -> InputError:
 
 @dataclass(frozen=True)
 class Scaling:
-    """Per-variable constants of one input from preprocess.json, arrays over the last axis."""
+    """Per-variable constants of one input from preprocess.json, arrays over the last axis.
+
+    The constants are in the input's dtype, so a float32 input is computed in
+    float32 as CMSSW computes it, with the same rounding.
+    """
 
     median: np.ndarray
     norm_factor: np.ndarray
@@ -76,7 +83,11 @@ class Scaling:
     replace_inf: np.ndarray
 
     def apply(self, batch: np.ndarray) -> np.ndarray:
-        values = np.where(np.isinf(batch), self.replace_inf, batch)
+        """CMSSW's ``catch_infs``, then centre, scale and clip.
+
+        One comparison catches all three: NaN compares false, infinities exceed the limit.
+        """
+        values = np.where(np.abs(batch) <= HUGE, batch, self.replace_inf)
         return np.clip((values - self.median) * self.norm_factor, self.lower, self.upper)
 
 
@@ -98,15 +109,19 @@ class InputSpec:
             )
         return array
 
-    def prepare(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(preprocessed batch, rows holding NaN).
+    def prepare(self, batch: np.ndarray, on_nan: OnNaN) -> tuple[np.ndarray, np.ndarray]:
+        """(preprocessed batch, rows refused for holding NaN).
 
-        NaN is refused where preprocess.json normalises the input (NaN has no
-        normalised value); an input fed as is passes NaN on, as ONNX Runtime would.
+        Where preprocess.json normalises the input, NaN becomes its variable's
+        ``replace_inf_value`` as in CMSSW, or with ``on_nan="raise"`` is refused;
+        an input fed as is passes NaN on, as ONNX Runtime would.
         """
+        if self.scaling is None or on_nan == "replace":
+            bad = np.zeros(len(batch), dtype=bool)
+        else:
+            bad = np.isnan(batch).reshape(len(batch), -1).any(axis=1)
         if self.scaling is None:
-            return batch, np.zeros(len(batch), dtype=bool)
-        bad = np.isnan(batch).reshape(len(batch), -1).any(axis=1)
+            return batch, bad
         return self.scaling.apply(batch).astype(self.dtype, copy=False), bad
 
 
@@ -133,6 +148,9 @@ class BatchedSession:
     {output name: row}. ``batching`` pins the callers' way (True: batch,
     False: call directly); None measures both ways while serving, for thread
     callers and for each event loop's coroutines, and keeps the faster.
+    ``on_nan`` says what a NaN in a normalised input becomes: ``"replace"``
+    (its ``replace_inf_value``, as CMSSW's reader does) or ``"raise"``
+    (InputError for that event alone).
     """
 
     INLINE_S = 1e-4  # a coroutine batch computed faster than this runs on the loop
@@ -145,9 +163,12 @@ class BatchedSession:
         providers: Sequence[str] | None = None,
         intra_op_threads: int = 0,
         batching: bool | None = None,
+        on_nan: OnNaN = "replace",
     ) -> None:
         if max_batch < 1 or max_delay_ms < 0:
             raise ValueError(f"max_batch={max_batch} must be >= 1 and max_delay_ms >= 0")
+        if on_nan not in ("replace", "raise"):
+            raise ValueError(f"on_nan={on_nan!r} must be 'replace' or 'raise'")
         folder = Path(package_dir)
         if not (folder / "model.onnx").is_file():
             raise FileNotFoundError(
@@ -165,6 +186,7 @@ class BatchedSession:
         self.output_names = [o.name for o in self.session.get_outputs()]
         self._binding_run = _binding_run(self.session)
         self.max_batch = max_batch
+        self.on_nan = on_nan
         self.max_delay_s = max_delay_ms / 1000
         self._guard = _thread.allocate_lock()
         self._pending: deque[_Slot] = deque()
@@ -260,7 +282,8 @@ class BatchedSession:
     def predict_many(self, events: np.ndarray | Mapping[str, np.ndarray]) -> Result:
         """Outputs for a whole chunk (first axis = events), in slices of ``max_batch``.
 
-        Raises InputError naming the rows that hold NaN; nothing is computed then.
+        With ``on_nan="raise"``, raises InputError naming the rows that hold NaN;
+        nothing is computed then.
         """
         arrays = events if isinstance(events, Mapping) else {self.inputs[0].name: events}
         feeds, bad = self._chunk_feeds(arrays)
@@ -338,6 +361,7 @@ class BatchedSession:
         competes with callers who run ONNX Runtime themselves, so its cost over
         theirs must stay near nothing (a NaN test by one dot product, where refused).
         """
+        raise_nan = self.on_nan == "raise"
         spec = self._only
         if (
             spec is not None
@@ -347,13 +371,13 @@ class BatchedSession:
         ):
             batch = event[None]
             if spec.scaling is not None:
-                if math.isnan(np.vdot(event, event)):
+                if raise_nan and math.isnan(np.vdot(event, event)):
                     raise _nan_error()
                 batch = spec.scaling.apply(batch).astype(spec.dtype, copy=False)
             return self._pick(self._ort({spec.name: batch}), 0)
         feeds = {}
         for spec, value in zip(self.inputs, self._row(event), strict=True):
-            batch, bad = spec.prepare(value[None])
+            batch, bad = spec.prepare(value[None], self.on_nan)
             if bad[0]:
                 raise _nan_error()
             feeds[spec.name] = batch
@@ -376,7 +400,7 @@ class BatchedSession:
         bad = np.zeros(len(stacked[0]), dtype=bool)
         feeds = {}
         for spec, batch in zip(self.inputs, stacked, strict=True):
-            feeds[spec.name], rows_bad = spec.prepare(batch)
+            feeds[spec.name], rows_bad = spec.prepare(batch, self.on_nan)
             bad |= rows_bad
         return feeds, bad
 
@@ -608,16 +632,20 @@ def _input_specs(session: ort.InferenceSession, preprocess: Mapping[str, Any]) -
         if not group:
             specs.append(InputSpec(node.name, shape, dtype))
             continue
-        specs.append(InputSpec(node.name, shape, dtype, scaling_of(group)))
+        specs.append(InputSpec(node.name, shape, dtype, scaling_of(group, dtype)))
     return specs
 
 
-def scaling_of(group: Mapping[str, Any]) -> Scaling:
-    """The constants of one input group of preprocess.json, in ``var_names`` order."""
+def scaling_of(group: Mapping[str, Any], dtype: np.dtype[Any] | type) -> Scaling:
+    """The constants of one input group of preprocess.json, in ``var_names`` order.
+
+    In ``dtype`` where it is a float type (CMSSW holds them as float32); float64 otherwise.
+    """
     infos = [group["var_infos"][v] for v in group["var_names"]]
+    kind = np.dtype(dtype) if np.dtype(dtype).kind == "f" else np.dtype(np.float64)
 
     def column(key: str) -> np.ndarray:
-        return np.array([float(i[key]) for i in infos])
+        return np.array([float(i[key]) for i in infos], dtype=kind)
 
     return Scaling(
         median=column("median"),

@@ -14,8 +14,12 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.unit.package_fixtures import Runtime
 
 SERVICE_MARKERS = ("slurm", "htcondor", "xrootd")
 SERVICES_DIR = Path(os.environ.get("BATCHML_SERVICES_DIR", "/tmp/batchml-services"))
@@ -85,3 +89,11 @@ def htcondor_env() -> dict[str, str]:
 def xrootd_env() -> dict[str, str]:
     """The URL of the running XRootD server and the local folder it exports."""
     return _service_fixture("xrootd")
+
+
+@pytest.fixture(scope="session")
+def old_onnxruntime() -> Runtime:
+    """A Python with only onnxruntime 1.16.3 and numpy<2 (CMSSW's), built once if missing."""
+    from tests.unit.package_fixtures import old_onnxruntime as build
+
+    return build()

@@ -20,6 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from batchml.cli.registry import default_root
+from batchml.package.build import DEFAULT_OPSET
 
 
 def _positive(text: str) -> int:
@@ -35,7 +36,14 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("model_uri", help="NAME, NAME/3, NAME@ALIAS or NAME@sha256:HEX")
     p.add_argument("-o", "--output", type=Path, required=True, help="new folder to write")
     p.add_argument("--root", type=Path, default=None, help="registry folder")
-    p.add_argument("--opset", type=_positive, default=18, help="ONNX opset (default: 18)")
+    p.add_argument(
+        "--opset",
+        type=_positive,
+        default=DEFAULT_OPSET,
+        help=f"ONNX opset, written exactly or refused (default: {DEFAULT_OPSET}, torch's exporter "
+        "writes it without conversion, as ONNX IR 8, which ONNX Runtime 1.16 as in CMSSW loads; "
+        "1.16 runs opsets up to 19)",
+    )
     p.add_argument("--max-batch", type=_positive, default=256, help="largest batch (256)")
     p.add_argument("--int8", action="store_true", help="also write a dynamic int8 model")
     p.add_argument("--fp16", action="store_true", help="also write a float16 model (GPU)")

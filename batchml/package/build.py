@@ -1,12 +1,15 @@
 """``build``: one registry version -> a deployable folder, written in a staging folder and renamed.
 
 The folder holds ``model.onnx`` (metadata inside), ``preprocess.json``,
-``metadata.json``, ``validation.json``, optionally ``model.int8.onnx`` (dynamic
-int8 weights, for CPUs) and ``model.fp16.onnx`` (float16 inside, float32 at its
-inputs and outputs, for GPUs), the Triton repository under ``triton/``,
-``benchmark.csv`` and ``benchmark.png``, and a ``MANIFEST`` with the sha256 of
-every other file. Nothing appears at the destination until every step,
-validation included, has passed; a failed build leaves nothing behind.
+``model.cmssw.onnx`` (the same model taking its inputs as CMSSW's reader of
+``preprocess.json`` lays them out, where it can), ``metadata.json``,
+``validation.json``, optionally ``model.int8.onnx`` (dynamic int8 weights, for
+CPUs) and ``model.fp16.onnx`` (float16 inside, float32 at its inputs and
+outputs, for GPUs), the Triton repository under ``triton/``, ``benchmark.csv``
+and ``benchmark.png``, and a ``MANIFEST`` (``sha256sum -c`` reads it) and
+``MANIFEST.json`` with the sha256 and size of every other file. Nothing
+appears at the destination until every step, validation included, has passed;
+a failed build leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ from typing import TYPE_CHECKING, Any
 from batchml.atomic import owner_tag, write_atomic
 from batchml.errors import InvalidValue
 from batchml.package import triton
-from batchml.package.export import TorchModel, export_onnx, program_from_module
+from batchml.package.cmssw import FILE as CMSSW_MODEL
+from batchml.package.cmssw import cmssw_feeds, cmssw_model, feedable
+from batchml.package.export import Exported, TorchModel, export_onnx, program_from_module
 from batchml.package.manifest import write_manifest
 from batchml.package.metadata import metadata_props, preprocess_spec, set_metadata
 from batchml.package.validate import Tolerance, ValidationFailed, failures, validate
@@ -39,6 +44,8 @@ REDUCED = {  # precision -> (file, what the validation report says about it)
         "CUDA and TensorRT round the same way within a few float16 ulps)",
     ),
 }
+# The dynamo exporter's own opset (no conversion), written as IR 8: it loads in ONNX
+# Runtime 1.16 (CMSSW's; it runs opsets up to 19 and IR up to 9) and every newer one.
 DEFAULT_OPSET = 18
 
 
@@ -76,7 +83,7 @@ def build(
     staging.mkdir(parents=True)
     try:
         _build_into(staging, version, options, module, step)
-        step("publishing the folder")
+        step("moving the folder into place")
         staging.rename(target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -114,6 +121,7 @@ def _build_into(
 
     step(f"exporting to ONNX (opset {options.opset})")
     exported = export_onnx(model, example, output_names, options.opset)
+    exported.model.model_version = version.version
     set_metadata(exported.model, metadata_props(version, spec, exported.exporter, exported.opset))
     model_bytes = exported.model.SerializeToString()
 
@@ -121,13 +129,22 @@ def _build_into(
     report = {
         "model": validate(model, model_bytes, example, spec, options.max_batch, options.tolerance)
     }
-    if not report["model"]["passed"]:
-        raise ValidationFailed(
-            f"{version.uri}: ONNX Runtime differs from torch: "
-            + "; ".join(failures(report["model"])[:5]),
-            hint="try another --opset; the full comparison is in the error above",
-        )
+    _require(report["model"], version, MODEL)
     write_atomic(folder / MODEL, model_bytes)
+    if feedable(spec):
+        step("writing the model in CMSSW's input layout")
+        cmssw_bytes = cmssw_model(exported.model, spec).SerializeToString()
+        report["cmssw"] = validate(
+            model,
+            cmssw_bytes,
+            example,
+            spec,
+            options.max_batch,
+            options.tolerance,
+            layout=cmssw_feeds,
+        )
+        _require(report["cmssw"], version, CMSSW_MODEL)
+        write_atomic(folder / CMSSW_MODEL, cmssw_bytes)
     for precision, wanted in (("int8", options.int8), ("fp16", options.fp16)):
         if wanted:
             step(f"writing the {precision} model")
@@ -158,6 +175,15 @@ def _build_into(
         benchmark(folder, max_batch=options.max_batch, seconds=options.bench_seconds)
     step("writing the MANIFEST")
     write_manifest(folder)
+
+
+def _require(report: dict[str, Any], version: ModelVersion, name: str) -> None:
+    if not report["passed"]:
+        raise ValidationFailed(
+            f"{version.uri}: ONNX Runtime differs from torch in {name}: "
+            + "; ".join(failures(report)[:5]),
+            hint="try another --opset; the full comparison is in the error above",
+        )
 
 
 def _program(version: ModelVersion, module: Any, example: dict[str, Any]) -> Any:
@@ -206,7 +232,7 @@ def _tensors(entries: list[dict[str, Any]]) -> list[triton.Tensor]:
 
 
 def _metadata(
-    version: ModelVersion, exported: Any, options: BuildOptions, outputs: list[str]
+    version: ModelVersion, exported: Exported, options: BuildOptions, outputs: list[str]
 ) -> dict[str, Any]:
     from batchml import __version__
 
@@ -220,6 +246,8 @@ def _metadata(
         "exporter": exported.exporter,
         "dynamo_error": exported.dynamo_error,
         "opset": exported.opset,
+        "opset_converted_from": exported.converted_from,
+        "onnx_ir_version": exported.model.ir_version,
         "max_batch": options.max_batch,
         "signature": version.signature,
         "outputs": outputs,

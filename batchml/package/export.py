@@ -1,11 +1,16 @@
-"""PyTorch -> ONNX with a batch dimension that really is symbolic.
+"""PyTorch -> ONNX at exactly the opset asked for, with a batch dimension that really is symbolic.
 
 The dynamo exporter is tried first, on the registry's ``torch.export`` program
 (or on the caller's module, exported with a dynamic batch from an example of
-at least 2 rows: a batch of 1 gets specialised, pytorch/pytorch#151582). If it
-fails, the TorchScript exporter with ``dynamic_axes`` is tried. Either way the
-graph is then run by ONNX Runtime at batch 1 and at batch N, because a graph
-that declares a symbolic batch can still have a constant one baked in.
+at least 2 rows: a batch of 1 gets specialised, pytorch/pytorch#151582). It
+raises an opset below the lowest it implements and converts the file back,
+keeping its own opset (with only a log line) where that fails; so the file's
+own opset is read, and lowered with onnx's version converter where it differs.
+If that fails, the TorchScript exporter with ``dynamic_axes`` is tried, which
+writes the opset asked for or fails. Either way the graph is made portable
+(``portable.py``) and run by ONNX Runtime at batch 1 and at batch N, because a
+graph that declares a symbolic batch can still have a constant one baked in.
+An opset neither exporter can write is refused, naming the lowest that works.
 """
 
 from __future__ import annotations
@@ -20,13 +25,26 @@ from typing import Any
 import numpy as np
 
 from batchml.errors import BatchmlError
+from batchml.package.portable import make_portable, opset_of
 
-REGISTRATION_LOGGER = "torch.onnx._internal.exporter._registration"
+# Loggers that report what export_onnx handles itself: torchvision operators it cannot
+# register (absent, and not needed), and the opset it raised and failed to convert back.
+QUIET_LOGGERS = (
+    "torch.onnx._internal.exporter._registration",
+    "torch.onnx._internal.exporter._compat",
+    "onnxscript.version_converter",
+)
 CHECK_BATCH = 3  # the "N" of the batch check: neither 1 nor the example's usual sizes
 
 
 class ExportError(BatchmlError):
-    """Neither exporter produced a graph that accepts batch 1 and batch N."""
+    """Neither exporter produced a graph at the opset asked for that accepts batch 1 and batch N."""
+
+
+class OpsetRefused(ExportError):
+    """This model cannot be written at the opset asked for; the hint names the lowest that can."""
+
+    exit_code = 2
 
 
 @dataclass(frozen=True)
@@ -52,8 +70,9 @@ class Exported:
 
     model: Any  # onnx.ModelProto
     exporter: str  # "dynamo" or "torchscript"
-    opset: int
+    opset: int  # the file's own ai.onnx opset, the one asked for
     dynamo_error: str | None = None
+    converted_from: int | None = None  # the dynamo exporter's opset, lowered by onnx's converter
 
 
 def program_from_module(module: Any, example: Mapping[str, np.ndarray]) -> Any:
@@ -72,24 +91,93 @@ def at_least_two(array: np.ndarray) -> np.ndarray:
 def export_onnx(
     model: TorchModel, example: Mapping[str, np.ndarray], output_names: list[str], opset: int
 ) -> Exported:
-    """The ONNX model, from the dynamo exporter or else the TorchScript one; checked at 1 and N."""
+    """The ONNX model at ``opset``, portable, checked at batch 1 and N; or OpsetRefused."""
+    dynamo_model = None
     try:
-        onnx_model = _dynamo(model, output_names, opset)
-        check_batches(onnx_model, example)
-        return Exported(onnx_model, "dynamo", opset)
+        dynamo_model = _dynamo(model, output_names, opset)
+        written = opset_of(dynamo_model)
+        onnx_model = dynamo_model if written == opset else convert_opset(dynamo_model, opset)
+        _finish(onnx_model, example, opset)
+        return Exported(
+            onnx_model, "dynamo", opset, converted_from=None if written == opset else written
+        )
     except Exception as exc:  # the exporters fail in many ways; the fallback is the remedy
-        dynamo_error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]}"
+        dynamo_error = _summary(exc)
     try:
         onnx_model = _torchscript(model, example, output_names, opset)
-        check_batches(onnx_model, example)
+        _finish(onnx_model, example, opset)
     except Exception as exc:
-        raise ExportError(
-            f"ONNX export failed with both exporters: dynamo: {dynamo_error}; "
-            f"torchscript: {type(exc).__name__}: {str(exc).strip()[:300]}",
-            hint="try another --opset, or simplify the model's forward (no data-dependent "
-            "control flow on the batch size)",
+        failed = f"dynamo: {dynamo_error}; torchscript: {_summary(exc)}"
+        lowest = None
+        if dynamo_model is not None and opset_of(dynamo_model) > opset:
+            lowest = _lowest_working(model, example, output_names, dynamo_model, opset)
+        if lowest is None:
+            raise ExportError(
+                f"ONNX export at opset {opset} failed with both exporters: {failed}",
+                hint="try another --opset, or simplify the model's forward (no data-dependent "
+                "control flow on the batch size)",
+            ) from exc
+        raise OpsetRefused(
+            f"this model cannot be written at ONNX opset {opset}: {failed}",
+            hint=f"use --opset {lowest}, the lowest at which it exports (ONNX Runtime 1.16, "
+            "in CMSSW, runs opsets up to 19)",
         ) from exc
     return Exported(onnx_model, "torchscript", opset, dynamo_error)
+
+
+def convert_opset(onnx_model: Any, opset: int) -> Any:
+    """The model converted to ``opset`` by onnx's version converter; ExportError if it cannot."""
+    from onnx import version_converter
+
+    written = opset_of(onnx_model)
+    try:
+        converted = version_converter.convert_version(onnx_model, opset)
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()[-1].split("failed: ")[-1][:300]
+        raise ExportError(
+            f"the file has opset {written} and onnx's version converter cannot make it "
+            f"{opset}: {reason}"
+        ) from exc
+    return converted
+
+
+def _finish(onnx_model: Any, example: Mapping[str, np.ndarray], opset: int) -> None:
+    """Check the file's opset, make it portable, and run it at batch 1 and N."""
+    if opset_of(onnx_model) != opset:
+        raise ExportError(f"the exporter wrote opset {opset_of(onnx_model)}, not {opset}")
+    make_portable(onnx_model)
+    check_batches(onnx_model, example)
+
+
+def _lowest_working(
+    model: TorchModel,
+    example: Mapping[str, np.ndarray],
+    output_names: list[str],
+    dynamo_model: Any,
+    opset: int,
+) -> int | None:
+    """The lowest opset above ``opset`` (up to the dynamo exporter's own) that either route writes.
+
+    Runs only on the way to refusing: up to one conversion and one TorchScript
+    export per opset between the one asked for and the dynamo exporter's.
+    """
+    written = opset_of(dynamo_model)
+    for candidate in range(opset + 1, written + 1):
+        routes = [lambda k: convert_opset(dynamo_model, k)]
+        if candidate < written:
+            routes.append(lambda k: _torchscript(model, example, output_names, k))
+        for route in routes:
+            try:
+                _finish(route(candidate), example, candidate)
+                return candidate
+            except Exception:  # this route cannot write it; the next may
+                continue
+    return None
+
+
+def _summary(exc: BaseException) -> str:
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {first[:300]}"
 
 
 def _dynamo(model: TorchModel, output_names: list[str], opset: int) -> Any:
@@ -168,7 +256,8 @@ def check_batches(onnx_model: Any, example: Mapping[str, np.ndarray]) -> None:
 
 
 class _quiet_torch(warnings.catch_warnings):
-    """Silence one FutureWarning torch 2.13 raises from inside its own pytree code.
+    """Silence one FutureWarning torch 2.13 raises from inside its own pytree code, and the
+    log lines of ``QUIET_LOGGERS`` below ERROR.
 
     ``torch.export`` deep-copies tree specs, whose constructor warns that
     ``LeafSpec`` is deprecated; nothing in batchml uses LeafSpec, so only that
@@ -180,12 +269,11 @@ class _quiet_torch(warnings.catch_warnings):
         warnings.filterwarnings(
             "ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=FutureWarning
         )
-        # The exporter logs one warning per torchvision operator it cannot register
-        # when torchvision is absent, which it need not be for these models.
-        self._registration = logging.getLogger(REGISTRATION_LOGGER)
-        self._level = self._registration.level
-        self._registration.setLevel(logging.ERROR)
+        self._levels = {name: logging.getLogger(name).level for name in QUIET_LOGGERS}
+        for name in QUIET_LOGGERS:
+            logging.getLogger(name).setLevel(logging.ERROR)
 
     def __exit__(self, *exc: Any) -> None:
-        self._registration.setLevel(self._level)
+        for name, level in self._levels.items():
+            logging.getLogger(name).setLevel(level)
         super().__exit__(*exc)

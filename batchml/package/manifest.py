@@ -1,56 +1,57 @@
-"""``MANIFEST``: the sha256 and size of every file of a package, so a copy can be checked.
+"""``MANIFEST`` and ``MANIFEST.json``: the sha256 and size of every file of a package.
 
 A package is copied to EOS, to a CMSSW data area, to a Triton server; the
-manifest lets any of them check, with ``sha256sum`` alone, that nothing was
-lost or changed on the way. One line per file, ``<sha256>  <size>  <path>``,
-under a format header, sorted by path; MANIFEST itself is not listed.
+manifest lets any of them check, with ``sha256sum -c MANIFEST`` alone, that
+nothing was lost or changed on the way. So ``MANIFEST`` is exactly what
+``sha256sum`` writes and reads: one line per file, ``<sha256>  <path>``,
+sorted by path, nothing else. ``MANIFEST.json`` holds the same files with
+their sizes, under a format name and version. Neither lists itself or the other.
 """
 
 from __future__ import annotations
 
-import hashlib
+import json
 from pathlib import Path
 
 from batchml.atomic import write_atomic
+from batchml.registry.manifest import sha256_file
 
 NAME = "MANIFEST"
-HEADER = "# batchml-package-manifest 1: sha256  size  path"
+RECORD = "MANIFEST.json"
+FORMAT = "batchml-package-manifest"
+FORMAT_VERSION = 2  # 1 had a header line and a size column in MANIFEST
 
 
-def _digest(path: Path) -> str:
-    hasher = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            hasher.update(block)
-    return hasher.hexdigest()
-
-
-def _files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.name != NAME)
+def _files(folder: Path) -> dict[str, Path]:
+    listed = sorted(p for p in folder.rglob("*") if p.is_file() and p.name not in (NAME, RECORD))
+    return {p.relative_to(folder).as_posix(): p for p in listed}
 
 
 def write_manifest(folder: Path) -> None:
-    """(Re)write ``folder/MANIFEST`` from the files there now."""
-    lines = [HEADER]
-    for path in _files(folder):
-        lines.append(
-            f"{_digest(path)}  {path.stat().st_size}  {path.relative_to(folder).as_posix()}"
-        )
-    write_atomic(folder / NAME, ("\n".join(lines) + "\n").encode())
+    """(Re)write ``folder/MANIFEST`` and ``folder/MANIFEST.json`` from the files there now."""
+    table = {rel: sha256_file(path) for rel, path in _files(folder).items()}
+    lines = "".join(f"{digest}  {rel}\n" for rel, (digest, _) in table.items())
+    record = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "files": {rel: {"sha256": digest, "size": size} for rel, (digest, size) in table.items()},
+    }
+    write_atomic(folder / RECORD, (json.dumps(record, indent=1) + "\n").encode())
+    write_atomic(folder / NAME, lines.encode())
 
 
 def check_manifest(folder: Path) -> list[str]:
     """What differs from the MANIFEST: changed, missing and unlisted files (empty: all good)."""
     listed: dict[str, str] = {}
-    for line in (folder / NAME).read_text().splitlines()[1:]:
-        digest, _, rel = line.split("  ", 2)
+    for line in (folder / NAME).read_text().splitlines():
+        digest, _, rel = line.partition("  ")
         listed[rel] = digest
-    present = {p.relative_to(folder).as_posix(): p for p in _files(folder)}
+    present = _files(folder)
     problems = [f"{rel}: missing" for rel in sorted(set(listed) - set(present))]
     problems += [f"{rel}: not in the MANIFEST" for rel in sorted(set(present) - set(listed))]
     problems += [
         f"{rel}: sha256 differs"
         for rel in sorted(set(listed) & set(present))
-        if _digest(present[rel]) != listed[rel]
+        if sha256_file(present[rel])[0] != listed[rel]
     ]
     return problems

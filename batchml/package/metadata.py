@@ -1,13 +1,21 @@
 """What travels with the ONNX file: ``preprocess.json`` and the graph's ``metadata_props``.
 
-``preprocess.json`` uses the layout the CMSSW ONNX jet-tagging producers read
-(``input_names``; per input ``var_names`` and ``var_infos`` with ``median``,
-``norm_factor``, ``replace_inf_value``, ``lower_bound``, ``upper_bound``,
-``pad``; ``output_names``), so a package drops into a CMSSW or Athena workflow
-without glue code. A producer computes ``clip((x - median) * norm_factor,
-lower_bound, upper_bound)``; ``min``/``max`` are the raw training range, kept
-for reference (unknown keys are ignored by those readers). The model itself
-takes normalised inputs, exactly as it did in training.
+``preprocess.json`` is the file CMSSW's ParticleNet-style ONNX producers read
+(``ParticleNetConstructor`` in ``RecoBTag/FeatureTools/src/deep_helpers.cc``),
+so a package drops into a CMSSW workflow without glue code. That reader takes:
+``input_names``; per input group ``var_names``, the group's length as
+``var_length`` (else ``min_length`` and ``max_length``), and per variable in
+``var_infos`` ``median``, ``norm_factor``, ``replace_inf_value``,
+``lower_bound``, ``upper_bound`` and optionally ``pad``. It feeds a group as a
+float32 tensor ``(1, len(var_names), length)``, each value
+``clamp((catch_infs(x) - median) * norm_factor, lower_bound, upper_bound)``
+where ``catch_infs`` turns infinities, NaN and values beyond 1e32 into
+``replace_inf_value`` first, and pads with ``pad``. An input ``(batch,
+variables)`` is a group of length 1; ``(batch, length, variables)`` one of that
+length. The reader looks up only those keys, so the extra ones written here
+(``format``, ``output_labels``; ``dtype`` and ``shape`` of a group; the raw
+training range ``min``/``max`` of a variable) do not disturb it. The model
+itself takes normalised inputs, exactly as it did in training.
 
 The normalisation constants come from the version's ``preprocessing`` record:
 ``FeatureStats.to_dict()`` (``{"features": {name: {mean, std, min, max}}}``),
@@ -21,6 +29,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+
+from batchml.errors import InvalidValue
 
 FORMAT = "batchml-preprocess"
 FORMAT_VERSION = 1
@@ -58,18 +68,30 @@ def preprocess_spec(
         "output_labels": output_labels,
     }
     for entry in signature["inputs"]:
+        if entry["name"] in spec:
+            raise InvalidValue(
+                f"input name {entry['name']!r} is also a top-level key of preprocess.json",
+                hint="publish the model again with another input name",
+            )
         names = variable_names(entry)
         stats = _stats_for(preprocessing, entry["name"])
-        group: dict[str, Any] = {
+        spec[entry["name"]] = {
             "dtype": entry["dtype"],
             "shape": entry["shape"],
             "var_names": names,
+            **_length(entry["shape"]),
             "var_infos": {name: _var_info(stats.get(name)) for name in names},
         }
-        if len(entry["shape"]) == 3:  # [batch, length, variables]: padded sequences
-            group["var_length"] = entry["shape"][1]
-        spec[entry["name"]] = group
     return spec
+
+
+def _length(shape: list[Any]) -> dict[str, int]:
+    """The group's length as CMSSW's reader takes it; none for ranks it cannot feed."""
+    if len(shape) <= 2:  # [batch] or [batch, variables]: one value per variable
+        return {"var_length": 1}
+    if len(shape) == 3 and isinstance(shape[1], int):  # [batch, length, variables]
+        return {"var_length": shape[1]}
+    return {}
 
 
 def _var_info(stats: Mapping[str, float] | None) -> dict[str, float]:
@@ -91,10 +113,15 @@ def _var_info(stats: Mapping[str, float] | None) -> dict[str, float]:
 
 
 def normalise(spec: Mapping[str, Any], input_name: str, raw: np.ndarray) -> np.ndarray:
-    """Apply one input's constants to raw values, as BatchedSession and CMSSW producers do."""
+    """Raw values -> model inputs with one input's constants, in ``raw``'s dtype.
+
+    BatchedSession's own function (so the two cannot differ), which computes
+    what CMSSW's reader does: infinities, NaN and values beyond 1e32 replaced,
+    centred, scaled and clipped.
+    """
     from batchml.inference import scaling_of
 
-    return scaling_of(spec[input_name]).apply(raw).astype(raw.dtype)
+    return scaling_of(spec[input_name], raw.dtype).apply(raw).astype(raw.dtype, copy=False)
 
 
 def training_range(

@@ -9,7 +9,8 @@ its own row back.
 
 Protocol: one event per line, a JSON list of the model's input variables in
 ``preprocess.json`` order; one line back, the output row as a JSON list, or
-``{"error": "..."}`` for that event alone (wrong length, NaN).
+``{"error": "..."}`` for that event alone (wrong length; NaN and infinities are
+replaced as CMSSW does).
 
     python score_server.py PACKAGE_DIR --port 8765           # serve until Ctrl-C
     python score_server.py PACKAGE_DIR --check-clients 64    # serve on a free port, run 64

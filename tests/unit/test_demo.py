@@ -20,7 +20,7 @@ import pytest
 
 from batchml.registry import Registry
 from tests.unit.browser import rendered_images
-from tests.unit.package_fixtures import run_without_batchml
+from tests.unit.package_fixtures import Runtime, run_without_batchml
 
 STAGES = (
     "1. sample",
@@ -82,6 +82,7 @@ def test_demo_runs_every_stage_on_the_embedded_default(demo: Demo) -> None:
     alone = run_without_batchml(package, "features", events, work)  # only numpy and ORT
     np.testing.assert_allclose(alone, scores, rtol=1e-6)
     assert (package / "triton").is_dir()
+    assert "  moving the folder into place" in out.splitlines()  # the build's last step
 
     page = (work / "report.html").read_text()
     images = re.findall(r"src='data:image/png;base64,([^']+)'", page)
@@ -89,6 +90,19 @@ def test_demo_runs_every_stage_on_the_embedded_default(demo: Demo) -> None:
     assert all(base64.b64decode(i).startswith(b"\x89PNG") for i in images)
     assert str(package) in page
     assert "Traceback" not in result.stderr
+
+
+def test_the_demo_package_runs_in_onnxruntime_1_16_as_torch(
+    demo: Demo, old_onnxruntime: Runtime
+) -> None:
+    import torch
+
+    version = Registry(demo.work / "registry", create=False).get("demo-mlp@production")
+    events = np.random.default_rng(1).normal(size=(64, 20)).astype(np.float32)
+    expected = version.load_exported().module()(torch.from_numpy(events)).detach().numpy()
+    package = demo.work / "packages" / "demo-mlp-v1"
+    got = run_without_batchml(package, "features", events, demo.work, old_onnxruntime)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)
 
 
 @pytest.mark.chromium

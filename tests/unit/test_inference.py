@@ -204,7 +204,7 @@ def test_a_lone_caller_is_not_batched_and_a_pinned_way_stays() -> None:
 
 @pytest.mark.parametrize("batching", [True, False])
 def test_a_bad_event_fails_alone(folder: Path, batching: bool) -> None:
-    session = BatchedSession(folder, batching=batching)
+    session = BatchedSession(folder, batching=batching, on_nan="raise")
     good = events(3)
     bad = good[1].copy()
     bad[0] = np.nan
@@ -223,13 +223,17 @@ def test_a_bad_event_fails_alone(folder: Path, batching: bool) -> None:
         session.predict_many(np.stack([good[0], bad]))
 
 
-def test_infinities_are_replaced_before_normalising(folder: Path) -> None:
-    session = BatchedSession(folder)
-    raw = events(1)[0]
-    raw[2] = np.inf
-    replaced = raw.copy()
-    replaced[2] = 0.0
-    np.testing.assert_allclose(session.predict(raw), expected(replaced), rtol=1e-5)
+@pytest.mark.parametrize("batching", [True, False])
+def test_infinities_nan_and_huge_values_are_replaced_before_normalising(
+    folder: Path, batching: bool
+) -> None:
+    session = BatchedSession(folder, batching=batching)
+    raw = events(4)
+    raw[0, 2], raw[1, 0], raw[2, 1], raw[3, 0] = np.inf, np.nan, -np.inf, 2e32
+    replaced = np.where(np.isfinite(raw) & (np.abs(raw) <= 1e32), raw, 0.0)  # replace_inf_value
+    np.testing.assert_allclose(session.predict_many(raw), expected(replaced), rtol=1e-5)
+    rows = np.stack([session.predict(row) for row in raw])
+    np.testing.assert_allclose(rows, expected(replaced), rtol=1e-5)
 
 
 def test_importing_it_needs_neither_torch_nor_the_rest_of_batchml() -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +35,9 @@ def test_the_folder_holds_every_artifact_and_a_clean_manifest(built: Path) -> No
     names = {p.relative_to(built).as_posix() for p in built.rglob("*") if p.is_file()}
     assert names == {
         "MANIFEST",
+        "MANIFEST.json",
         "model.onnx",
+        "model.cmssw.onnx",
         "model.int8.onnx",
         "model.fp16.onnx",
         "preprocess.json",
@@ -49,16 +53,42 @@ def test_the_folder_holds_every_artifact_and_a_clean_manifest(built: Path) -> No
 
 
 def test_manifest_names_a_changed_file(built: Path, tmp_path: Path) -> None:
-    import shutil
-
     copy = tmp_path / "copy"
     shutil.copytree(built, copy)
     (copy / "preprocess.json").write_text("{}")
     assert check_manifest(copy) == ["preprocess.json: sha256 differs"]
 
 
+def test_sha256sum_checks_the_manifest(built: Path, tmp_path: Path) -> None:
+    def sha256sum(folder: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["sha256sum", "--check", "--strict", "MANIFEST"], cwd=folder,
+                              capture_output=True, text=True, check=False)  # fmt: skip
+
+    intact = sha256sum(built)
+    assert intact.returncode == 0 and not intact.stderr, intact.stderr
+    assert "triton/jets/1/model.onnx: OK" in intact.stdout.splitlines()
+    assert (
+        len(intact.stdout.splitlines())
+        == len(json.loads((built / "MANIFEST.json").read_text())["files"])
+        == 11
+    )  # all but the two manifests
+    copy = tmp_path / "copy"
+    shutil.copytree(built, copy)
+    (copy / "model.onnx").write_bytes(b"changed")
+    changed = sha256sum(copy)
+    assert changed.returncode == 1 and "model.onnx: FAILED" in changed.stdout.splitlines()
+
+
+def test_manifest_json_holds_every_size(built: Path) -> None:
+    record = json.loads((built / "MANIFEST.json").read_text())
+    assert (record["format"], record["format_version"]) == ("batchml-package-manifest", 2)
+    for rel, entry in record["files"].items():
+        assert entry["size"] == (built / rel).stat().st_size, rel
+
+
 def test_metadata_inside_the_onnx_file(built: Path) -> None:
-    props = {p.key: p.value for p in onnx.load(built / "model.onnx").metadata_props}
+    model = onnx.load(built / "model.onnx")
+    props = {p.key: p.value for p in model.metadata_props}
     assert props["batchml.registry_uri"] == "batchml:jets/1"
     assert props["batchml.digest"].startswith("sha256:")
     assert json.loads(props["batchml.variables"]) == {"x": VARIABLES}
@@ -66,12 +96,15 @@ def test_metadata_inside_the_onnx_file(built: Path) -> None:
     assert json.loads(props["batchml.output_labels"]) == ["signal", "background"]
     assert props["batchml.exporter"] == "dynamo"
     assert props["batchml.opset"] == "18"
+    assert (model.ir_version, model.model_version) == (8, 1)  # opset 18 needs IR 8; version 1
+    assert not [n.name for n in model.graph.node if n.metadata_props]  # IR 10 fields dropped
+    assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
 
 
 def test_preprocess_json_has_the_cmssw_layout(built: Path) -> None:
     spec = json.loads((built / "preprocess.json").read_text())
     assert spec["input_names"] == ["x"] and spec["output_names"] == ["output"]
-    assert spec["x"]["var_names"] == VARIABLES
+    assert spec["x"]["var_names"] == VARIABLES and spec["x"]["var_length"] == 1
     info = spec["x"]["var_infos"]["pt"]
     for key in ("median", "norm_factor", "replace_inf_value", "lower_bound", "upper_bound", "pad"):
         assert isinstance(info[key], float)
