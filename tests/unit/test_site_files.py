@@ -169,13 +169,13 @@ BAD_CONFIGS = [
     (
         "bad-sbatch-directive",
         "scheduler: slurm\nslurm: {extra_directives: ['-p gpu']}\n",
-        "slurm.extra_directives",
+        "slurm.extra_directives[0]",
         "one option per list item",
     ),
     (
         "bad-classad-name",
         "scheduler: htcondor\nhtcondor: {extra_attributes: {'My Project': x}}\n",
-        "htcondor.extra_attributes",
+        "htcondor.extra_attributes.My Project (the key)",
         "MY.Project",
     ),
     (
