@@ -27,6 +27,15 @@ _CLASSAD_NAME = re.compile(r"(MY\.|\+)[A-Za-z_][A-Za-z0-9_]*")
 GPU_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._+-]{0,63}")
 _IMAGE = re.compile(r"[A-Za-z0-9/][A-Za-z0-9._/:@+-]*")
 _SBATCH_OPTION = re.compile(r"--([a-z][a-z0-9-]*)(=[A-Za-z0-9_.,:+@/\[\]=-]+)?")
+# bash's own variables: read-only, or set by bash again before a job could read them.
+SHELL_OWN = frozenset(
+    {
+        "_", "BASHOPTS", "BASHPID", "BASH_ARGC", "BASH_ARGV", "BASH_COMMAND", "BASH_LINENO",
+        "BASH_SOURCE", "BASH_SUBSHELL", "BASH_VERSINFO", "EPOCHREALTIME", "EPOCHSECONDS",
+        "EUID", "FUNCNAME", "GROUPS", "HISTCMD", "LINENO", "PPID", "RANDOM", "SECONDS",
+        "SHELLOPTS", "SRANDOM", "UID",
+    }
+)  # fmt: skip
 # sbatch options batchml writes itself (or takes from the site's own fields).
 _SBATCH_OWN = frozenset(
     {"array", "chdir", "error", "export", "input", "job-name", "open-mode", "output", "wrap"}
@@ -87,6 +96,22 @@ def _check_script_text(value: str) -> str:
     return value
 
 
+def check_env_name(name: str) -> str:
+    """``name`` if a job script can export it and read it back; InvalidValue otherwise."""
+    if not ENV_NAME.fullmatch(name):
+        raise InvalidValue(
+            f"{name!r} is not an environment variable name",
+            hint="use letters, digits and _ (not first a digit), such as OMP_NUM_THREADS",
+        )
+    if name in SHELL_OWN:
+        raise InvalidValue(
+            f"{name!r} is a variable bash sets itself or keeps read-only: the job's value "
+            "would not hold (or the job script would stop)",
+            hint="choose another name",
+        )
+    return name
+
+
 def check_classad_entry(name: str, value: str) -> None:
     """An extra attribute's value: one ClassAd expression that the submit language can carry."""
     problem = submit_problem(value)
@@ -116,14 +141,7 @@ def _check_sbatch_option(value: str) -> str:
 
 SitePath = Annotated[str, AfterValidator(_check_path)]
 ScriptText = Annotated[str, AfterValidator(_check_script_text)]
-EnvName = Annotated[
-    str,
-    _matching(
-        ENV_NAME,
-        "an environment variable name",
-        "use letters, digits and _ (not first a digit), such as OMP_NUM_THREADS",
-    ),
-]
+EnvName = Annotated[str, AfterValidator(check_env_name)]
 ClassAdName = Annotated[
     str,
     _matching(

@@ -22,7 +22,7 @@ from batchml.atomic import FILE_MODE, write_atomic
 from batchml.backends import tls_error_queue
 from batchml.errors import BatchmlError, InvalidValue
 from batchml.resources import Resources
-from batchml.site_values import ENV_NAME
+from batchml.site_values import check_env_name
 from batchml.sites import Network, Site
 from batchml.templates import render, template_path
 
@@ -76,11 +76,7 @@ class JobSpec:
         if not self.command:
             raise InvalidValue("the job has no command", hint="give the program and its arguments")
         for key in self.environment:
-            if not ENV_NAME.fullmatch(key):
-                raise InvalidValue(
-                    f"{key!r} is not an environment variable name",
-                    hint="use letters, digits and _ (not first a digit)",
-                )
+            check_env_name(key)
         for item in self.array_items or ():
             if "\n" in item or "\x00" in item:
                 raise InvalidValue(

@@ -47,8 +47,7 @@ def cmd_inspect(args: argparse.Namespace, out: Console) -> int:
                     f"({'TTree' if is_ttree else 'RNTuple'}): {tree.num_entries} entries"
                 )
                 table = Table("branch", "type", "compressed", "uncompressed", box=None)
-                for branch in tree.keys():  # noqa: SIM118 (a tree is not a dict)
-                    item = tree[branch]
+                for branch, item in tree.items():  # by name, '/' in a name is a path
                     sizes = (
                         (f"{item.compressed_bytes:,}", f"{item.uncompressed_bytes:,}")
                         if is_ttree
