@@ -115,6 +115,11 @@ def check_env_name(name: str) -> str:
 def check_classad_entry(name: str, value: str) -> None:
     """An extra attribute's value: one ClassAd expression that the submit language can carry."""
     problem = submit_problem(value)
+    if problem is None and "\\" in value.replace('\\"', ""):
+        problem = (
+            "holds a backslash, which the submit language reads in the old ClassAd syntax "
+            '(only \\" is an escape there), so the attribute would not hold what is written'
+        )
     problem = f"{name} = {value!r} {problem}" if problem else classad_problem(name, value)
     if problem:
         raise InvalidValue(

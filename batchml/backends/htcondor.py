@@ -300,14 +300,19 @@ def _check_job_id(job_id: str) -> str:
 
 
 def _workdir(job: JobSpec) -> str:
-    """The job's folder as the description writes it; a comma would split transfer_input_files."""
-    if job.array_items and "," in str(job.workdir):
+    """The job's folder as the description writes it, refused where HTCondor would read another.
+
+    condor_submit rewrites backslashes in paths (``/a/\\b`` becomes ``/a/b``), and
+    a comma splits the list of files to transfer (items.txt of an array).
+    """
+    folder = str(job.workdir)
+    if "\\" in folder or (job.array_items and "," in folder):
         raise InvalidValue(
-            f"job folder {str(job.workdir)!r} holds a comma, which splits HTCondor's list of "
-            "files to transfer (items.txt)",
-            hint="choose a folder without ',' (--workdir)",
+            f"job folder {folder!r} holds a backslash or (for an array) a comma, which "
+            "HTCondor reads as something else in a path",
+            hint="choose a folder without '\\' or ',' (--workdir)",
         )
-    return submit_value(str(job.workdir))
+    return submit_value(folder)
 
 
 def _on_afs_or_eos(path: str) -> bool:

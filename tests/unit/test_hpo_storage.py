@@ -29,9 +29,7 @@ def test_study_file_refuses_a_name_that_is_not_matched_whole(tmp_path: Path, nam
 
 
 @pytest.mark.parametrize("name", BAD_NAMES)
-def test_run_study_refuses_the_name_before_anything_is_made(
-    fresh_home: Path, name: str
-) -> None:
+def test_run_study_refuses_the_name_before_anything_is_made(fresh_home: Path, name: str) -> None:
     with pytest.raises(InvalidValue) as caught:
         run_study(lambda trial, ctx: 0.0, n_trials=1, study_name=name, progress=False)
     assert repr(name) in caught.value.message and "[A-Za-z0-9]" in caught.value.message
