@@ -17,7 +17,6 @@ from pathlib import Path
 
 import classad2
 import pytest
-from distributed.security import Security
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
@@ -28,6 +27,7 @@ from batchml.errors import InvalidValue
 from batchml.resources import Resources
 from batchml.sites import Environment, HTCondorSettings, Site
 from batchml.templates import classad_string
+from tests.unit.tls_files import security_in_files
 
 pytestmark = pytest.mark.htcondor
 
@@ -136,15 +136,7 @@ def test_worker_description_keeps_its_command_and_log_folder(
 ) -> None:
     folder = Path(tempfile.mkdtemp(dir=shared))
     folder.chmod(0o755)
-    made = Security.temporary()  # as files the pool can read (transfer_input_files)
-    files = {}
-    for role in ("scheduler", "worker", "client"):
-        for kind in ("cert", "key"):
-            key = f"tls_{role}_{kind}"
-            (folder / key).write_text(getattr(made, key))
-            files[key] = str(folder / key)
-    (folder / "ca").write_text(made.tls_ca_file)
-    security = Security(require_encryption=True, tls_ca_file=str(folder / "ca"), **files)
+    security = security_in_files(folder)
     site = Site(
         name="t",
         scheduler="htcondor",

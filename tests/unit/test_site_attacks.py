@@ -13,7 +13,6 @@ from pathlib import Path
 
 import htcondor2
 import pytest
-from distributed.security import Security
 
 from batchml.backends import backend_for
 from batchml.backends.base import JobSpec, SchedulerError
@@ -23,6 +22,7 @@ from batchml.cli import main
 from batchml.errors import InvalidValue
 from batchml.resources import Resources
 from batchml.sites import Environment, HTCondorSettings, Site
+from tests.unit.tls_files import security_in_files
 
 # (id, site file text, the field path the error must name)
 ATTACKS = [
@@ -256,15 +256,7 @@ def test_trailing_backslash_in_workdir_is_refused(
 
 def test_worker_description_carries_dollars_and_is_linted(tmp_path: Path) -> None:
     site = simple_site(environment=Environment(variables={"WHO": "$(whoami) $$ $x"}))
-    made = Security.temporary()  # as files: in-memory credentials leave temporary files behind
-    files = {}
-    for role in ("scheduler", "worker", "client"):
-        for kind in ("cert", "key"):
-            key = f"tls_{role}_{kind}"
-            (tmp_path / key).write_text(getattr(made, key))
-            files[key] = str(tmp_path / key)
-    (tmp_path / "ca").write_text(made.tls_ca_file)
-    security = Security(require_encryption=True, tls_ca_file=str(tmp_path / "ca"), **files)
+    security = security_in_files(tmp_path)
     cluster = HTCondorBackend(site).cluster(Resources.from_site(site), security=security)
     try:
         text = cluster.job_script()
