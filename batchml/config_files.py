@@ -86,7 +86,10 @@ def read_yaml_mapping(path: Path, example: str) -> dict[str, Any]:
 def _field_path(loc: tuple[int | str, ...]) -> str:
     text = ""
     for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+        if part == "[key]":  # pydantic's mark for a bad key of a mapping
+            text += " (the key)"
+        else:
+            text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
     return text
 
 

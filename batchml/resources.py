@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from batchml.errors import InvalidValue
+from batchml.site_values import GPU_NAME
 from batchml.sites import JOB_FLAVOURS, Site
 from batchml.units import format_duration, parse_duration, parse_size
 
@@ -50,6 +51,12 @@ class Resources:
             )
         if self.walltime <= timedelta(0):
             raise InvalidValue("walltime must be positive", hint="write e.g. '2h'")
+        for name in self.gpu_names:
+            if not GPU_NAME.fullmatch(name):
+                raise InvalidValue(
+                    f"{name!r} is not a GPU model name (it goes into a ClassAd regular expression)",
+                    hint="use letters, digits, spaces and . _ + -, such as 'A100' or 'H100'",
+                )
 
     @classmethod
     def from_site(cls, site: Site, **overrides: object) -> Resources:

@@ -23,6 +23,19 @@ from pydantic import (
 )
 
 from batchml.errors import InvalidValue
+from batchml.site_values import (
+    ClassAdName,
+    EnvName,
+    GpuName,
+    ImageRef,
+    SbatchOption,
+    ScriptText,
+    SitePath,
+    SlurmConstraint,
+    SlurmName,
+    Token,
+    check_classad_entry,
+)
 from batchml.units import format_duration, format_size, parse_duration, parse_size
 
 # lxplus job flavours and the longest walltime each allows.
@@ -41,9 +54,6 @@ Duration = Annotated[
 ]
 Size = Annotated[int, BeforeValidator(parse_size), PlainSerializer(format_size, return_type=str)]
 Port = Annotated[int, Field(ge=1024, le=65535)]
-_SLURM_NAME = re.compile(r"[A-Za-z0-9_.,+-]+")
-_CONSTRAINT = re.compile(r"[A-Za-z0-9_.,:&|()\[\]*!+-]+")
-_CLASSAD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
 
 
 class _Section(BaseModel):
@@ -61,7 +71,7 @@ class JobDefaults(_Section):
     gpus: int = Field(0, ge=0, le=64)
     gpu_capability: float | None = Field(None, ge=1.0, le=20.0)
     gpu_memory: Size | None = None
-    gpu_names: tuple[str, ...] = ()
+    gpu_names: tuple[GpuName, ...] = ()
     walltime: Duration = timedelta(hours=1)
 
 
@@ -69,12 +79,12 @@ class HTCondorSettings(_Section):
     """Submit-description settings only an HTCondor site has."""
 
     job_flavour: str | None = None
-    want_os: str | None = None
+    want_os: Token | None = None
     spool: bool = False
     send_credential: Literal["auto", "always", "never"] = "auto"
-    schedd: str | None = None
-    accounting_group: str | None = None
-    extra_attributes: dict[str, str] = Field(default_factory=dict)
+    schedd: Token | None = None
+    accounting_group: Token | None = None
+    extra_attributes: dict[ClassAdName, str] = Field(default_factory=dict)
 
     @field_validator("job_flavour")
     @classmethod
@@ -88,68 +98,42 @@ class HTCondorSettings(_Section):
 
     @field_validator("extra_attributes")
     @classmethod
-    def _classad_names(cls, value: dict[str, str]) -> dict[str, str]:
-        for name in value:
-            if not _CLASSAD_NAME.fullmatch(name):
-                raise InvalidValue(
-                    f"{name!r} is not a ClassAd attribute name",
-                    hint="use a name such as MY.Project or +Project (letters, digits, _)",
-                )
+    def _classad_values(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, expression in value.items():
+            check_classad_entry(name, expression)
         return value
 
 
 class SlurmSettings(_Section):
     """sbatch options only a Slurm site has."""
 
-    partition: str | None = None
-    account: str | None = None
-    qos: str | None = None
-    constraint: str | None = None
-    gpu_type: str | None = None
+    partition: SlurmName | None = None
+    account: SlurmName | None = None
+    qos: SlurmName | None = None
+    constraint: SlurmConstraint | None = None
+    gpu_type: SlurmName | None = None
     gpu_directive: Literal["gres", "gpus-per-node"] = "gres"
     memory_directive: Literal["mem", "mem-per-gpu"] = "mem"
     signal_before_timeout: Duration | None = timedelta(minutes=5)
-    extra_directives: tuple[str, ...] = ()
-
-    @field_validator("partition", "account", "qos", "gpu_type", "constraint")
-    @classmethod
-    def _one_token(cls, value: str | None, info: ValidationInfo) -> str | None:
-        allowed = _CONSTRAINT if info.field_name == "constraint" else _SLURM_NAME
-        if value is not None and not allowed.fullmatch(value):
-            raise InvalidValue(
-                f"{value!r} is not a single Slurm {info.field_name} value",
-                hint="no spaces, quotes or newlines: it goes into an #SBATCH line as is",
-            )
-        return value
-
-    @field_validator("extra_directives")
-    @classmethod
-    def _long_options(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for directive in value:
-            if not directive.startswith("--") or "\n" in directive:
-                raise InvalidValue(
-                    f"{directive!r} is not one long sbatch option",
-                    hint="write one option per list item, such as '--reservation=gpu-week'",
-                )
-        return value
+    extra_directives: tuple[SbatchOption, ...] = ()
 
 
 class Container(_Section):
     """The image jobs run in; on lxplus an unpacked image under /cvmfs/unpacked.cern.ch."""
 
-    image: str | None = None
+    image: ImageRef | None = None
     runtime: Literal["apptainer", "docker"] = "apptainer"
-    bind: tuple[str, ...] = ()
+    bind: tuple[SitePath, ...] = ()
 
 
 class Environment(_Section):
     """How a job gets a Python with batchml in it: at most one of LCG view, venv or conda."""
 
-    lcg_view: str | None = None
-    venv: str | None = None
-    conda: str | None = None
-    variables: dict[str, str] = Field(default_factory=dict)
-    setup_commands: tuple[str, ...] = ()
+    lcg_view: SitePath | None = None
+    venv: SitePath | None = None
+    conda: ScriptText | None = None
+    variables: dict[EnvName, ScriptText] = Field(default_factory=dict)
+    setup_commands: tuple[ScriptText, ...] = ()  # shell code by design, one line each
 
     @field_validator("venv", "conda")
     @classmethod
@@ -166,7 +150,7 @@ class Environment(_Section):
 class Network(_Section):
     """Where the dask scheduler listens and which ports workers may use (lxplus firewalls)."""
 
-    interface: str | None = None
+    interface: Token | None = None
     scheduler_port: Annotated[int, Field(ge=0, le=65535)] = 0
     dashboard_port: Port | None = None
     worker_ports: tuple[Port, Port] | None = None
@@ -200,11 +184,11 @@ class Paths(_Section):
     batchml.hpo.scratch), removed when they end unless ``keep_scratch``.
     """
 
-    log_dir: str = "~/.cache/batchml/logs"
-    scratch_dir: str = "${TMPDIR:-/tmp}"
+    log_dir: SitePath = "~/.cache/batchml/logs"
+    scratch_dir: SitePath = "${TMPDIR:-/tmp}"
     keep_scratch: bool = False
-    shared_dir: str | None = None
-    registry_root: str = "~/.local/share/batchml/registry"
+    shared_dir: SitePath | None = None
+    registry_root: SitePath = "~/.local/share/batchml/registry"
 
 
 class XRootD(_Section):
@@ -212,12 +196,12 @@ class XRootD(_Section):
 
     redirector: str | None = None
     auth: Literal["none", "krb5", "x509", "token", "unix"] = "none"
-    token_file: str | None = None
+    token_file: SitePath | None = None
 
     @field_validator("redirector")
     @classmethod
     def _root_url(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"roots?://[^/\s]+/?", value):
+        if value is not None and not re.fullmatch(r"roots?://[A-Za-z0-9.-]+(:[0-9]+)?/?", value):
             raise InvalidValue(
                 f"{value!r} is not an XRootD redirector",
                 hint="write a server URL such as 'root://eosuser.cern.ch'",

@@ -10,7 +10,6 @@ for trials come from ``cluster()``, built on dask-jobqueue or LocalCluster.
 from __future__ import annotations
 
 import enum
-import re
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -24,13 +23,12 @@ from batchml.backends import tls_error_queue
 from batchml.errors import BatchmlError, InvalidValue
 from batchml.launch import launch_words
 from batchml.resources import Resources
+from batchml.site_values import check_env_name
 from batchml.sites import Network, Site
 from batchml.templates import render, template_path
 
 if TYPE_CHECKING:
     from distributed import SpecCluster
-
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class SchedulerError(BatchmlError, RuntimeError):
@@ -90,11 +88,7 @@ class JobSpec:
         if not self.command:
             raise InvalidValue("the job has no command", hint="give the program and its arguments")
         for key in self.environment:
-            if not _ENV_NAME.fullmatch(key):
-                raise InvalidValue(
-                    f"{key!r} is not an environment variable name",
-                    hint="use letters, digits and _ (not first a digit)",
-                )
+            check_env_name(key)
         for item in self.array_items or ():
             if "\n" in item or "\x00" in item:
                 raise InvalidValue(
@@ -167,15 +161,15 @@ class Backend(ABC):
     def submit(self, job: JobSpec) -> list[str]:
         """Write the rendered files into ``job.workdir`` and submit; returns the job ids."""
         rendered = self.render(job)
-        self.lint(rendered)
+        self.lint(rendered, job)
         job.workdir.mkdir(parents=True, exist_ok=True)
         for name, text in rendered.files.items():
             mode = 0o775 if name.endswith(".sh") else FILE_MODE
             write_atomic(job.workdir / name, text.encode(), mode)
         return self.submit_rendered(job, job.workdir / rendered.submit_file)
 
-    def lint(self, rendered: RenderedJob) -> None:  # noqa: B027 - optional hook
-        """Check a rendered submission before it is sent; raise SchedulerError if it is wrong."""
+    def lint(self, rendered: RenderedJob, job: JobSpec) -> None:  # noqa: B027 - optional hook
+        """Check ``job``'s rendered submission before it is sent; SchedulerError if it is wrong."""
 
     @property
     @abstractmethod

@@ -33,10 +33,11 @@ from batchml.backends.base import (
     SchedulerError,
     UnknownJob,
 )
-from batchml.backends.htcondor_lint import parse_submit, submit_label, submit_string, submit_value
+from batchml.backends.htcondor_lint import parse_submit
 from batchml.errors import InvalidValue
 from batchml.resources import Resources, htcondor_submit_entries
 from batchml.sites import HTCondorSettings
+from batchml.submit_language import submit_label, submit_string, submit_value
 from batchml.templates import classad_string, render
 
 if TYPE_CHECKING:
@@ -96,7 +97,7 @@ class HTCondorBackend(Backend):
             template,
             job=job,
             universe="container" if self._docker_image else "vanilla",
-            workdir=submit_value(str(job.workdir)),
+            workdir=_workdir(job),
             spool=self.settings.spool,
             items=len(job.array_items or ()),
             array_index_variable=self.array_index_variable,
@@ -105,8 +106,9 @@ class HTCondorBackend(Backend):
         )
         return "job.sub", text
 
-    def lint(self, rendered: RenderedJob) -> None:
-        parse_submit(rendered.files[rendered.submit_file], rendered.submit_file)
+    def lint(self, rendered: RenderedJob, job: JobSpec) -> None:
+        text = rendered.files[rendered.submit_file]
+        parse_submit(text, rendered.submit_file, executable=f"{_workdir(job)}/job.sh")
 
     def submit_entries(self, resources: Resources, job_paths: Iterable[str] = ()) -> dict[str, str]:
         """What the request and the site add to any description: plain jobs and dask workers."""
@@ -123,7 +125,7 @@ class HTCondorBackend(Backend):
             entries["MY.SendCredential"] = "true"
         if settings.accounting_group:
             entries["accounting_group"] = submit_value(settings.accounting_group)
-        entries.update(settings.extra_attributes)
+        entries.update((k, submit_value(v)) for k, v in settings.extra_attributes.items())
         return entries
 
     def needs_credential(self, job_paths: Iterable[str] = ()) -> bool:
@@ -139,7 +141,9 @@ class HTCondorBackend(Backend):
         return self.site.xrootd.auth == "krb5" and any(map(_on_afs_or_eos, candidates))
 
     def submit_rendered(self, job: JobSpec, submit_file: Path) -> list[str]:
-        description = parse_submit(submit_file.read_text(), str(submit_file))
+        description = parse_submit(
+            submit_file.read_text(), str(submit_file), executable=f"{_workdir(job)}/job.sh"
+        )
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
@@ -321,6 +325,22 @@ def _check_job_id(job_id: str) -> str:
             hint="write it as CLUSTER.PROC, such as 1234.0 (see `batchml jobs`)",
         )
     return f"{int(cluster)}.{int(proc)}"
+
+
+def _workdir(job: JobSpec) -> str:
+    """The job's folder as the description writes it, refused where HTCondor would read another.
+
+    condor_submit rewrites backslashes in paths (``/a/\\b`` becomes ``/a/b``), and
+    a comma splits the list of files to transfer (items.txt of an array).
+    """
+    folder = str(job.workdir)
+    if "\\" in folder or (job.array_items and "," in folder):
+        raise InvalidValue(
+            f"job folder {folder!r} holds a backslash or (for an array) a comma, which "
+            "HTCondor reads as something else in a path",
+            hint="choose a folder without '\\' or ',' (--workdir)",
+        )
+    return submit_value(folder)
 
 
 def _on_afs_or_eos(path: str) -> bool:

@@ -40,10 +40,12 @@ from batchml.backends.base import (
     worker_prologue,
     worker_python,
 )
+from batchml.backends.htcondor_lint import parse_submit
 from batchml.backends.worker_jobs import KeepsSubmitError
 from batchml.errors import InvalidValue
 from batchml.resources import Resources
 from batchml.sites import Network, Site
+from batchml.submit_language import submit_value
 
 # dask-jobqueue's own request lines, replaced by batchml's request_* entries.
 _REPLACED_DIRECTIVES = ["RequestCpus", "RequestMemory", "RequestDisk"]
@@ -61,32 +63,42 @@ class ClusterOptions:
 
 
 class TransferredTLSJob(KeepsSubmitError, HTCondorJob):
-    """A worker job whose TLS files are transferred into its scratch folder.
+    """A worker job whose TLS files travel into its scratch folder, in a checked description.
 
     dask-jobqueue writes temporary credentials to ``shared_temp_directory`` and
     hands the worker their absolute paths, assuming the execute node shares
     that folder. Here the files are listed in ``transfer_input_files`` and the
     worker opens them by name in its working directory, the job's scratch.
+
+    dask-jobqueue pastes the worker's shell command (the site's environment
+    lines first) and the log folder into the submit description as they are,
+    where ``$(...)`` would be expanded by condor_submit: they are written for
+    the submit language here, and the whole description is linted before
+    condor_submit sees it.
     """
 
     def __init__(self, *args: Any, security: Security | None = None, **kwargs: Any) -> None:
         super().__init__(*args, security=security, **kwargs)
-        if security is None:
-            return
-        files = [
-            path
-            for key, path in security.get_tls_config_for_role("worker").items()
-            if key != "ciphers" and path
-        ]
+        tls = security.get_tls_config_for_role("worker") if security else {}
+        files = [path for key, path in tls.items() if key != "ciphers" and path]
         for path in files:
             self._command_template = self._command_template.replace(path, os.path.basename(path))
-        self.job_header_dict.update(
-            {
-                "transfer_input_files": ",".join(files),
-                "should_transfer_files": "YES",
-                "when_to_transfer_output": "ON_EXIT",
-            }
-        )
+        self._command_template = submit_value(self._command_template, embedded=True)
+        if self.log_directory:
+            self.job_header_dict["LogDirectory"] = submit_value(self.log_directory)
+        if files:
+            self.job_header_dict.update(
+                {
+                    "transfer_input_files": submit_value(",".join(files)),
+                    "should_transfer_files": "YES",
+                    "when_to_transfer_output": "ON_EXIT",
+                }
+            )
+
+    def job_script(self) -> str:
+        text: str = super().job_script()
+        parse_submit(text, "the dask worker's submit description", executable=self.executable)
+        return text
 
 
 def make_cluster(

@@ -1,11 +1,15 @@
-"""Checking and quoting HTCondor submit descriptions before anything reaches a schedd.
+"""Checking HTCondor submit descriptions before anything reaches a schedd.
 
 A schedd accepts ``MY.WantOS = el9`` without a word: it is a valid ClassAd
 expression (a reference to an attribute named el9) that is always undefined,
-so the job silently never matches or lands on the wrong OS. Every description
-batchml renders is therefore parsed twice before it is sent: as a whole by
-``htcondor2.Submit`` (the submit language), and entry by entry by
-``classad2.ExprTree`` for the entries whose values are ClassAd expressions.
+so the job silently never matches or lands on the wrong OS. And a value that
+slipped through with a line break in it would add statements of its own (a
+second ``executable``, an early ``queue``). Every description batchml sends
+is therefore checked three ways: statement by statement (each line one
+``key = value``, every key once, the expected executable, one ``queue`` at the
+end), as a whole by ``htcondor2.Submit`` (the submit language), and entry by
+entry by ``classad2.ExprTree`` for the entries whose values are ClassAd
+expressions. How values are written is in ``batchml.submit_language``.
 """
 
 from __future__ import annotations
@@ -13,80 +17,27 @@ from __future__ import annotations
 import re
 import warnings
 
-import classad2
 import htcondor2
 
 from batchml.backends.base import SchedulerError
-from batchml.errors import InvalidValue
-from batchml.templates import classad_string
+from batchml.submit_language import classad_problem, is_classad_valued
 
-# Submit commands whose values are ClassAd expressions (besides MY.* and +* attributes).
-CLASSAD_COMMANDS = frozenset(
-    {
-        "requirements",
-        "rank",
-        "periodic_hold",
-        "periodic_release",
-        "periodic_remove",
-        "on_exit_hold",
-        "on_exit_remove",
-    }
-)
-_BARE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_CLASSAD_LITERALS = frozenset({"true", "false", "undefined", "error"})
+_ASSIGNMENT = re.compile(r"(\+?[A-Za-z_][A-Za-z0-9_.]*)\s*=(.*)")
+_QUEUE = re.compile(r"queue(\s.*)?", re.IGNORECASE)
 
 
-def submit_value(text: str) -> str:
-    """``text`` as a submit-language value that reads back literally.
+def parse_submit(text: str, source: str, *, executable: str | None = None) -> htcondor2.Submit:
+    """Parse and check a whole description; SchedulerError lists every problem found.
 
-    The submit language expands ``$(NAME)`` macros in every value, quoted or
-    not, so a job name such as ``$(touch x)`` would be rewritten; ``$(DOLLAR)``
-    is the language's own escape for a literal ``$``. A value ends at the end
-    of its line, so a newline cannot be represented and is refused.
+    With ``executable``, the description must run exactly that (as written in it).
     """
-    if "\n" in text or "\r" in text:
-        raise InvalidValue(
-            f"{text!r} holds a line break, which an HTCondor submit value cannot hold",
-            hint="rename the folder or value without line breaks",
+    problems = statement_problems(text, executable)
+    if problems:
+        raise SchedulerError(
+            f"{source} is not the description batchml wrote: " + "; ".join(problems),
+            hint="a value with a line break or backslash reached it: fix the site file "
+            "(batchml site validate FILE) or the job's name and folder",
         )
-    return text.replace("$", "$(DOLLAR)")
-
-
-def submit_string(text: str) -> str:
-    """``text`` as a ClassAd string literal inside a submit description.
-
-    The submit language reads MY.* strings in the old ClassAd syntax, where
-    only ``\\"`` is an escape: a backslash is kept as is (so ``\\n`` cannot mean a
-    newline) and a trailing one continues the line. Such values are refused
-    rather than altered; they come from site files (WantOS, image paths).
-    """
-    if "\\" in text or not text.isprintable():
-        raise InvalidValue(
-            f"{text!r} holds a backslash or a control character, which an HTCondor "
-            "submit description cannot carry in a string",
-            hint="remove it from the site's htcondor or container settings",
-        )
-    return submit_value(classad_string(text))
-
-
-def submit_label(text: str) -> str:
-    """A one-line label (JobBatchName) for ``text``: whitespace runs become one space.
-
-    The submit language cannot carry a line break, and a trailing backslash
-    would continue the line; a label is for display, so it is folded instead of
-    refused (the exact name reaches the job as $BATCHML_JOB_NAME).
-    """
-    return submit_value(" ".join(text.split()).rstrip("\\") or "batchml")
-
-
-def is_classad_valued(key: str) -> bool:
-    """Whether the submit entry ``key`` holds a ClassAd expression rather than plain text."""
-    lower = key.lower()
-    return lower.startswith(("my.", "+")) or lower in CLASSAD_COMMANDS
-
-
-def parse_submit(text: str, source: str) -> htcondor2.Submit:
-    """Parse and check a whole description; SchedulerError lists every problem found."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -111,17 +62,38 @@ def parse_submit(text: str, source: str) -> htcondor2.Submit:
     return description
 
 
-def classad_problem(key: str, value: str) -> str | None:
-    """What is wrong with the ClassAd value of ``key``, or None when it is sound."""
-    try:
-        classad2.ExprTree(value)
-    except (classad2.ClassAdException, ValueError):
-        return f"{key} = {value} is not a ClassAd expression"
-    bare = value.strip()
-    custom = key.lower() not in CLASSAD_COMMANDS
-    if custom and _BARE_NAME.fullmatch(bare) and bare.lower() not in _CLASSAD_LITERALS:
-        return (
-            f"{key} = {bare} refers to an attribute named {bare!r}, not the string: "
-            f"write {key} = {classad_string(bare)}"
-        )
-    return None
+def statement_problems(text: str, executable: str | None = None) -> list[str]:
+    """What makes ``text`` more than one job's ``key = value`` lines and a final ``queue``."""
+    problems: list[str] = []
+    seen: dict[str, str] = {}
+    queues: list[int] = []
+    last = 0
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        last = number
+        assignment = _ASSIGNMENT.fullmatch(stripped)
+        if stripped.endswith("\\"):
+            problems.append(f"line {number} ends with a backslash and swallows the next line")
+        elif _QUEUE.fullmatch(stripped):
+            queues.append(number)
+        elif assignment is None:
+            problems.append(f"line {number} is not a 'key = value' statement: {stripped!r}")
+        else:
+            key = _attribute_key(assignment.group(1))
+            if key in seen:
+                problems.append(f"line {number} sets {assignment.group(1)} a second time")
+            seen[key] = assignment.group(2).strip()
+    if len(queues) != 1 or queues[0] != last:
+        where = ", ".join(map(str, queues)) or "none"
+        problems.append(f"one 'queue' statement must end it (found on lines: {where})")
+    if executable is not None and seen.get("executable") != executable:
+        problems.append(f"it runs {seen.get('executable')!r}, not {executable!r}")
+    return problems
+
+
+def _attribute_key(key: str) -> str:
+    """``+Name`` and ``MY.Name`` set the same attribute; submit keys ignore case."""
+    lower = key.lower()
+    return "my." + lower[1:] if lower.startswith("+") else lower

@@ -19,10 +19,10 @@ import sys
 from collections.abc import Callable, Sequence
 
 from rich.console import Console
-from rich.markup import escape
 
 from batchml import __version__
 from batchml.cli import data, demo, hpo, jobs, package, registry, site
+from batchml.cli.terminal_text import safe
 from batchml.errors import BatchmlError
 
 log = logging.getLogger("batchml")
@@ -83,6 +83,6 @@ def report_error(exc: BatchmlError, *, verbose: bool, no_color: bool) -> None:
     if verbose:
         log.debug("traceback", exc_info=exc)
     err = Console(stderr=True, no_color=no_color or None, highlight=False, soft_wrap=True)
-    err.print(f"[bold red]error:[/bold red] {escape(exc.message)}")
+    err.print(f"[bold red]error:[/bold red] {safe(exc.message, keep_newlines=True)}")
     if exc.hint:
-        err.print(f"[yellow]hint:[/yellow] {escape(exc.hint)}")
+        err.print(f"[yellow]hint:[/yellow] {safe(exc.hint, keep_newlines=True)}")

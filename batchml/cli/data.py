@@ -10,9 +10,10 @@ import argparse
 import time
 
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+
+from batchml.cli.terminal_text import safe
 
 
 def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -42,18 +43,17 @@ def cmd_inspect(args: argparse.Namespace, out: Console) -> int:
             for name, tree in trees.items():
                 is_ttree = isinstance(tree, uproot.behaviors.TTree.TTree)
                 out.print(
-                    f"[bold]{escape(url)}[/bold] {escape(name)} "
+                    f"[bold]{safe(url)}[/bold] {safe(name)} "
                     f"({'TTree' if is_ttree else 'RNTuple'}): {tree.num_entries} entries"
                 )
                 table = Table("branch", "type", "compressed", "uncompressed", box=None)
-                for branch in tree.keys():  # noqa: SIM118 (a tree is not a dict)
-                    item = tree[branch]
+                for branch, item in tree.items():  # by name, '/' in a name is a path
                     sizes = (
                         (f"{item.compressed_bytes:,}", f"{item.uncompressed_bytes:,}")
                         if is_ttree
                         else ("-", "-")
                     )
-                    table.add_row(escape(branch), escape(str(item.typename)), *sizes)
+                    table.add_row(safe(branch), safe(item.typename), *sizes)
                 out.print(table)
     return 0
 

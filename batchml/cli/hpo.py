@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+
+from batchml.cli.terminal_text import safe
 
 CONFIG_ATTR = "batchml.config"
 
@@ -73,9 +74,9 @@ def _load(args: argparse.Namespace) -> Any:
     import optuna
 
     from batchml.errors import InvalidValue
-    from batchml.hpo.storage import open_storage, study_exists
+    from batchml.hpo.storage import open_existing_storage, study_exists
 
-    storage = open_storage(args.storage, args.study)
+    storage = open_existing_storage(args.storage, args.study)
     if not study_exists(storage, args.study):
         raise InvalidValue(
             f"no study named {args.study!r} in {args.storage or 'the default journal folder'}",
@@ -117,7 +118,7 @@ def cmd_status(args: argparse.Namespace, out: Console) -> int:
             table.add_row(f"  of which {kind}", str(count))
     out.print(table)
     total = (study.user_attrs.get(CONFIG_ATTR) or {}).get("n_trials", "?")
-    out.print(f"ended {sum(has_ended(t) for t in trials)} of {total}")
+    out.print(f"ended {sum(has_ended(t) for t in trials)} of {safe(total)}")
     replaced = study.user_attrs.get(JOBS_REPLACED_ATTR, 0)
     if replaced:
         out.print(f"{replaced} worker job(s) ended early and were replaced")
@@ -135,7 +136,7 @@ def cmd_report(args: argparse.Namespace, out: Console) -> int:
 
     with out.status("drawing the study's plots"):
         study_report(_load(args)).write(args.output)
-    out.print(f"wrote {escape(str(args.output.resolve()))}")
+    out.print(f"wrote {safe(args.output.resolve())}")
     return 0
 
 
@@ -154,4 +155,4 @@ def _print_best(study: Any, out: Console) -> None:
     params = ", ".join(
         f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best.params.items()
     )
-    out.print(f"best trial {best.number}: value {best.value:.6g} ({escape(params)})")
+    out.print(f"best trial {best.number}: value {best.value:.6g} ({safe(params)})")

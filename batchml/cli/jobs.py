@@ -7,10 +7,10 @@ import time
 from pathlib import Path
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from batchml.backends import JobSpec, backend_for
+from batchml.cli.terminal_text import safe
 from batchml.errors import InvalidValue
 from batchml.resources import Resources
 from batchml.site_files import ResolvedSite, load_site
@@ -84,7 +84,8 @@ def _resources(args: argparse.Namespace, resolved: ResolvedSite, out: Console) -
         shown = format_duration(value) if name == "walltime" else shown
         filled.append(f"{name}={shown}")
     if filled:
-        out.print(f"[dim]from site {resolved.site.name!r} defaults: {', '.join(filled)}[/dim]")
+        site = safe(repr(resolved.site.name))
+        out.print(f"[dim]from site {site} defaults: {safe(', '.join(filled))}[/dim]")
     return resources
 
 
@@ -115,18 +116,17 @@ def cmd_submit(args: argparse.Namespace, out: Console) -> int:
     )
     if args.dry_run:
         rendered = backend.render(job)
-        backend.lint(rendered)
+        backend.lint(rendered, job)
         for file_name, text in rendered.files.items():
-            out.rule(f"{escape(str(workdir / file_name))}")
-            out.print(escape(text), end="")
+            out.rule(safe(workdir / file_name))
+            out.print(safe(text, keep_newlines=True), end="")
         out.print(
             f"[dim]dry run: nothing submitted (the scheduler gets {rendered.submit_file})[/dim]"
         )
         return 0
     ids = backend.submit(job)
-    out.print(
-        f"submitted {len(ids)} job(s) to {resolved.site.name}: {' '.join(ids)} (files in {workdir})"
-    )
+    where = f"{safe(resolved.site.name)}: {safe(' '.join(ids))} (files in {safe(workdir)})"
+    out.print(f"submitted {len(ids)} job(s) to {where}")
     return 0
 
 
@@ -140,8 +140,8 @@ def cmd_jobs(args: argparse.Namespace, out: Console) -> int:
     table = Table("id", "name", "state", "GPUs", "runtime", "node", box=None, pad_edge=False)
     for info in backend.status(args.ids or None).values():
         runtime = format_duration(info.runtime) if info.runtime else "-"
-        name = escape(info.name.replace("\n", "\\n"))
-        table.add_row(info.id, name, info.state.value, str(info.gpus), runtime, info.node or "-")
+        gpus, node = str(info.gpus), safe(info.node or "-")
+        table.add_row(safe(info.id), safe(info.name), info.state.value, gpus, runtime, node)
     out.print(table)
     return 0
 
@@ -150,9 +150,9 @@ def cmd_cancel(args: argparse.Namespace, out: Console) -> int:
     stopped = backend_for(load_site(args.site).site).cancel(args.cancel_ids)
     ended = [job_id for job_id in dict.fromkeys(args.cancel_ids) if job_id not in stopped]
     if stopped:
-        out.print(f"cancelled {escape(' '.join(stopped))}")
+        out.print(f"cancelled {safe(' '.join(stopped))}")
     if ended:
-        out.print(f"already ended, left alone: {escape(' '.join(ended))}")
+        out.print(f"already ended, left alone: {safe(' '.join(ended))}")
     return 0
 
 

@@ -16,10 +16,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from batchml.cli.registry import default_root
+from batchml.cli.terminal_text import safe
 from batchml.package.build import DEFAULT_OPSET
 
 
@@ -65,13 +65,13 @@ def _steps(out: Console) -> Iterator[Callable[[str], None]]:
 
         def step(text: str) -> None:
             if current:
-                out.print(f"[green]✓[/green] {escape(current[0])}")
+                out.print(f"[green]✓[/green] {safe(current[0])}")
             current[:] = [text]
-            status.update(escape(text))
+            status.update(safe(text))
 
         yield step
         if current:
-            out.print(f"[green]✓[/green] {escape(current[0])}")
+            out.print(f"[green]✓[/green] {safe(current[0])}")
 
 
 def cmd_build(args: argparse.Namespace, out: Console) -> int:
@@ -89,10 +89,11 @@ def cmd_build(args: argparse.Namespace, out: Console) -> int:
     )
     with _steps(out) as step:
         folder = build(version, args.output, options, progress=step)
-    out.print(f"packaged {version.uri} into {escape(str(folder))}")
+    out.print(f"packaged {safe(version.uri)} into {safe(folder)}")
     if args.publish:
         attached = publish_package(registry, folder)
-        out.print(f"attached to {version.uri} as {attached.kind}: {escape(str(attached.folder))}")
+        where = f"{safe(attached.kind)}: {safe(attached.folder)}"
+        out.print(f"attached to {safe(version.uri)} as {where}")
     return 0
 
 

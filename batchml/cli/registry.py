@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
+from batchml.cli.terminal_text import safe
 from batchml.errors import InvalidValue
 
 if TYPE_CHECKING:
@@ -118,7 +118,8 @@ def cmd_list(args: argparse.Namespace, out: Console) -> int:
         for name in registry.models():
             numbers = registry.versions(name)
             aliases = ", ".join(f"{a}={v}" for a, v in registry.aliases(name).items())
-            table.add_row(name, str(len(numbers)), str(max(numbers, default="-")), aliases)
+            latest = str(max(numbers, default="-"))
+            table.add_row(safe(name), str(len(numbers)), latest, safe(aliases))
         out.print(table)
         return 0
     by_version: dict[int, list[str]] = {}
@@ -132,7 +133,8 @@ def cmd_list(args: argparse.Namespace, out: Console) -> int:
         metrics = ", ".join(f"{k}={val:.4g}" for k, val in v.metrics.items())
         tags = ", ".join(v.annotations.get("tags", []))
         aliases = ", ".join(by_version.get(v.version, []))
-        table.add_row(str(v.version), v.manifest["created"][:19], aliases, metrics, tags)
+        created = safe(str(v.manifest["created"])[:19])
+        table.add_row(str(v.version), created, safe(aliases), safe(metrics), safe(tags))
     out.print(table)
     return 0
 
@@ -155,7 +157,7 @@ def cmd_show(args: argparse.Namespace, out: Console) -> int:
     table = Table("field", "value", box=None, pad_edge=False, show_header=False)
     for key, value in shown.items():
         text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-        table.add_row(key, escape(text))
+        table.add_row(safe(key), safe(text))
     out.print(table)
     return 0
 
@@ -167,7 +169,7 @@ def cmd_alias(args: argparse.Namespace, out: Console) -> int:
     expect = getattr(args, "expect", Expect.ANY)
     state = registry.alias(args.name, args.alias, args.version, expect=expect)
     target = "nothing" if state.version is None else f"version {state.version}"
-    out.print(f"{escape(args.name)}@{escape(args.alias)} now points at {target}")
+    out.print(f"{safe(args.name)}@{safe(args.alias)} now points at {target}")
     return 0
 
 
@@ -176,7 +178,8 @@ def cmd_history(args: argparse.Namespace, out: Console) -> int:
     table = Table("time", "alias", "outcome", "from", "to", "who", box=None, pad_edge=False)
     for r in registry.history(args.name, args.alias):
         who = f"{r['user']}@{r['host']} pid {r['pid']}"
-        table.add_row(r["time"][:26], r["alias"], r["outcome"], str(r["from"]), str(r["to"]), who)
+        cells = (str(r["time"])[:26], r["alias"], r["outcome"], r["from"], r["to"], who)
+        table.add_row(*map(safe, cells))
     out.print(table)
     return 0
 
@@ -185,7 +188,7 @@ def cmd_verify(args: argparse.Namespace, out: Console) -> int:
     registry = _open(args)
     problems = registry.verify(args.name)
     for problem in problems:
-        out.print(f"[red]corrupt[/red] {escape(problem.render())}")
+        out.print(f"[red]corrupt[/red] {safe(problem.render())}")
     if problems:
         return 1
     names = [args.name] if args.name else registry.models()
@@ -214,7 +217,7 @@ def cmd_gc(args: argparse.Namespace, out: Console) -> int:
         ("attachment", report.attachments),
     ):
         for path in paths:
-            out.print(f"{verb} {label} {escape(str(path))}")
+            out.print(f"{verb} {label} {safe(str(path))}")
     total = sum(
         len(paths)
         for paths in (report.staging, report.abandoned, report.versions, report.attachments)
@@ -226,11 +229,11 @@ def cmd_gc(args: argparse.Namespace, out: Console) -> int:
 def cmd_diff(args: argparse.Namespace, out: Console) -> int:
     changes = _open(args).diff(args.old, args.new)
     if not changes:
-        out.print(f"{escape(args.old)} and {escape(args.new)} record the same")
+        out.print(f"{safe(args.old)} and {safe(args.new)} record the same")
         return 0
-    table = Table("key", escape(args.old), escape(args.new), box=None, pad_edge=False)
+    table = Table("key", safe(args.old), safe(args.new), box=None, pad_edge=False)
     for change in changes:
-        table.add_row(change.key, escape(_cell(change.old)), escape(_cell(change.new)))
+        table.add_row(safe(change.key), safe(_cell(change.old)), safe(_cell(change.new)))
     out.print(table)
     return 0
 

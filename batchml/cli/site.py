@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
+from batchml.cli.terminal_text import safe
 from batchml.errors import BatchmlError
 from batchml.site_files import BUILTIN, ResolvedSite, list_sites, load_site, search_dirs
 
@@ -43,10 +43,10 @@ def cmd_list(args: argparse.Namespace, out: Console) -> int:
             scheduler, summary = resolved.site.scheduler, resolved.site.summary()
         except BatchmlError:
             scheduler, summary = "[red]invalid[/red]", f"run: batchml site validate {path}"
-        table.add_row(name, scheduler, directory.label, escape(str(path)), summary)
+        table.add_row(safe(name), scheduler, directory.label, safe(path), safe(summary))
     out.print(table)
     order = ", ".join(f"{d.label} ({d.path})" for d in search_dirs())
-    out.print(f"Look-up order: {escape(order)}", style="dim")
+    out.print(f"Look-up order: {safe(order)}", style="dim")
     return 0
 
 
@@ -57,13 +57,13 @@ def cmd_show(args: argparse.Namespace, out: Console) -> int:
     if args.format == "json":
         out.print_json(json.dumps({"site": data, "origins": origins}))
         return 0
-    files = escape(" <- ".join(str(p) for p in resolved.files))
-    out.print(f"[bold]{resolved.site.name}[/bold] ({resolved.site.scheduler}) from {files}")
+    files = safe(" <- ".join(str(p) for p in resolved.files))
+    out.print(f"[bold]{safe(resolved.site.name)}[/bold] ({resolved.site.scheduler}) from {files}")
     values = dict(_flatten(data))
     table = Table("field", "value", "from", box=None, pad_edge=False)
     for field, origin in origins.items():
-        shown = f"[dim]{origin}[/dim]" if origin == BUILTIN else escape(_short_origin(origin))
-        table.add_row(field, escape(_show_value(values[field])), shown)
+        shown = f"[dim]{origin}[/dim]" if origin == BUILTIN else safe(_short_origin(origin))
+        table.add_row(safe(field), safe(_show_value(values[field])), shown)
     out.print(table)
     if resolved.site.scheduler == "slurm":
         out.print(f"Slurm access: {slurm_access()}")
@@ -94,7 +94,7 @@ def cmd_validate(args: argparse.Namespace, out: Console) -> int:
             status = max(status, exc.exit_code)
             continue
         out.print(
-            f"[green]ok[/green] {escape(path)}: site {resolved.site.name!r}, "
+            f"[green]ok[/green] {safe(path)}: site {safe(repr(resolved.site.name))}, "
             f"scheduler {resolved.site.scheduler}"
         )
     return status

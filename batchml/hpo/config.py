@@ -19,8 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from batchml.config_files import field_problem, read_yaml_mapping
 from batchml.errors import ConfigError, InvalidValue
-
-STUDY_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}"
+from batchml.hpo.storage import check_study_name
 
 
 class _Strict(BaseModel):
@@ -83,7 +82,7 @@ class Pruner(_Strict):
 class StudyConfig(_Strict):
     """Everything run_study needs, as data."""
 
-    study_name: str = Field(pattern=STUDY_NAME)
+    study_name: str
     objective: str | None = None
     command: str | list[str] | None = None  # e.g. "train.py --lr {lr}"; see hpo.command
     site: str | None = None
@@ -107,6 +106,11 @@ class StudyConfig(_Strict):
                 "command: 'train.py --lr {lr}' (a script that calls batchml.trial_report.report)",
             )
         return self
+
+    @field_validator("study_name")
+    @classmethod
+    def _study_name(cls, value: str) -> str:
+        return check_study_name(value)
 
     @field_validator("objective")
     @classmethod

@@ -9,6 +9,7 @@ there and a study of hundreds of trials ends corrupted.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
@@ -20,6 +21,24 @@ NETWORK_FILESYSTEMS = {
     "nfs", "nfs4", "afs", "cifs", "smb3", "smbfs", "ceph", "lustre", "gpfs", "beegfs",
     "fuse.eosxd", "fuse.sshfs", "fuse.cvmfs2", "glusterfs",
 }  # fmt: skip
+
+
+STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def check_study_name(name: str) -> str:
+    """``name`` if it can name a journal file and a checkpoint folder; InvalidValue otherwise.
+
+    The whole name must match (``a/b``, ``../x``, an absolute path or a line
+    break would otherwise reach outside the study folder or into a file name).
+    """
+    if not isinstance(name, str) or not STUDY_NAME.fullmatch(name):
+        raise InvalidValue(
+            f"{name!r} is not a study name: it must match {STUDY_NAME.pattern} as a whole",
+            hint="use 1 to 100 letters, digits, '.', '_' or '-', starting with a letter or "
+            "digit, such as higgs-mlp (the name becomes a file and a folder name)",
+        )
+    return name
 
 
 def default_study_dir() -> Path:
@@ -47,10 +66,11 @@ def filesystem_type(path: Path) -> str:
 
 def open_storage(storage: str | BaseStorage | None, study_name: str) -> BaseStorage:
     """None (a journal file), a journal path, an RDB URL, or a storage object as is."""
+    check_study_name(study_name)
     if isinstance(storage, BaseStorage):
         return storage
     if storage is None or storage.endswith(".journal"):
-        path = Path(storage) if storage else default_study_dir() / f"{study_name}.journal"
+        path = journal_path(storage, study_name)
         path.parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(path)))
     if storage.startswith("sqlite:///"):
@@ -69,6 +89,53 @@ def open_storage(storage: str | BaseStorage | None, study_name: str) -> BaseStor
             hint="use e.g. 'studies/higgs.journal' or 'postgresql://user@host/db'",
         )
     return RDBStorage(storage)
+
+
+def journal_path(storage: str | None, study_name: str) -> Path:
+    """The journal file of a study: the given path, else one named after it in the study folder."""
+    return Path(storage) if storage else default_study_dir() / f"{study_name}.journal"
+
+
+def open_existing_storage(storage: str | None, study_name: str) -> BaseStorage:
+    """The storage of a study that must exist already, opened without creating anything.
+
+    For the commands that only read (status, best, report) or continue a study:
+    a mistyped name or path is an error naming it, never a new empty journal,
+    folder or database.
+    """
+    check_study_name(study_name)
+    if storage is None or storage.endswith(".journal"):
+        path = journal_path(storage, study_name)
+        if not path.is_file():
+            raise InvalidValue(
+                f"no study named {study_name!r}: there is no journal file {path}",
+                hint="check the name (batchml hpo run creates it), or pass --storage "
+                "with the journal path or database URL the study was run with",
+            )
+        return JournalStorage(JournalFileBackend(str(path)))
+    database = storage.removeprefix("sqlite:///")
+    if database != storage and not Path(database).is_file():
+        raise InvalidValue(
+            f"no study named {study_name!r}: there is no SQLite file {database}",
+            hint="check the --storage path the study was run with",
+        )
+    if "://" not in storage:
+        return open_storage(storage, study_name)  # the error for a storage of no known kind
+    return _existing_database(storage, study_name)
+
+
+def _existing_database(url: str, study_name: str) -> BaseStorage:
+    """An RDB storage whose tables must be there already (Optuna creates them otherwise)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        return RDBStorage(url, skip_table_creation=True)
+    except (SQLAlchemyError, RuntimeError, ImportError) as exc:
+        raise InvalidValue(
+            f"cannot read study {study_name!r} from {url}: {exc}",
+            hint="check the URL, that its database driver is installed, and that the "
+            "study was run with this storage",
+        ) from None
 
 
 def study_exists(storage: BaseStorage, study_name: str) -> bool:

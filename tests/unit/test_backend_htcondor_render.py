@@ -18,11 +18,12 @@ import pytest
 from batchml.backends.base import JobSpec, RenderedJob, SchedulerError
 from batchml.backends.htcondor import HTCondorBackend, ids_constraint
 from batchml.backends.htcondor_cluster import worker_arguments
-from batchml.backends.htcondor_lint import is_classad_valued, parse_submit
+from batchml.backends.htcondor_lint import parse_submit
 from batchml.errors import InvalidValue
 from batchml.resources import Resources
 from batchml.site_files import load_site
 from batchml.sites import Container, Environment, HTCondorSettings, JobDefaults, Network, Site
+from batchml.submit_language import is_classad_valued
 
 GOLDEN = Path(__file__).parent.parent / "golden" / "htcondor"
 WORKDIR = Path("/eos/user/a/alice/batchml/jobs/train-1")
@@ -111,13 +112,13 @@ def test_user_dollar_never_reaches_the_macro_expander() -> None:
 
 
 def test_unquoted_string_value_is_a_lint_error() -> None:
-    site = other_site().model_copy(
-        update={"htcondor": HTCondorSettings(extra_attributes={"MY.WantOS": "el9"})}
-    )
+    # Site files refuse it (test_site_attacks); the lint catches it where it slips through.
+    unchecked = HTCondorSettings.model_construct(extra_attributes={"MY.WantOS": "el9"})
+    site = other_site().model_copy(update={"htcondor": unchecked})
     job = JobSpec(name="t", command=("true",), resources=Resources.from_site(site), workdir=WORKDIR)
     backend = HTCondorBackend(site)
     with pytest.raises(SchedulerError, match=r'MY.WantOS = el9 .* write MY.WantOS = "el9"'):
-        backend.lint(backend.render(job))
+        backend.lint(backend.render(job), job)
 
 
 @pytest.mark.parametrize(

@@ -34,6 +34,7 @@ def test_every_uri_form_parses_and_prints_back(text: str, expected: ModelRef) ->
         ("a..b", "'..' are refused"),
         ("..\\secret", "are refused"),
         ("bad\nname", "control characters"),
+        ("jets\n", "control characters"),  # where a pattern ending in $ would let it pass
         ("", "it is empty"),
         ("x" * 101, "101 characters (at most 100)"),
         (".hidden", "is not a valid model name"),

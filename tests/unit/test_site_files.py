@@ -75,9 +75,10 @@ def test_unknown_site_suggests_the_close_name(dirs: tuple[Path, Path]) -> None:
     assert "'lxplus'" in info.value.hint and "lxplux" in info.value.message
 
 
-def test_site_name_with_shell_characters_is_refused(dirs: tuple[Path, Path]) -> None:
+@pytest.mark.parametrize("name", ["lx; rm -rf ~", "lxplus\n", "../lxplus", "a/b", ".hidden"])
+def test_site_name_is_matched_whole(dirs: tuple[Path, Path], name: str) -> None:
     with pytest.raises(SiteNotFoundError, match="is not a site name"):
-        find_site_file("lx; rm -rf ~")
+        find_site_file(name)
 
 
 # Each bad config: its text, the field path the error must name, words the fix must hold.
@@ -169,13 +170,13 @@ BAD_CONFIGS = [
     (
         "bad-sbatch-directive",
         "scheduler: slurm\nslurm: {extra_directives: ['-p gpu']}\n",
-        "slurm.extra_directives",
+        "slurm.extra_directives[0]",
         "one option per list item",
     ),
     (
         "bad-classad-name",
         "scheduler: htcondor\nhtcondor: {extra_attributes: {'My Project': x}}\n",
-        "htcondor.extra_attributes",
+        "htcondor.extra_attributes.My Project (the key)",
         "MY.Project",
     ),
     (
