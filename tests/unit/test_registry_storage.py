@@ -116,7 +116,7 @@ def test_publish_is_all_or_nothing_wherever_the_disk_fills(tmpfs: Path) -> None:
     for number in withdrawn:
         left = sorted(p.name for p in registry.layout.version("jets", number).iterdir())
         assert left in (["PUBLISHING"], ["PUBLISHING", "TOMBSTONE"]), left
-    assert failures == spare and registry.versions("jets") == [1, published.version]
+    assert failures > len(withdrawn) and registry.versions("jets") == [1, published.version]
     number = published.version
     assert registry.aliases("jets") == {"production": number, "latest": number}
     assert published.annotations == {"description": "second", "tags": ["new"]}
