@@ -3,7 +3,9 @@
 The registry folder is ``--root``, else $BATCHML_REGISTRY, else
 ``$XDG_DATA_HOME/batchml/registry``. Every command accepts model URIs in any
 form the library does (``name/3``, ``name@production``, ``batchml:name@sha256:...``).
-Exit status: 0 fine, 1 corrupt files or a lost compare-and-swap, 2 bad input.
+Exit status: 0 fine, 1 corrupt or damaged files, a refusing filesystem or a lost
+compare-and-swap, 2 bad input. ``list`` and ``show`` keep working beside damaged
+versions and name them; ``verify`` names each with its file and fix.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from batchml.cli.terminal_text import safe
 from batchml.errors import InvalidValue
 
 if TYPE_CHECKING:
-    from batchml.registry import Registry
+    from batchml.registry import Problem, Registry
 
 
 def default_root() -> Path:
@@ -97,6 +99,11 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         default="1d",
         help="age after which another host's leftovers go (default: 1d)",
     )
+    p.add_argument(
+        "--damaged",
+        action="store_true",
+        help="also remove damaged versions no alias points at (see 'verify' first)",
+    )
     p.add_argument("--dry-run", action="store_true")
     p.set_defaults(handler=cmd_gc)
     p = commands.add_parser("diff", help="what differs between two versions")
@@ -115,18 +122,21 @@ def cmd_list(args: argparse.Namespace, out: Console) -> int:
     registry = _open(args)
     if args.name is None:
         table = Table("model", "versions", "latest", "aliases", box=None, pad_edge=False)
+        damaged = []
         for name in registry.models():
             numbers = registry.versions(name)
             aliases = ", ".join(f"{a}={v}" for a, v in registry.aliases(name).items())
             latest = str(max(numbers, default="-"))
             table.add_row(safe(name), str(len(numbers)), latest, safe(aliases))
+            damaged += registry.damaged(name)
         out.print(table)
+        _print_problems(out, "[red]damaged[/red]", damaged)
         return 0
     by_version: dict[int, list[str]] = {}
     for alias, number in registry.aliases(args.name).items():
         by_version.setdefault(number, []).append(alias)
-    versions = registry.list(args.name)
-    if not versions:
+    versions, damaged = registry.list(args.name), registry.damaged(args.name)
+    if not versions and not damaged:
         registry.resolve(args.name)  # raises NotFound with the hint
     table = Table("version", "created", "aliases", "metrics", "tags", box=None, pad_edge=False)
     for v in versions:
@@ -136,18 +146,34 @@ def cmd_list(args: argparse.Namespace, out: Console) -> int:
         created = safe(str(v.manifest["created"])[:19])
         table.add_row(str(v.version), created, safe(aliases), safe(metrics), safe(tags))
     out.print(table)
+    _print_problems(out, "[red]damaged[/red]", damaged)
     return 0
 
 
+def _print_problems(out: Console, label: str, problems: list[Problem]) -> None:
+    """One unwrapped line per problem: the file, what is wrong, what to do."""
+    for problem in problems:
+        line = f"{label} {safe(problem.render())}; fix: {safe(problem.fix)}"
+        out.print(line, soft_wrap=True)
+
+
 def cmd_show(args: argparse.Namespace, out: Console) -> int:
+    from batchml.registry import CorruptVersion
+
     registry = _open(args)
     version = registry.get(args.ref)
     aliases = [a for a, n in registry.aliases(version.name).items() if n == version.version]
+    attachments = {}
+    for kind in version.attachments():
+        try:
+            attachments[kind] = str(version.attachment(kind).folder)
+        except CorruptVersion as exc:
+            attachments[kind] = f"damaged: {exc.message}"
     shown: dict[str, Any] = {
         "uri": version.uri,
         "digest": f"sha256:{version.digest}",
         "aliases": aliases,
-        "attachments": {k: str(version.attachment(k).folder) for k in version.attachments()},
+        "attachments": attachments,
         **version.annotations,
         **{k: v for k, v in version.manifest.items() if k != "format_version"},
     }
@@ -178,7 +204,8 @@ def cmd_history(args: argparse.Namespace, out: Console) -> int:
     table = Table("time", "alias", "outcome", "from", "to", "who", box=None, pad_edge=False)
     for r in registry.history(args.name, args.alias):
         who = f"{r['user']}@{r['host']} pid {r['pid']}"
-        cells = (str(r["time"])[:26], r["alias"], r["outcome"], r["from"], r["to"], who)
+        target = f"{r['to']} (uncommitted)" if r["uncommitted"] else str(r["to"])
+        cells = (str(r["time"])[:26], r["alias"], r["outcome"], str(r["from"]), target, who)
         table.add_row(*map(safe, cells))
     out.print(table)
     return 0
@@ -187,8 +214,7 @@ def cmd_history(args: argparse.Namespace, out: Console) -> int:
 def cmd_verify(args: argparse.Namespace, out: Console) -> int:
     registry = _open(args)
     problems = registry.verify(args.name)
-    for problem in problems:
-        out.print(f"[red]corrupt[/red] {safe(problem.render())}")
+    _print_problems(out, "[red]corrupt[/red]", problems)
     if problems:
         return 1
     names = [args.name] if args.name else registry.models()
@@ -207,22 +233,22 @@ def cmd_gc(args: argparse.Namespace, out: Console) -> int:
         metric=args.metric,
         maximize=args.maximize,
         grace_s=args.grace,
+        damaged=args.damaged,
         dry_run=args.dry_run,
     )
     verb = "would remove" if args.dry_run else "removed"
-    for label, paths in (
+    removed = (
         ("staging folder", report.staging),
         ("interrupted publish", report.abandoned),
         ("version", report.versions),
         ("attachment", report.attachments),
-    ):
-        for path in paths:
-            out.print(f"{verb} {label} {safe(str(path))}")
-    total = sum(
-        len(paths)
-        for paths in (report.staging, report.abandoned, report.versions, report.attachments)
+        ("damaged version", report.damaged),
     )
-    out.print(f"gc: {verb} {total} entries")
+    for label, paths in removed:
+        for path in paths:
+            out.print(f"{verb} {label} {safe(str(path))}", soft_wrap=True)
+    _print_problems(out, "kept damaged", report.damaged_kept)
+    out.print(f"gc: {verb} {sum(len(paths) for _, paths in removed)} entries")
     return 0
 
 

@@ -13,9 +13,11 @@ from batchml.registry.errors import (
     AliasConflict,
     BadReference,
     CorruptVersion,
+    DamagedFile,
     LockHeld,
     NotFound,
     RegistryError,
+    StorageError,
 )
 from batchml.registry.manifest import Problem
 from batchml.registry.names import ModelRef, parse_ref
@@ -28,6 +30,7 @@ __all__ = [
     "Attachment",
     "BadReference",
     "CorruptVersion",
+    "DamagedFile",
     "Expect",
     "LockHeld",
     "ModelRef",
@@ -36,5 +39,6 @@ __all__ = [
     "Problem",
     "Registry",
     "RegistryError",
+    "StorageError",
     "parse_ref",
 ]

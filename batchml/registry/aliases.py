@@ -8,6 +8,11 @@ is the alias's append-only history and its truth. ``current.json`` is a cache
 of the newest change, replaced atomically after each move so a lookup costs
 one read and one ``stat`` (of the next generation, which a reader follows when
 the cache lags). A refused move is recorded too, as ``rejected-*.json``.
+
+A publish moves its aliases before it commits its version, so that both
+appear together: a move to a version that was never committed (``pending``
+says which) does not count, and the alias points where the change before it
+did. A damaged version is not skipped: an alias on it names the damage.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import contextlib
 import enum
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,10 +29,11 @@ from typing import Any
 
 from batchml.atomic import owner_tag, write_atomic
 from batchml.registry.atomic import create_exclusive, dump_json, make_dirs, read_json
-from batchml.registry.errors import AliasConflict
+from batchml.registry.errors import AliasConflict, DamagedFile
 from batchml.registry.lineage import now_iso, user_name
 
 CURRENT = "current.json"
+_HISTORY_KEYS = {"from", "to", "outcome", "user", "host", "pid", "time"}
 REJECTED = "rejected-"
 
 
@@ -38,28 +45,61 @@ class Expect(enum.Enum):
 
 @dataclass(frozen=True)
 class AliasState:
+    """The newest change's generation, and the version the alias points at in effect."""
+
     generation: int
     version: int | None
+
+
+Pending = Callable[[int], bool]
 
 
 def _change_path(folder: Path, generation: int) -> Path:
     return folder / f"{generation:08d}.json"
 
 
-def current(folder: Path) -> AliasState:
-    """Where the alias points now: the cached pointer, followed to the newest change."""
+def _target(path: Path) -> int | None:
+    """The version a change file moves the alias to; DamagedFile names a broken one."""
     try:
-        cached = read_json(folder / CURRENT)
-        state = AliasState(cached["generation"], cached["version"])
-    except (FileNotFoundError, ValueError, KeyError):
-        state = _rebuild(folder)
+        change = read_json(path)
+    except FileNotFoundError:
+        change = None  # a gap in the chain: a change file deleted by hand
+    target = change.get("to", False) if isinstance(change, dict) else False
+    if target is not None and (isinstance(target, bool) or not isinstance(target, int)):
+        raise DamagedFile(
+            path,
+            "is missing or is not an alias change (no version 'to')",
+            hint="restore it from a copy of the registry; the alias cannot be read until then",
+        )
+    return target
+
+
+def current(folder: Path, pending: Pending) -> AliasState:
+    """Where the alias points now: the cached newest change, followed, minus pending moves."""
+    newest = _cached(folder) or _rebuild(folder)
     stale = False
-    while (following := _change_path(folder, state.generation + 1)).exists():
-        state = AliasState(state.generation + 1, read_json(following)["to"])
+    while (following := _change_path(folder, newest.generation + 1)).exists():
+        newest = AliasState(newest.generation + 1, _target(following))
         stale = True
     if stale:
-        _cache(folder, state)
-    return state
+        _cache(folder, newest)
+    version, generation = newest.version, newest.generation
+    while version is not None and pending(version):  # back to the move before it
+        generation -= 1
+        version = _target(_change_path(folder, generation)) if generation else None
+    return AliasState(newest.generation, version)
+
+
+def _cached(folder: Path) -> AliasState | None:
+    """The cached newest change; None when the cache is missing or torn (it is only a cache)."""
+    try:
+        cached = read_json(folder / CURRENT)
+        generation, version = cached["generation"], cached["version"]
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        return None
+    if isinstance(generation, int) and (version is None or isinstance(version, int)):
+        return AliasState(generation, version)
+    return None
 
 
 def _rebuild(folder: Path) -> AliasState:
@@ -71,7 +111,7 @@ def _rebuild(folder: Path) -> AliasState:
     if not numbers:
         return AliasState(0, None)
     newest = max(numbers)
-    return AliasState(newest, read_json(_change_path(folder, newest))["to"])
+    return AliasState(newest, _target(_change_path(folder, newest)))
 
 
 def _cache(folder: Path, state: AliasState) -> None:
@@ -80,7 +120,13 @@ def _cache(folder: Path, state: AliasState) -> None:
         write_atomic(folder / CURRENT, dump_json(vars(state)))
 
 
-def move(alias: str, folder: Path, version: int | None, expect: int | Expect | None) -> AliasState:
+def move(
+    alias: str,
+    folder: Path,
+    version: int | None,
+    expect: int | Expect | None,
+    pending: Pending,
+) -> AliasState:
     """Point the alias at ``version`` (None removes it) if it points at ``expect`` now.
 
     AliasConflict, naming where the alias points instead, when another writer
@@ -88,7 +134,7 @@ def move(alias: str, folder: Path, version: int | None, expect: int | Expect | N
     """
     make_dirs(folder)
     while True:
-        now = current(folder)
+        now = current(folder, pending)
         if expect is not Expect.ANY and now.version != expect:
             _reject(alias, folder, now, version, expect)
         change = _record(now.version, version, "moved") | {"generation": now.generation + 1}
@@ -132,9 +178,15 @@ def history(folder: Path) -> list[dict[str, Any]]:
     """Every move and every refused move of one alias, oldest first."""
     if not folder.is_dir():
         return []
-    records = [
-        read_json(path)
-        for path in folder.glob("*.json")
-        if path.stem.isdigit() or path.name.startswith(REJECTED)
-    ]
-    return sorted(records, key=lambda r: r["time"])
+    records = []
+    for path in folder.glob("*.json"):
+        if path.stem.isdigit() or path.name.startswith(REJECTED):
+            record = read_json(path)
+            if not isinstance(record, dict) or not set(record) >= _HISTORY_KEYS:
+                raise DamagedFile(
+                    path,
+                    f"is not an alias change (it lacks one of {sorted(_HISTORY_KEYS)})",
+                    hint="restore it from a copy of the registry",
+                )
+            records.append(record)
+    return sorted(records, key=lambda r: str(r["time"]))

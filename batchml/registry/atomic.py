@@ -5,8 +5,9 @@ uses flock or fcntl. What they do give atomically is used instead:
 
 - ``os.replace`` of a file written and fsynced next to its target (a reader
   sees the old content or the new one, never a mix);
-- ``os.mkdir``, which fails with EEXIST for all but one of many racing callers
-  (a claim);
+- ``os.rename`` of a complete folder to a name that is taken fails (EEXIST or
+  ENOTEMPTY: a version folder is never empty) for all but one of many racing
+  callers, so the folder appears whole or not at all (a claim);
 - ``os.link`` of a complete file to a new name, which likewise fails for all but
   one caller and never exposes half-written content (an exclusive create).
 
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from batchml.atomic import fsync_dir, temp_beside, write_new
+from batchml.registry.errors import DamagedFile
 
 DIR_MODE = 0o775
 
@@ -41,7 +43,7 @@ def create_exclusive(path: Path, data: bytes) -> bool:
     write_new(temp, data)
     make_readonly(temp)
     try:
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(FileExistsError):  # any other refusal (a full disk) is raised
             os.link(temp, path)
         linked = os.stat(temp).st_nlink == 2
     finally:
@@ -51,13 +53,15 @@ def create_exclusive(path: Path, data: bytes) -> bool:
     return linked
 
 
-def claim_dir(path: Path) -> bool:
-    """Create the folder ``path``; False if it exists (someone else holds that claim)."""
+def claim_by_rename(folder: Path, target: Path) -> bool:
+    """Rename the non-empty ``folder`` to ``target``; False if ``target`` is taken already."""
     try:
-        os.mkdir(path, DIR_MODE)
-    except FileExistsError:
-        return False
-    fsync_dir(path.parent)
+        os.rename(folder, target)
+    except OSError as exc:
+        if exc.errno in (errno.EEXIST, errno.ENOTEMPTY):
+            return False
+        raise
+    fsync_dir(target.parent)
     return True
 
 
@@ -77,7 +81,15 @@ def dump_json(value: Any) -> bytes:
 
 
 def read_json(path: Path) -> Any:
-    return json.loads(path.read_bytes())
+    """The JSON in ``path``; DamagedFile names the file when it is not JSON (a torn copy...)."""
+    try:
+        return json.loads(path.read_bytes())
+    except ValueError as exc:
+        raise DamagedFile(
+            path,
+            f"is not valid JSON ({exc})",
+            hint="restore it from a copy of the registry (an interrupted copy: run it again)",
+        ) from None
 
 
 def owner_is_gone(tag: str, age_s: float, grace_s: float) -> bool:

@@ -23,11 +23,12 @@ from typing import Any, NoReturn
 from batchml.atomic import fsync_dir, write_new
 from batchml.errors import InvalidValue
 from batchml.registry.atomic import make_dirs, make_readonly, read_json
-from batchml.registry.errors import CorruptVersion, NotFound
+from batchml.registry.errors import CorruptVersion, DamagedFile, NotFound
 from batchml.registry.layout import Layout
 from batchml.registry.lineage import now_iso
 from batchml.registry.manifest import FILES, MANIFEST, MARKER, Problem, check_version, marker_bytes
 from batchml.registry.publish import seal, stage_folder
+from batchml.registry.states import read_state
 
 BINDING = "version_manifest_sha256"
 
@@ -126,7 +127,10 @@ def check_attachments(layout: Layout, name: str, number: int, version_digest: st
 
 def check_attachment(folder: Path, version_digest: str) -> list[Problem]:
     """The version checks, plus the binding: the marker must name this version's digest."""
-    bound = read_json(folder / MARKER).get(BINDING)
+    try:
+        bound = read_json(folder / MARKER).get(BINDING)
+    except (DamagedFile, AttributeError):
+        return [Problem(folder / MARKER, "is not a commit marker (not a JSON object)")]
     if bound != version_digest:
         return [
             Problem(
@@ -139,11 +143,7 @@ def check_attachment(folder: Path, version_digest: str) -> list[Problem]:
 
 
 def _check_still_committed(layout: Layout, name: str, number: int, version_digest: str) -> None:
-    try:
-        current = read_json(layout.version(name, number) / MARKER)["manifest_sha256"]
-    except FileNotFoundError:
-        current = None
-    if current != version_digest:
+    if read_state(layout.version(name, number), number).digest != version_digest:
         raise NotFound(
             f"{name}/{number} with sha256:{version_digest} is no longer in the registry",
             hint="gc may have removed it: get the version again",

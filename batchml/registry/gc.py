@@ -1,13 +1,15 @@
 """Garbage collection: the one registry operation that deletes, so the one that locks.
 
-It removes what interrupted publishers left (staging folders, claimed numbers
-never committed) once their owner is provably gone (a dead pid on this host,
-else older than ``grace_s``), and, when asked, every version except the
-``keep`` best by a metric. Versions an alias points at, and versions without
-the metric, are always kept. A deleted version keeps its folder with a
-``TOMBSTONE`` so its number is never handed out again; its marker is removed
-first, so readers never see it half-deleted. Its attachments go with it, each
-marker first too; so does an attachment folder without a marker (an
+It removes what interrupted publishers left (staging folders, versions still
+PUBLISHING) once their owner is provably gone (a dead pid on this host, else
+older than ``grace_s``), and, when asked, every version except the ``keep``
+best by a metric. Versions an alias points at, and versions without the
+metric, are always kept. A DAMAGED version (states.py) may be a real version
+that lost a file, so it is kept and reported unless ``damaged`` asks for its
+removal, and even then kept while an alias points at it. A deleted version
+keeps its folder with a ``TOMBSTONE`` (written first: readers never see it
+half-deleted) so its number is never handed out again. Its attachments go
+with it, each marker first; so does an attachment folder without a marker (an
 interrupted removal: attachments appear complete, with one rename).
 """
 
@@ -15,18 +17,18 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from batchml.atomic import write_atomic
-from batchml.registry.atomic import age_of, dump_json, owner_is_gone, read_json
-from batchml.registry.errors import LockHeld
+from batchml.registry.atomic import age_of, owner_is_gone, read_json
+from batchml.registry.errors import DamagedFile, LockHeld
 from batchml.registry.layout import TOMBSTONE
 from batchml.registry.lease import LeaseLock
-from batchml.registry.manifest import MANIFEST, MARKER
-from batchml.registry.publish import CLAIMING
+from batchml.registry.manifest import MANIFEST, MARKER, Problem
 from batchml.registry.record import metric_value
+from batchml.registry.states import PUBLISHING, State, bury, publish_owner, read_state
 
 if TYPE_CHECKING:  # store.py calls into this module
     from batchml.registry.store import Registry
@@ -36,12 +38,14 @@ DAY_S = 86400.0
 
 @dataclass
 class GcReport:
-    """What a collection removed (or, with ``dry_run``, would remove)."""
+    """What a collection removed (or, with ``dry_run``, would remove), and the damage it kept."""
 
     staging: list[Path] = field(default_factory=list)
     abandoned: list[Path] = field(default_factory=list)
     versions: list[Path] = field(default_factory=list)
     attachments: list[Path] = field(default_factory=list)
+    damaged: list[Path] = field(default_factory=list)
+    damaged_kept: list[Problem] = field(default_factory=list)
 
 
 def collect_garbage(
@@ -51,6 +55,7 @@ def collect_garbage(
     metric: str | None = None,
     maximize: bool = False,
     grace_s: float = DAY_S,
+    damaged: bool = False,
     dry_run: bool = False,
     lease_s: float = 3600.0,
 ) -> GcReport:
@@ -71,7 +76,7 @@ def collect_garbage(
             if tombstone is None:
                 _discard(path)
             else:
-                _bury(path, tombstone)
+                bury(path, tombstone)
 
         if layout.staging.is_dir():
             for folder in layout.staging.iterdir():
@@ -81,20 +86,7 @@ def collect_garbage(
             if owner_is_gone(leftover.name.split(".", 2)[-1], age_of(leftover), grace_s):
                 leftover.unlink(missing_ok=True)
         for name in registry.models():
-            uncommitted = []
-            for number in layout.numbers(name):
-                folder = layout.version(name, number)
-                if (folder / TOMBSTONE).exists():
-                    if any(p.name != TOMBSTONE for p in folder.iterdir()):
-                        remove(folder, report.abandoned, "interrupted gc finished")
-                elif not (folder / MARKER).exists():
-                    uncommitted.append(number)
-            # Read after listing the folders: a claim's note is written before its mkdir.
-            in_progress = _claims_in_progress(layout.staging, name, grace_s)
-            for number in uncommitted:
-                folder = layout.version(name, number)
-                if number not in in_progress and not (folder / MARKER).exists():
-                    remove(folder, report.abandoned, "publish interrupted before its commit")
+            _sweep_versions(registry, name, remove, report, grace_s, damaged, dry_run)
             removed: set[int] = set()
             if keep is not None:
                 for number in _beyond_keep(registry, name, keep, metric, maximize):
@@ -112,23 +104,44 @@ def collect_garbage(
     return report
 
 
-def _claims_in_progress(staging: Path, name: str, grace_s: float) -> set[int]:
-    """Version numbers of ``name`` that live publishers are claiming or filling now."""
-    numbers = set()
-    for note in staging.glob(f"*/{CLAIMING}"):
-        if owner_is_gone(note.parent.name, age_of(note.parent), grace_s):
-            continue
-        with contextlib.suppress(FileNotFoundError, ValueError):
-            claim = read_json(note)
-            if claim["name"] == name:
-                numbers.add(int(claim["version"]))
-    return numbers
+def _sweep_versions(
+    registry: Registry,
+    name: str,
+    remove: Callable[[Path, list[Path], str], None],
+    report: GcReport,
+    grace_s: float,
+    damaged: bool,
+    dry_run: bool,
+) -> None:
+    """What each state allows gc to do (states.py), for every version of ``name``."""
+    layout = registry.layout
+    for number in layout.numbers(name):
+        state = read_state(layout.version(name, number), number)
+        folder = state.folder
+        if state.state is State.REMOVED:
+            if any(p.name not in (TOMBSTONE, PUBLISHING) for p in folder.iterdir()):
+                remove(folder, report.abandoned, "interrupted gc finished")
+        elif state.state is State.PUBLISHING:
+            if owner_is_gone(publish_owner(folder), age_of(folder / PUBLISHING), grace_s):
+                remove(folder, report.abandoned, "publish interrupted before its commit")
+        elif state.state is State.COMMITTED and not dry_run:
+            # Left by a publish killed between its commit and its cleanup. COMMITTED decides,
+            # but should a bad copy ever lose COMMITTED, this would pass for a live publish.
+            (folder / PUBLISHING).unlink(missing_ok=True)
+        elif state.problem is not None:
+            if damaged and number not in registry.aliases(name).values():
+                remove(folder, report.damaged, f"damaged: {state.problem.render()}")
+            else:
+                report.damaged_kept.append(state.problem)
 
 
 def _beyond_keep(
     registry: Registry, name: str, keep: int, metric: str | None, maximize: bool
 ) -> list[int]:
-    """Committed versions outside the ``keep`` best (newest when no metric), unaliased."""
+    """Committed versions outside the ``keep`` best (newest when no metric), unaliased.
+
+    A version whose manifest cannot be read is not ranked, so it is kept.
+    """
     protected = set(registry.aliases(name).values())
     ranked: list[tuple[float, int]] = []
     for number in registry.versions(name):
@@ -137,7 +150,11 @@ def _beyond_keep(
         if metric is None:
             ranked.append((-number, number))
             continue
-        value = metric_value(read_json(registry.layout.version(name, number) / MANIFEST), metric)
+        try:
+            manifest = read_json(registry.layout.version(name, number) / MANIFEST)
+        except DamagedFile:
+            continue
+        value = metric_value(manifest, metric)
         if value is not None:
             ranked.append((-value if maximize else value, number))
     return [number for _, number in sorted(ranked)[keep:]]
@@ -147,16 +164,3 @@ def _discard(folder: Path) -> None:
     """Delete a folder, its commit marker (if it has one) first, so no reader trusts the rest."""
     (folder / MARKER).unlink(missing_ok=True)
     shutil.rmtree(folder, ignore_errors=True)
-
-
-def _bury(folder: Path, reason: str) -> None:
-    """Make a version invisible (marker first), leave a tombstone, delete the rest."""
-    (folder / MARKER).unlink(missing_ok=True)
-    write_atomic(folder / TOMBSTONE, dump_json({"reason": reason}))
-    for entry in folder.iterdir():
-        if entry.name == TOMBSTONE:
-            continue
-        if entry.is_dir():
-            shutil.rmtree(entry)
-        else:
-            entry.unlink()

@@ -43,7 +43,7 @@ class LeaseLock:
         write_new(self._mine, dump_json(record))
         try:
             for _ in range(3):
-                with contextlib.suppress(OSError):
+                with contextlib.suppress(FileExistsError):
                     os.link(self._mine, self.path)
                 if os.stat(self._mine).st_nlink == 2:
                     fsync_dir(self.path.parent)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from batchml.registry.atomic import dump_json, read_json
+from batchml.registry.errors import DamagedFile
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -56,12 +57,16 @@ def marker_bytes(version: int, manifest_digest: str, **binding: str) -> bytes:
     return dump_json({"version": version, "manifest_sha256": manifest_digest, **binding})
 
 
+RESTORE = "restore the file from a copy of the registry, or publish the model again"
+
+
 @dataclass(frozen=True)
 class Problem:
-    """One thing wrong with a committed version or attachment: the file and what is wrong."""
+    """One thing wrong with a version or attachment: the file, what is wrong, what to do."""
 
     path: Path
     problem: str
+    fix: str = RESTORE
 
     def render(self) -> str:
         return f"{self.path}: {self.problem}"
@@ -70,19 +75,32 @@ class Problem:
 def check_version(folder: Path) -> list[Problem]:
     """Every mismatch between a committed version (or attachment) and its marker and manifest.
 
-    Every byte is hashed: that is what catches a single flipped bit.
+    Every byte is hashed: that is what catches a single flipped bit. A marker
+    or manifest that cannot be read is a problem named like any other.
     """
-    marker = read_json(folder / MARKER)
+    try:
+        expected = read_json(folder / MARKER).get("manifest_sha256")
+    except (DamagedFile, AttributeError):
+        return [Problem(folder / MARKER, "is not a commit marker (not a JSON object)")]
+    except FileNotFoundError:
+        return [Problem(folder / MARKER, "missing")]
     manifest_path = folder / MANIFEST
     if not manifest_path.is_file():
         return [Problem(manifest_path, "missing")]
     raw = manifest_path.read_bytes()
-    if sha256_bytes(raw) != marker.get("manifest_sha256"):
+    if sha256_bytes(raw) != expected:
         return [Problem(manifest_path, f"sha256 differs from the one in {MARKER}")]
-    listed: dict[str, dict[str, Any]] = read_json(manifest_path)["files"]
+    try:
+        listed: dict[str, dict[str, Any]] = dict(read_json(manifest_path)["files"])
+    except (DamagedFile, KeyError, TypeError, ValueError):
+        return [Problem(manifest_path, "has no table of files (not written by batchml)")]
+    return _check_files(folder / FILES, listed)
+
+
+def _check_files(files: Path, listed: dict[str, dict[str, Any]]) -> list[Problem]:
     problems = []
     for rel, expected in listed.items():
-        path = folder / FILES / rel
+        path = files / rel
         if not path.is_file():
             problems.append(Problem(path, "missing"))
             continue
@@ -91,7 +109,7 @@ def check_version(folder: Path) -> list[Problem]:
             problems.append(Problem(path, f"size {size} bytes, manifest says {expected['size']}"))
         elif digest != expected["sha256"]:
             problems.append(Problem(path, "sha256 differs from the manifest (content changed)"))
-    present = {p.relative_to(folder / FILES).as_posix() for p in (folder / FILES).rglob("*")}
-    for rel in sorted(p for p in present - set(listed) if (folder / FILES / p).is_file()):
-        problems.append(Problem(folder / FILES / rel, "not in the manifest"))
+    present = {p.relative_to(files).as_posix() for p in files.rglob("*")}
+    for rel in sorted(p for p in present - set(listed) if (files / p).is_file()):
+        problems.append(Problem(files / rel, "not in the manifest"))
     return problems

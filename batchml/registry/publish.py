@@ -1,29 +1,39 @@
-"""Publishing: stage everything, claim a version number, move the content in, commit last.
+"""Publishing: stage everything, claim a number with one rename, annotate, commit last.
 
 The steps, each safe to be interrupted (SIGKILL included) at any point:
 
 1. Write every artifact and the manifest under ``staging/<host>-<pid>-<random>/``
-   on the registry's own filesystem, make the files read-only and fsync them.
-2. Note the number about to be claimed in ``staging/<owner>/CLAIMING`` (so gc
-   can tell a claim in progress from an abandoned one), then claim it with
-   ``mkdir versions/N``; EEXIST means another writer has it, so try N+1.
-   Numbers are never reused: a deleted version leaves a tombstone.
-3. Rename ``files/`` and ``manifest.json`` into the claimed folder.
-4. Write ``COMMITTED`` (with the manifest's sha256) atomically: only now can
-   readers see the version. Leftovers of an interrupted publish are invisible
-   to readers and removed by ``gc``.
+   on the registry's own filesystem, make the files read-only and fsync them,
+   and write ``PUBLISHING`` (the owner) beside them.
+2. Claim a number by renaming that complete folder to ``versions/N``: the
+   rename fails when N is taken (a version folder is never empty), so try
+   N+1. The version now exists, but in state PUBLISHING: invisible to readers.
+3. Write its notes (description, tags) and move its aliases to N; such moves
+   do not count while N is not committed (aliases.py).
+4. Write ``COMMITTED`` (with the manifest's sha256) atomically: the version,
+   its notes and its aliases become visible together. Remove ``PUBLISHING``.
+
+If step 3 or 4 fails (a full disk, a read-only remount, Ctrl-C), the claimed
+folder is buried (a TOMBSTONE, PUBLISHING kept) before the error reaches the
+caller, so nothing was published and a retry publishes once. A killed
+publisher leaves a staging folder or a PUBLISHING version; gc removes both
+once the owner is gone. Numbers are never reused: a removed version keeps its
+folder. The states are described in states.py.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from batchml.atomic import fsync_dir, owner_tag, write_atomic, write_new
-from batchml.registry.atomic import claim_dir, dump_json, make_dirs, make_readonly
+from batchml.registry.atomic import claim_by_rename, dump_json, make_dirs, make_readonly
 from batchml.registry.layout import Layout
+from batchml.registry.lineage import now_iso
 from batchml.registry.manifest import (
     FILES,
     MANIFEST,
@@ -33,14 +43,17 @@ from batchml.registry.manifest import (
     marker_bytes,
     sha256_bytes,
 )
-
-CLAIMING = "CLAIMING"
+from batchml.registry.states import PUBLISHING, bury, clear
 
 
 def stage_folder(layout: Layout) -> Path:
     """A fresh staging folder named after its owner, so gc can tell when it is abandoned."""
     folder = layout.staging / owner_tag()
-    make_dirs(folder / FILES)
+    try:
+        make_dirs(folder / FILES)
+    except BaseException:  # a full disk can refuse the second folder: leave no first one
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
     return folder
 
 
@@ -61,26 +74,50 @@ def seal(staged: Path, name: str, record: dict[str, Any]) -> str:
     return sha256_bytes(raw)
 
 
-def commit(layout: Layout, name: str, staged: Path, record: dict[str, Any]) -> tuple[int, str]:
-    """Seal the staged folder and commit it as the next free version; returns (N, digest)."""
+def commit(
+    layout: Layout,
+    name: str,
+    staged: Path,
+    record: dict[str, Any],
+    annotate: Callable[[int], None],
+) -> int:
+    """Publish the staged folder as the next free version of ``name``; returns its number.
+
+    ``annotate(N)`` writes the notes and moves the aliases of version N while
+    it is still invisible; if it fails, or the commit does, the version is
+    withdrawn and the error re-raised.
+    """
     digest = seal(staged, name, record)
-    files_dir = staged / FILES
+    write_new(staged / PUBLISHING, dump_json({"owner": staged.name, "started": now_iso()}))
+    fsync_dir(staged)
     versions = layout.versions(name)
     make_dirs(versions)
     number = max(layout.numbers(name), default=0) + 1
-    while True:
-        write_atomic(staged / CLAIMING, dump_json({"name": name, "version": number}))
-        if claim_dir(versions / str(number)):
-            break
+    while not claim_by_rename(staged, versions / str(number)):
         number += 1
     folder = versions / str(number)
-    os.rename(files_dir, folder / FILES)
-    os.rename(staged / MANIFEST, folder / MANIFEST)
+    try:
+        annotate(number)
+        write_atomic(folder / MARKER, marker_bytes(number, digest), mode=0o444)
+    except BaseException:
+        _withdraw(folder)
+        raise
+    with contextlib.suppress(OSError):  # COMMITTED decides; a leftover PUBLISHING is ignored
+        (folder / PUBLISHING).unlink()
     fsync_dir(folder)
-    write_atomic(folder / MARKER, marker_bytes(number, digest))
-    make_readonly(folder / MARKER)
-    shutil.rmtree(staged, ignore_errors=True)
-    return number, digest
+    return number
+
+
+def _withdraw(folder: Path) -> None:
+    """Bury a claimed version whose publish failed; on a full disk, at least free its space.
+
+    Whatever this cannot remove stays invisible (PUBLISHING) and gc finishes it.
+    """
+    try:
+        bury(folder, "its publish failed before the commit")
+    except OSError:
+        with contextlib.suppress(OSError):
+            clear(folder)
 
 
 def _fsync_file(path: Path) -> None:

@@ -12,8 +12,9 @@ import pytest
 
 from batchml.atomic import owner_tag, write_atomic
 from batchml.registry.atomic import (
-    claim_dir,
+    claim_by_rename,
     create_exclusive,
+    make_dirs,
     make_readonly,
     owner_is_gone,
     split_owner,
@@ -47,15 +48,21 @@ def test_create_exclusive_succeeds_once_and_keeps_the_first(tmp_path: Path) -> N
     assert [p.name for p in tmp_path.iterdir()] == ["00000001.json"]
 
 
-def test_claim_dir_is_won_once(tmp_path: Path) -> None:
-    assert claim_dir(tmp_path / "7")
-    assert not claim_dir(tmp_path / "7")
+def test_claim_by_rename_is_won_once_and_the_loser_keeps_its_folder(tmp_path: Path) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    for folder in (first, second):
+        folder.mkdir()
+        (folder / "owner").write_text(folder.name)
+    assert claim_by_rename(first, tmp_path / "7")
+    assert not claim_by_rename(second, tmp_path / "7")
+    assert (tmp_path / "7" / "owner").read_text() == "first"
+    assert (second / "owner").read_text() == "second"
 
 
 def test_files_are_never_world_writable(tmp_path: Path, open_umask: None) -> None:
     write_atomic(tmp_path / "a", b"x")
     assert create_exclusive(tmp_path / "b", b"x")
-    claim_dir(tmp_path / "c")
+    make_dirs(tmp_path / "c")
     for path in tmp_path.iterdir():
         assert stat.S_IMODE(path.stat().st_mode) & 0o002 == 0, path
 

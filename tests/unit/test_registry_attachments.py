@@ -202,3 +202,21 @@ def test_an_attach_that_lands_after_gc_removed_its_version_is_swept(
     package_folder(orphan / FILES)
     (orphan / MARKER).write_text("{}")
     assert registry.gc().attachments == [orphan] and not orphan.parent.exists()
+
+
+def test_an_unreadable_attachment_marker_is_named_and_show_still_shows_the_version(
+    attached: ModelVersion, registry: Registry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    marker = registry.layout.attachment("jets", 1, KIND) / MARKER
+    marker.chmod(0o644)
+    marker.write_bytes(b"\xff\xfe not json")
+    [problem] = registry.verify()
+    assert (problem.path, problem.problem) == (marker, "is not a commit marker (not a JSON object)")
+    with pytest.raises(CorruptVersion, match=f"attachment of jets/1 is corrupt: {marker}"):
+        attached.attachment(KIND)
+    args = ["--no-color", "registry", "--root", str(registry.root)]
+    assert main([*args, "show", "jets/1", "--format", "json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["attachments"][KIND].startswith("damaged: the 'onnx-package' attachment of jets/1")
+    assert main([*args, "verify"]) == 1
+    assert f"corrupt {marker}: is not a commit marker" in capsys.readouterr().out
