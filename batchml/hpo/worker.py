@@ -27,7 +27,13 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from batchml.hpo.isolation import Outcome, TrialContext, run_isolated, warm_up
-from batchml.hpo.outcomes import DEVICES_ATTR, HOST_ATTR, STARTED_ATTR, WORKER_ATTR
+from batchml.hpo.outcomes import (
+    DEVICES_ATTR,
+    HOST_ATTR,
+    SLOT_ATTR,
+    STARTED_ATTR,
+    WORKER_ATTR,
+)
 from batchml.hpo.slots import worker_pool
 from batchml.hpo.walltime import stop_taking_trials, too_late
 
@@ -231,9 +237,10 @@ def execute_trial(task: TrialTask) -> Outcome:
             return STALE
         trial = optuna.Trial(study, task.trial_id)  # builds on the read above
         suggest_all(trial, task.search_space)
-        with worker_pool(task.gpus).take() as devices:
+        with worker_pool(task.gpus).take() as (slot, devices):
             # written behind the trial; Optuna's own start is when the driver asked for it
             trial.set_user_attr(STARTED_ATTR, time.time())
+            trial.set_user_attr(SLOT_ATTR, slot)
             trial.set_user_attr(DEVICES_ATTR, ",".join(devices))
             trial.set_user_attr(HOST_ATTR, socket.gethostname())
             trial.set_user_attr(WORKER_ATTR, get_worker().address)
