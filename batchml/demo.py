@@ -1,9 +1,10 @@
 """`batchml demo`: the main job end to end, on the embedded default or on a named site.
 
 The stages a user walks, each timed and printed: write (or reuse) the
-signal/background sample, or take ``--data`` files; plan the data and compute
-the normalisation from the training split; search hyper-parameters with trials
-on dask workers (``run_study``); score the best model on held-out events;
+signal/background sample, or take ``--data`` files; plan the data, count each
+part's events per class and compute the normalisation from the training split;
+search hyper-parameters with trials on dask workers (``run_study``); score the
+best model on held-out events and on training events read for the normalisation;
 publish it to a registry folder in the workdir with its lineage and the
 ``production`` alias; package it; serve it with ``BatchedSession``; write
 ``report.html``. The model, objective and splits are in demo_training.py.
@@ -12,41 +13,47 @@ publish it to a registry folder in the workdir with its lineage and the
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 import optuna
 import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from batchml.data import FeatureStats, xrootd
+from batchml.data.stream import Batch
 from batchml.data.synthetic import FLAT_FEATURES, SampleFiles, write_sample
+from batchml.demo_evaluation import Scored, evaluate
 from batchml.demo_inference import Serving, serve
-from batchml.demo_report import package_figure, roc_figure
+from batchml.demo_report import DemoRun, add_run, demo_report
 from batchml.demo_training import (
     CHECKPOINT_ATTR,
     SEARCH_SPACE,
     Budget,
+    Classifier,
     DataSpec,
+    Events,
     Normaliser,
+    count_events,
     load_checkpoint,
     objective,
     read_part,
-    roc_curve,
 )
 from batchml.errors import InvalidValue
 from batchml.hpo import publish_best
-from batchml.hpo.report import Figure, Report, TableData, study_figures, timeline_figure
+from batchml.hpo.report import format_value
 from batchml.package import BuildOptions, build
 from batchml.registry import ModelVersion, Registry
 from batchml.site_files import load_site
 
 MODEL_NAME = "demo-mlp"
 STATS_EVENTS = 200_000  # enough for means and widths to 0.5 %, a second to read
+TRAIN_SAMPLE_EVENTS = 100_000  # of those, kept for the overtraining check: held-out size
 
 
 @dataclass(frozen=True)
@@ -64,6 +71,7 @@ class DemoOptions:
     tree: str = "events"
     target: str = "label"
     features: tuple[str, ...] = ()  # empty: the sample's FLAT_FEATURES
+    weight: str | None = None  # event-weight branch; None: the sample's, or none with --data
     budget: Budget = field(default_factory=Budget)
 
     def __post_init__(self) -> None:
@@ -76,10 +84,11 @@ class DemoOptions:
 
 
 @contextmanager
-def _stage(out: Console, title: str, timings: dict[str, float]) -> Iterator[None]:
+def _stage(out: Console, title: str, timings: dict[str, float]) -> Iterator[float]:
+    """Times the block into ``timings[title]``; yields when it started (perf_counter)."""
     out.rule(f"[bold]{title}")
     start = time.perf_counter()
-    yield
+    yield start
     timings[title] = time.perf_counter() - start
     out.print(f"[dim]{title}: {timings[title]:.1f} s[/dim]")
 
@@ -96,27 +105,35 @@ def run_demo(out: Console, options: DemoOptions) -> int:
         files = _input_files(options, root, out)
     with _stage(out, "2. data: split and normalisation", timings):
         features = options.features or FLAT_FEATURES
+        weight = options.weight or (None if options.data else SampleFiles.weight)
         data = DataSpec(files, options.tree, features, options.target,
-                        str(root / "feature_stats.json"))  # fmt: skip
-        stats = _feature_stats(data, out)
+                        str(root / "feature_stats.json"), weight)  # fmt: skip
+        stats, train_sample = _feature_stats(data, out)
+        counts = count_events(data)
+        out.print(f"training {sum(counts.training):,}, validation {sum(counts.validation):,}, "
+                  f"held-out {sum(counts.test):,} events")  # fmt: skip
     with _stage(out, "3. hyper-parameter search", timings):
         journal = root / "hpo" / "studies.journal"
         study = _search(data, options, options.site, journal)  # a path stays a path
         best = study.best_trial
-        out.print(f"best trial {best.number}: validation loss {best.value:.4f}, {best.params}")
+        out.print(f"best trial {best.number}: validation loss {best.value:.4f}, "
+                  + ", ".join(f"{k} {format_value(v)}" for k, v in best.params.items()))
     with _stage(out, "4. held-out evaluation", timings), out.status("scoring held-out events"):
         model, params = load_checkpoint(best.user_attrs[CHECKPOINT_ATTR], len(data.features))
-        test_x, test_y = read_part(data, "test")
+        test = read_part(data, "test")
         normalise = Normaliser(stats)
-        with torch.no_grad():
-            scores = model(torch.from_numpy(normalise(test_x))).numpy().reshape(-1)
-        fpr, tpr, auc = roc_curve(scores, test_y)
-        out.print(f"test AUC {auc:.4f} on {len(test_y):,} held-out events")
+        held_out, training = (_scored(model, normalise, e) for e in (test, train_sample))
+        evaluation = evaluate(held_out, training, weighted=weight is not None)
+        auc = evaluation.auc
+        weighted = f"; weighted by {weight!r}: {evaluation.curve.auc:.4f}" if weight else ""
+        out.print(f"test AUC {auc:.4f} on {len(test.target):,} held-out events{weighted}; "
+                  "KS p-values (training vs held-out) "
+                  + ", ".join(f"{k.name} {k.p_value:.3g}" for k in evaluation.ks))  # fmt: skip
     with _stage(out, "5. publish", timings), out.status("publishing to the registry"):
         registry = Registry(root / "registry")
         version = publish_best(
             study, registry, MODEL_NAME, model,
-            input_example=normalise(test_x[:16]), input_names=["features"],
+            input_example=normalise(test.features[:16]), input_names=["features"],
             variables={"features": list(data.features)}, preprocessing=stats.to_dict(),
             metrics={"val_loss": study.best_value, "test_auc": auc}, params=params,
             lineage={"data": _data_lineage(files), "site": site.name},
@@ -126,11 +143,11 @@ def run_demo(out: Console, options: DemoOptions) -> int:
     with _stage(out, "6. package", timings):
         package = _package(registry, version, root, out)
     with _stage(out, "7. batched inference", timings), out.status("serving held-out events"):
-        serving = serve(package, test_x, test_y)
+        serving = serve(package, test.features, test.target)
         _print_serving(out, serving)
-    with _stage(out, "8. report", timings):
-        report = Report(f"batchml demo: {MODEL_NAME} on site {site.name}")
-        report.products = {
+    with _stage(out, "8. report", timings) as started:
+        path = root / "report.html"
+        products = {
             **({} if options.data else {"sample": root / "data"}),
             "feature statistics": Path(data.stats_path),
             "study journal": journal,
@@ -138,19 +155,20 @@ def run_demo(out: Console, options: DemoOptions) -> int:
             "registry": registry.root,
             "registry version": version.path,
             "package": package,
-            "report": root / "report.html",
         }
-        held_out = roc_figure(fpr, tpr, auc, len(test_y))
-        _fill_report(report, study, version, held_out, serving)
-        report.figures.append(package_figure(package))
-        times = [(k, f"{v:.1f}") for k, v in timings.items()]
-        report.tables.insert(0, TableData("Stage times", ("stage", "seconds"), times))
-        report.write(report.products["report"])
-        out.print(f"wrote {report.products['report']}")
+        run = DemoRun(
+            f"batchml demo: {MODEL_NAME} on site {site.name}", data, stats, counts, evaluation,
+            study, version, serving, package,
+        )  # fmt: skip
+        report = demo_report(run)
+        timings["8. report"] = time.perf_counter() - started  # the page shows its own stage
+        add_run(report, timings, products)
+        report.write(path)
+        out.print(f"wrote {path}")
     total = sum(timings.values())
     out.print("stage times: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
     out.print(f"total {total:.1f} s; test AUC {auc:.4f}; package AUC {serving.auc:.4f}")
-    _print_next(out, registry.root, package, report.products["report"])
+    _print_next(out, registry.root, package, path)
     return 0
 
 
@@ -183,15 +201,35 @@ def _write_sample_with_progress(folder: Path, events: int, files: int, out: Cons
         return write_sample(folder, events, files, progress=lambda n: bar.advance(task, n))
 
 
-def _feature_stats(data: DataSpec, out: Console) -> FeatureStats:
-    """Normalisation constants from the training split only, saved where every trial reads them."""
+def _feature_stats(data: DataSpec, out: Console) -> tuple[FeatureStats, Events]:
+    """Normalisation constants from the training split only, saved where every trial reads them;
+    and the first training events read, kept for the overtraining check (no second read)."""
+    kept: list[Batch] = []
+
+    def keeping(batches: Iterable[Batch]) -> Iterator[Batch]:
+        held = 0
+        for batch in batches:
+            if held < TRAIN_SAMPLE_EVENTS:
+                kept.append(Batch(*(np.array(column) for column in batch)))  # the reader reuses
+                held += len(batch.target)
+            yield batch
+
     with out.status("planning the files and scanning the training split"):
-        train = data.dataset("train", output="numpy", batch_size=8192)
-        stats = FeatureStats.scan(train, train.columns, max_events=STATS_EVENTS)
+        # reading the weights here checks their branch before any trial starts
+        train = data.dataset("train", output="numpy", batch_size=8192, weights=data.weight)
+        stats = FeatureStats.scan(keeping(train), train.columns, max_events=STATS_EVENTS)
     stats.save(data.stats_path)
     out.print(f"{train.stream.num_entries:,} events in {len(data.files)} files; "
               f"normalisation from {stats.count:,} training events")  # fmt: skip
-    return stats
+    sample = Events(*(np.concatenate([getattr(b, name) for b in kept])[:TRAIN_SAMPLE_EVENTS]
+                      for name in Events._fields))  # fmt: skip
+    return stats, sample
+
+
+def _scored(model: Classifier, normalise: Normaliser, events: Events) -> Scored:
+    with torch.no_grad():
+        scores = model(torch.from_numpy(normalise(events.features))).numpy().reshape(-1)
+    return Scored(scores, events.target, events.weight)
 
 
 def _search(data: DataSpec, options: DemoOptions, site: str, journal: Path) -> optuna.Study:
@@ -232,32 +270,6 @@ def _print_serving(out: Console, serving: Serving) -> None:
     for p in serving.points:
         out.print(f"{p.callers:3d} threads x predict(one event): {p.calls_per_s:,.0f} calls/s, "
                   f"p50 {p.p50_ms:.2f} ms, p99 {p.p99_ms:.2f} ms")  # fmt: skip
-
-
-def _fill_report(
-    report: Report, study: optuna.Study, version: ModelVersion, held_out: Figure, serving: Serving
-) -> None:
-    states = [t.state.name.lower() for t in study.trials]
-    counts = ", ".join(f"{states.count(s)} {s}" for s in sorted(set(states)))
-    report.facts += [
-        ("study", f"{study.study_name}: {counts}"),
-        ("best trial", f"{study.best_trial.number}: {study.best_trial.params}"),
-        ("validation loss", f"{study.best_value:.4f}"),
-        ("test AUC (torch)", f"{version.metrics['test_auc']:.4f}"),
-        ("test AUC (package, ONNX Runtime)", f"{serving.auc:.4f}"),
-        ("registry version", f"{version.uri} ({MODEL_NAME}@production)"),
-    ]
-    figures, notes = study_figures(study)
-    timeline = timeline_figure(study)
-    report.figures += [*figures, *([timeline] if timeline else []), held_out]
-    report.notes += notes
-    report.tables.append(TableData(
-        f"Batched inference (BatchedSession, 1 intra-op thread); one chunk: "
-        f"{serving.chunk_events_per_s:,.0f} events/s",
-        ("callers", "calls/s", "p50 ms", "p99 ms"),
-        [(str(p.callers), f"{p.calls_per_s:,.0f}", f"{p.p50_ms:.2f}", f"{p.p99_ms:.2f}")
-         for p in serving.points],
-    ))  # fmt: skip
 
 
 def _print_next(out: Console, registry: Path, package: Path, report: Path) -> None:

@@ -18,7 +18,7 @@ from time import perf_counter
 
 import numpy as np
 
-from batchml.demo_training import roc_curve
+from batchml.demo_evaluation import roc
 from batchml.inference import BatchedSession
 
 
@@ -54,7 +54,7 @@ def serve(
         scores = np.asarray(session.predict_many(features)).reshape(-1)
         rate = len(features) / (perf_counter() - start)
         points = [_threads(session, features, n, seconds) for n in callers]
-    return Serving(auc=roc_curve(scores, labels)[2], chunk_events_per_s=rate, points=points)
+    return Serving(auc=roc(scores, labels).auc, chunk_events_per_s=rate, points=points)
 
 
 def _threads(

@@ -19,10 +19,10 @@ import math
 import os
 from collections.abc import Generator
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import count, islice
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import optuna
@@ -40,6 +40,7 @@ TRAIN_FRACTION = 0.8
 RANGE_ENTRIES = 10_000  # small ranges from many files mix signal and background files
 CHECKPOINT_ATTR = "demo.checkpoint"
 Part = Literal["validation", "test"]
+PARITY: dict[Part, int] = {"validation": 0, "test": 1}  # of entry numbers on the validation side
 
 SEARCH_SPACE: dict[str, optuna.distributions.BaseDistribution] = {
     "learning_rate": optuna.distributions.FloatDistribution(1e-4, 3e-2, log=True),
@@ -59,6 +60,7 @@ class DataSpec:
     features: tuple[str, ...]
     target: str
     stats_path: str  # FeatureStats JSON of the training split, written by the driver
+    weight: str | None = None  # the event-weight branch, read for evaluation (training: unweighted)
 
     def dataset(self, side: str, **options: Any) -> RootDataset:
         """A RootDataset of one side of the split (``options`` are RootStream's)."""
@@ -120,21 +122,26 @@ class Normaliser:
         return normalised
 
 
-def read_part(
-    data: DataSpec, part: Part, limit: int | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Raw features and targets of the validation or test part, the same events on every call.
+class Events(NamedTuple):
+    """Raw features (n, F), targets and event weights (1 without a weight branch)."""
+
+    features: np.ndarray
+    target: np.ndarray
+    weight: np.ndarray
+
+
+def read_part(data: DataSpec, part: Part, limit: int | None = None) -> Events:
+    """The events of the validation or test part, the same events on every call.
 
     A fixed seed and epoch 0 make the order of ranges the same everywhere, so
     every trial's validation loss is measured on the same ``limit`` events.
     """
-    parity = 0 if part == "validation" else 1
-    dataset = data.dataset("validation", output="numpy", batch_size=8192, seed=0)
-    features, targets, kept = [], [], 0
+    dataset = data.dataset("validation", output="numpy", batch_size=8192, seed=0,
+                           weights=data.weight)  # fmt: skip
+    blocks, kept = [], 0
     for batch in dataset:
-        keep = batch.entry % 2 == parity
-        features.append(batch.features[keep])
-        targets.append(batch.target[keep])
+        keep = batch.entry % 2 == PARITY[part]
+        blocks.append((batch.features[keep], batch.target[keep], batch.weight[keep]))
         kept += int(keep.sum())
         if limit is not None and kept >= limit:
             break
@@ -143,7 +150,31 @@ def read_part(
             f"the {part} part of {len(data.files)} file(s) holds no events",
             hint="give more events (--events) or more --data files",
         )
-    return np.concatenate(features)[:limit], np.concatenate(targets)[:limit]
+    return Events(*(np.concatenate(column)[:limit] for column in zip(*blocks, strict=True)))
+
+
+@dataclass(frozen=True)
+class EventCounts:
+    """Events per class, (signal, background), in each part of the split."""
+
+    training: tuple[int, int]
+    validation: tuple[int, int]
+    test: tuple[int, int]
+
+
+def count_events(data: DataSpec) -> EventCounts:
+    """Each part's events per class, from one pass over the target branch of each side."""
+    targets = replace(data, features=(data.target,))
+    counts = np.zeros(6, dtype=np.int64)  # (training, validation, test) x (signal, background)
+    for side in ("train", "validation"):
+        # one quick pass: read in this process (prefetch=None), no reading process to start
+        batches = targets.dataset(side, output="numpy", batch_size=65_536, shuffle=False,
+                                  prefetch=None)  # fmt: skip
+        for batch in batches:
+            part = 0 if side == "train" else 1 + (batch.entry % 2 == PARITY["test"])
+            counts += np.bincount(2 * part + (batch.target <= 0.5), minlength=6)
+    pairs = [(int(counts[i]), int(counts[i + 1])) for i in (0, 2, 4)]
+    return EventCounts(*pairs)
 
 
 def objective(trial: Any, ctx: TrialContext, *, data: DataSpec, budget: Budget) -> float:
@@ -152,7 +183,7 @@ def objective(trial: Any, ctx: TrialContext, *, data: DataSpec, budget: Budget) 
     torch.manual_seed(trial.number)
     params = trial.params
     normalise = Normaliser(FeatureStats.load(data.stats_path))
-    raw_x, raw_y = read_part(data, "validation", budget.validation_events)
+    raw_x, raw_y, _ = read_part(data, "validation", budget.validation_events)
     val_x, val_y = torch.from_numpy(normalise(raw_x)), torch.from_numpy(raw_y)
     train = data.dataset("train", output="numpy", batch_size=params["batch_size"],
                          seed=trial.number, shuffle_buffer=50_000)  # fmt: skip
@@ -209,14 +240,3 @@ def load_checkpoint(path: str | Path, inputs: int) -> tuple[Classifier, dict[str
     model = Classifier(inputs, params["width"], params["depth"], params["dropout"])
     model.load_state_dict(saved["state_dict"])
     return model.eval(), params
-
-
-def roc_curve(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """False- and true-positive rates at every distinct threshold, and the area under them."""
-    order = np.argsort(-scores, kind="stable")
-    ranked, truth = scores[order], labels[order] > 0.5
-    last = np.r_[np.flatnonzero(np.diff(ranked)), len(ranked) - 1]  # the end of each tie
-    tp = np.r_[0, np.cumsum(truth)[last]]
-    fp = np.r_[0, np.cumsum(~truth)[last]]
-    tpr, fpr = tp / max(tp[-1], 1), fp / max(fp[-1], 1)
-    return fpr, tpr, float(np.trapezoid(tpr, fpr))

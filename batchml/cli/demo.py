@@ -42,6 +42,11 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "--features", default=None, help="comma-separated feature branches (default: the sample's)"
     )
     demo.add_argument(
+        "--weight", metavar="BRANCH", default=None,
+        help="event-weight branch of --data for the report's ROC and working points "
+        "(default: none; the sample's is 'weight')",
+    )  # fmt: skip
+    demo.add_argument(
         "--xrootd", metavar="URL", default=None,
         help="read the sample through this XRootD server (root://host:port), "
         "which must export the workdir",
@@ -55,7 +60,7 @@ def cmd_demo(args: argparse.Namespace, out: Console) -> int:
     options = DemoOptions(
         workdir=args.workdir, events=args.events, files=args.files, trials=args.trials,
         workers=args.workers, site=args.site, data=tuple(args.data), xrootd=args.xrootd,
-        tree=args.tree, target=args.target,
+        tree=args.tree, target=args.target, weight=args.weight,
         features=tuple(args.features.split(",")) if args.features else (),
     )  # fmt: skip
     return run_demo(out, options)

@@ -22,7 +22,7 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("config", type=Path)
     p.set_defaults(handler=cmd_run)
     for name, handler, text in (
-        ("report", cmd_report, "one HTML page: plots, GPU slot timeline, best trial"),
+        ("report", cmd_report, "one HTML page: plots, slot timeline, best trial"),
         ("resume", cmd_resume, "continue a study whose driver stopped, up to its n_trials"),
         ("status", cmd_status, "counts by state, best so far, trials per hour"),
         ("best", cmd_best, "the best trial's value and parameters"),

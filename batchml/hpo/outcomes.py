@@ -18,6 +18,7 @@ RETRIED_OUTCOMES = ("preempted", "orphaned")
 JOBS_REPLACED_ATTR = "batchml.jobs_replaced"  # on the study: worker jobs the driver resubmitted
 WORKERS_DRAINED_ATTR = "batchml.workers_drained"  # on the study: retired near their walltime
 DEVICES_ATTR = "batchml.devices"  # set by the worker: the GPU ids the trial saw
+SLOT_ATTR = "batchml.slot"  # set by the worker: the number of the trial's slot there (CPU or GPU)
 HOST_ATTR = "batchml.host"
 WORKER_ATTR = "batchml.worker"  # the dask worker's address
 STARTED_ATTR = "batchml.started"  # epoch seconds when the trial took its GPU slot

@@ -27,7 +27,14 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from batchml.hpo.isolation import Outcome, TrialContext, run_isolated, warm_up
-from batchml.hpo.outcomes import DEVICES_ATTR, HOST_ATTR, SCRATCH_ATTR, STARTED_ATTR, WORKER_ATTR
+from batchml.hpo.outcomes import (
+    DEVICES_ATTR,
+    HOST_ATTR,
+    SCRATCH_ATTR,
+    SLOT_ATTR,
+    STARTED_ATTR,
+    WORKER_ATTR,
+)
 from batchml.hpo.scratch import trial_scratch
 from batchml.hpo.slots import worker_pool
 from batchml.hpo.walltime import stop_taking_trials, too_late
@@ -235,11 +242,12 @@ def execute_trial(task: TrialTask) -> Outcome:
         suggest_all(trial, task.search_space)
         label = f"{task.study_name}-trial-{trial.number}"
         with (
-            worker_pool(task.gpus).take() as devices,
+            worker_pool(task.gpus).take() as (slot, devices),
             trial_scratch(task.scratch_dir, label, task.keep_scratch) as scratch,
         ):
             # written behind the trial; Optuna's own start is when the driver asked for it
             trial.set_user_attr(STARTED_ATTR, time.time())
+            trial.set_user_attr(SLOT_ATTR, slot)
             trial.set_user_attr(DEVICES_ATTR, ",".join(devices))
             trial.set_user_attr(HOST_ATTR, socket.gethostname())
             trial.set_user_attr(WORKER_ATTR, get_worker().address)

@@ -3,11 +3,14 @@
 Decoding the embedded PNGs in Python proves they are PNGs, not that a browser
 shows them (a quoting slip in the ``src`` attribute or a truncated data URI
 passes that check and still renders as a broken image). So the page is opened
-in Chromium and each ``<img>`` is asked whether it loaded. The report itself is
-never touched: a copy gets a tiny script that, once every image has loaded or
-failed (the ``load`` event), writes what it saw into an attribute of ``<body>``,
-which ``--dump-dom`` hands back. Tests that call it carry the ``chromium`` marker
-(tests/conftest.py skips them locally without Chromium, fails them in CI).
+in Chromium and each ``<img>`` is asked whether it loaded, each link where it
+points once the browser resolved it, and the page how tall it is. The report
+itself is never touched: a copy gets a ``<base>`` (so relative links resolve
+from the report's folder, as they would in the original) and a tiny script
+that, once every image has loaded or failed (the ``load`` event), writes what it
+saw into an attribute of ``<body>``, which ``--dump-dom`` hands back. Tests that
+call it carry the ``chromium`` marker (tests/conftest.py skips them locally
+without Chromium, fails them in CI).
 """
 
 from __future__ import annotations
@@ -22,13 +25,15 @@ from typing import NamedTuple
 
 CHROMIUM = "chromium"
 TIMEOUT_S = 60
+WIDTH = 1200
 
 _PROBE = (
     "<script>window.addEventListener('load', () => document.body.setAttribute("
-    "'data-images', JSON.stringify([...document.images].map("
-    "i => [i.complete, i.naturalWidth, i.naturalHeight]))));</script>"
+    "'data-seen', JSON.stringify({images: [...document.images].map("
+    "i => [i.complete, i.naturalWidth, i.naturalHeight]), links: [...document.links].map("
+    "a => a.href), height: document.documentElement.scrollHeight})));</script>"
 )
-_RESULT = re.compile(r"data-images=\"([^\"]*)\"")
+_RESULT = re.compile(r"data-seen=\"([^\"]*)\"")
 
 
 class Image(NamedTuple):
@@ -37,28 +42,44 @@ class Image(NamedTuple):
     height: int
 
 
-def rendered_images(page: Path) -> list[Image]:
-    """Every ``<img>`` of the page as Chromium loaded it, in document order."""
+class Rendered(NamedTuple):
+    images: list[Image]  # every <img>, in document order
+    links: list[str]  # every <a href>, resolved by the browser
+    height: int  # of the whole page, in CSS pixels at WIDTH
+
+
+def render(page: Path) -> Rendered:
+    """The page as Chromium loaded it, ``WIDTH`` pixels wide."""
     source = page.read_text()
     head, body_end, tail = source.rpartition("</body>")
     assert body_end, f"{page} has no </body>"
+    base = f"<base href='{html.escape(page.absolute().parent.as_uri())}/'>"
     with tempfile.TemporaryDirectory(prefix="batchml-chromium-") as tmp:
         copy = Path(tmp) / page.name
-        copy.write_text(head + _PROBE + body_end + tail)
-        dom = _dump_dom(copy, Path(tmp) / "profile")
+        copy.write_text(head.replace("<head>", "<head>" + base, 1) + _PROBE + body_end + tail)
+        dom = _chromium(["--dump-dom", copy.as_uri()], Path(tmp) / "profile", WIDTH, 900)
     found = _RESULT.search(dom)
     assert found, f"the page's load event never fired in Chromium; its DOM:\n{dom[:2000]}"
-    return [Image(*i) for i in json.loads(html.unescape(found[1]))]
+    seen = json.loads(html.unescape(found[1]))
+    return Rendered([Image(*i) for i in seen["images"]], seen["links"], int(seen["height"]))
 
 
-def _dump_dom(page: Path, profile: Path) -> str:
-    """The DOM after the load event, from a fresh profile with no network side trips."""
+def screenshot(page: Path, png: Path, height: int) -> None:
+    """A PNG of the page, ``WIDTH`` x ``height`` (give the rendered height for all of it)."""
+    with tempfile.TemporaryDirectory(prefix="batchml-chromium-") as tmp:
+        _chromium([f"--screenshot={png}", "--hide-scrollbars", page.absolute().as_uri()],
+                  Path(tmp) / "profile", WIDTH, height)  # fmt: skip
+    assert png.is_file(), f"chromium wrote no screenshot to {png}"
+
+
+def _chromium(action: list[str], profile: Path, width: int, height: int) -> str:
+    """Run headless Chromium from a fresh profile with no network side trips; its stdout."""
     command = [
         CHROMIUM, "--headless", "--no-sandbox",  # root in CI has no user namespace sandbox
         "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync",
         f"--user-data-dir={profile}", "--virtual-time-budget=5000",
-        "--dump-dom", page.as_uri(),
+        f"--window-size={width},{height}", *action,
     ]  # fmt: skip
     try:
         result = subprocess.run(

@@ -1,25 +1,30 @@
 """`batchml demo` as the README runs it, scaled down: every stage runs and leaves what it says.
 
-One run serves both tests; the second opens its report.html in headless Chromium,
-since a PNG that decodes in Python can still show as a broken image in a browser.
+One run serves every test; the last opens its report.html in headless Chromium,
+since a PNG that decodes in Python can still show as a broken image in a browser,
+and leaves a screenshot of the whole page beside it (report.png).
 """
 
 from __future__ import annotations
 
 import base64
+import html
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 from typing import NamedTuple
+from urllib.parse import unquote, urlparse
 
+import matplotlib.image
 import numpy as np
 import onnxruntime as ort
 import pytest
 
+from batchml.data.synthetic import write_sample
 from batchml.registry import Registry
-from tests.unit.browser import rendered_images
+from tests.unit.browser import WIDTH, render, screenshot
 from tests.unit.package_fixtures import Runtime, run_without_batchml
 
 STAGES = (
@@ -86,9 +91,8 @@ def test_demo_runs_every_stage_on_the_embedded_default(demo: Demo) -> None:
 
     page = (work / "report.html").read_text()
     images = re.findall(r"src='data:image/png;base64,([^']+)'", page)
-    assert len(images) >= 4  # study plots, ROC, inference benchmark
+    assert len(images) >= 6  # rejection, score distributions, study plots, timeline, latency
     assert all(base64.b64decode(i).startswith(b"\x89PNG") for i in images)
-    assert str(package) in page
     assert "Traceback" not in result.stderr
 
 
@@ -105,14 +109,78 @@ def test_the_demo_package_runs_in_onnxruntime_1_16_as_torch(
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)
 
 
+def test_demo_report_has_what_an_analyst_reads_first(demo: Demo) -> None:
+    work, result = demo
+    page = (work / "report.html").read_text()
+    for section in ("Inputs", "Performance on held-out events", "Overtraining check",
+                    "Hyper-parameter search", "Serving the package", "Run"):  # fmt: skip
+        assert f"<h2>{section}</h2>" in page
+    held_out = int(_number(r"held-out ([\d,]+) events", result.stdout.replace(",", "")))
+    events = _rows(page, "Events per class")
+    assert events[0] == ["class", "training", "validation (trials' loss)", "held-out (this page)"]
+    assert [r[0] for r in events[1:]] == ["signal", "background", "total"]
+    assert int(events[3][3].replace(",", "")) == held_out
+    assert sum(int(v.replace(",", "")) for v in events[3][1:]) == 20_000
+    assert "branch 'weight'" in html.unescape(page)  # the sample's weights are used: said so
+    points = _rows(page, "Working points")
+    assert points[0] == ["ε_S asked", "threshold", "ε_S", "ε_B", "background rejection 1/ε_B"]
+    assert [r[0] for r in points[1:]] == ["0.5", "0.7", "0.9"]
+    assert all(float(r[2]) >= float(r[0]) for r in points[1:])
+    ks = _rows(page, "Kolmogorov-Smirnov test")
+    assert [r[0] for r in ks[1:]] == ["signal", "background"]
+    assert all(0.0 <= float(r[4]) <= 1.0 for r in ks[1:])
+    assert "importances are not drawn: 4 completed trial(s)" in page  # too few to mean anything
+    assert "one row per CPU slot" in page
+    stages = _rows(page, "Stage times")
+    assert [r[0] for r in stages[1:]] == [*STAGES, "total"]
+    assert float(stages[-1][1]) == pytest.approx(sum(float(r[1]) for r in stages[1:-1]), abs=0.2)
+    assert "href='packages/demo-mlp-v1'" in page  # paths are links from the report's folder
+
+
+def test_a_weight_branch_that_is_not_there_stops_the_demo_before_the_search(
+    tmp_path: Path,
+) -> None:
+    sample = write_sample(tmp_path / "data", 2000, files_per_class=1)
+    files = [str(p) for p in (*sample.signal, *sample.background)]
+    result = subprocess.run(
+        [sys.executable, "-m", "batchml.cli", "demo", "--workdir", str(tmp_path / "w"),
+         "--data", *files, "--weight", "xsec_weight", "--trials", "1"],
+        capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, "HOME": str(tmp_path)},
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "no branch 'xsec_weight'" in result.stderr and "signal_000.root" in result.stderr
+    assert "hyper-parameter search" not in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def _rows(page: str, caption: str) -> list[list[str]]:
+    """The cells of the table under the heading that starts with ``caption``, header first."""
+    found = re.search(rf"<h3>{re.escape(caption)}[^<]*</h3><table>(.*?)</table>", page)
+    assert found, f"no table {caption!r} in the report"
+    rows = re.findall(r"<tr>(.*?)</tr>", found[1])
+    cells = [re.findall(r"<t[hd]>(.*?)</t[hd]>", row) for row in rows]
+    return [[html.unescape(re.sub(r"<[^>]+>", "", cell)) for cell in row] for row in cells]
+
+
 @pytest.mark.chromium
-def test_demo_report_shows_every_plot_in_a_browser(demo: Demo) -> None:
+def test_demo_report_shows_every_plot_and_link_in_a_browser(demo: Demo) -> None:
     page = demo.work / "report.html"
-    images = rendered_images(page)
-    assert len(images) == page.read_text().count("<img ")
-    assert len(images) >= 4  # study plots, ROC, inference benchmark
-    broken = [i for i, image in enumerate(images) if not (image.complete and image.width > 0)]
-    assert not broken, f"images {broken} of {page} did not load in Chromium: {images}"
+    seen = render(page)
+    assert len(seen.images) == page.read_text().count("<img ")
+    assert len(seen.images) >= 6
+    broken = [i for i, image in enumerate(seen.images) if not (image.complete and image.width > 0)]
+    assert not broken, f"images {broken} of {page} did not load in Chromium: {seen.images}"
+    local = [urlparse(link) for link in seen.links if link.startswith("file:")]
+    assert len(local) >= 10  # the input files and every product
+    missing = [u.geturl() for u in local if not Path(unquote(u.path)).exists()]
+    assert not missing, f"links of {page} to files that are not there: {missing}"
+
+    shot = demo.work / "report.png"  # kept beside the report, to look at
+    screenshot(page, shot, seen.height)
+    pixels = matplotlib.image.imread(shot)
+    assert pixels.shape[:2] == (seen.height, WIDTH)
+    assert pixels.std() > 0.05  # a page, not a blank
 
 
 def _number(pattern: str, text: str) -> float:

@@ -175,8 +175,8 @@ def test_hpo_report_draws_every_plot_and_the_slot_timeline(tmp_path: Path) -> No
     import base64
     import re
 
-    run_study(objectives.learning_curve, n_trials=6, site="local", study_name="rep",
-              progress=False, max_jobs=2)  # fmt: skip
+    study = run_study(objectives.learning_curve, n_trials=6, site="local", study_name="rep",
+                      progress=False, max_jobs=2)  # fmt: skip
     output = tmp_path / "report.html"
     result = subprocess.run(
         [sys.executable, "-m", "batchml.cli", "hpo", "report", "rep", "-o", str(output)],
@@ -190,7 +190,8 @@ def test_hpo_report_draws_every_plot_and_the_slot_timeline(tmp_path: Path) -> No
         len(images) >= 5
     )  # history, intermediate values, parallel coordinates, timeline, durations
     assert all(base64.b64decode(i).startswith(b"\x89PNG") for i in images)
-    assert "GPU slot timeline" in page and "Best parameters" in page
+    assert "one row per CPU slot" in page and "Best parameters" in page
+    assert {t.user_attrs["batchml.slot"] for t in study.trials} == {0}  # one trial per worker
 
 
 def test_a_worker_near_its_walltime_takes_no_trial_it_cannot_finish() -> None:
