@@ -6,7 +6,7 @@ described in batchml/package/build.py, showing each step as it runs; with
 ``--publish`` the folder is attached to that version in the registry. ``bench`` measures
 an existing package again (on the machine that will serve it) and refreshes
 its MANIFEST. ``serve`` runs a real Triton server on the package's repository
-until Ctrl-C or SIGTERM (exit 130 or 143, the server stopped).
+until Ctrl-C, SIGTERM or SIGHUP (exit 130, 143 or 129, the server stopped).
 Exit status: 0 fine, 1 export or validation failed, 2 bad input.
 """
 
@@ -16,7 +16,7 @@ import argparse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
@@ -24,6 +24,9 @@ from rich.table import Table
 
 from batchml.cli.registry import default_root
 from batchml.package.triton import BACKENDS, TritonOptions
+
+if TYPE_CHECKING:
+    from batchml.package.triton_server import TritonServer
 
 
 def _positive(text: str) -> int:
@@ -148,13 +151,21 @@ def cmd_bench(args: argparse.Namespace, out: Console) -> int:
 
 
 class _Stopped(Exception):
-    """SIGINT or SIGTERM arrived while serving."""
+    """SIGINT, SIGTERM or SIGHUP arrived while serving."""
 
     def __init__(self, signum: int) -> None:
         self.signum = signum
 
 
+STOPS = ("SIGINT", "SIGTERM", "SIGHUP")  # SIGHUP: the terminal went away
+
+
 def _raise_stopped(signum: int, _frame: object) -> None:
+    """Stop serving; a second signal while the server stops is ignored, so it ends cleanly."""
+    import signal
+
+    for name in STOPS:
+        signal.signal(getattr(signal, name), signal.SIG_IGN)
     raise _Stopped(signum)
 
 
@@ -183,7 +194,7 @@ def cmd_serve(args: argparse.Namespace, out: Console) -> int:
         log=args.log,
         tritonserver=args.tritonserver,
     )
-    previous = {s: signal.signal(s, _raise_stopped) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {s: signal.signal(getattr(signal, s), _raise_stopped) for s in STOPS}
     try:
         with out.status("starting tritonserver"):
             server = serve(args.folder, options)
@@ -198,11 +209,11 @@ def cmd_serve(args: argparse.Namespace, out: Console) -> int:
         out.print("stopped")
         return 128 + stopped.signum
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        for name, handler in previous.items():
+            signal.signal(getattr(signal, name), handler)
 
 
-def _print_endpoints(out: Console, server: Any, folder: Path) -> None:
+def _print_endpoints(out: Console, server: TritonServer, folder: Path) -> None:
     ends = server.endpoints
     models = ", ".join(f"{m.name} ({m.backend} backend)" for m in server.models)
     out.print(f"serving {escape(models)} with tritonserver from {server.installation.source}")

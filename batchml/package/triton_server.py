@@ -237,15 +237,20 @@ def _start(
     if installation.stub is not None:
         scratch = _python_backend(installation)
         command.append(f"--backend-directory={scratch}")
-        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+        _prepend(env, "PATH", [str(Path(sys.executable).parent)])
     if installation.libraries:
-        paths = [str(p) for p in installation.libraries]
-        env["LD_LIBRARY_PATH"] = os.pathsep.join([*paths, env.get("LD_LIBRARY_PATH", "")])
+        _prepend(env, "LD_LIBRARY_PATH", [str(p) for p in installation.libraries])
     with log.open("ab") as sink:
         process = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT, env=env
         )
     return TritonServer(process, endpoints, log, models, installation, scratch)
+
+
+def _prepend(env: dict[str, str], key: str, folders: list[str]) -> None:
+    """Put ``folders`` first in a search path, never leaving an empty entry (the cwd)."""
+    kept = [entry for entry in env.get(key, "").split(os.pathsep) if entry]
+    env[key] = os.pathsep.join([*folders, *kept])
 
 
 def _python_backend(installation: Installation) -> Path:
