@@ -263,3 +263,65 @@ def test_serve_names_the_install_command_when_no_server_is_found(
     assert run.returncode == 1, run.stderr
     assert "no tritonserver found" in run.stderr
     assert "pip install --no-deps 'nvidia-pytriton>=0.7,<0.8'" in run.stderr
+
+
+def test_two_inputs_and_two_outputs_come_back_as_in_process(tmp_path: Path) -> None:
+    """model.py concatenates every input of a dynamic batch and splits every output back."""
+    import json
+
+    import onnx
+    from onnx import TensorProto, helper
+
+    from batchml.package.triton import Tensor, write_repository
+
+    graph = helper.make_graph(
+        [
+            helper.make_node("Add", ["a", "b"], ["sum"]),
+            helper.make_node("Mul", ["a", "b"], ["prod"]),
+        ],
+        "two",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["batch", 4]) for n in "ab"],
+        [
+            helper.make_tensor_value_info(n, TensorProto.FLOAT, ["batch", 4])
+            for n in ("sum", "prod")
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    onnx.save(model, tmp_path / "model.onnx")
+    (tmp_path / "metadata.json").write_text(json.dumps({"name": "two"}))
+    write_repository(
+        tmp_path / "triton",
+        "two",
+        1,
+        (tmp_path / "model.onnx").read_bytes(),
+        [Tensor("a", "float32", (4,)), Tensor("b", "float32", (4,))],
+        [Tensor("sum", "float32", (4,)), Tensor("prod", "float32", (4,))],
+        max_batch=8,
+        options=TritonOptions(backend="python"),
+    )
+    rng = np.random.default_rng(7)
+    chunk = {n: rng.normal(size=(20, 4)).astype(np.float32) for n in "ab"}
+    with serve(tmp_path) as running, BatchedSession(tmp_path) as local:
+        with TritonSession(tmp_path, running.endpoints.grpc_url) as remote:
+            assert remote.output_names == local.output_names == ["sum", "prod"]
+            one = remote.predict({"a": chunk["a"][0], "b": chunk["b"][0]})
+            many = remote.predict_many(chunk)  # 3 requests of at most 8 rows
+            start = threading.Barrier(len(chunk["a"]))
+            rows: list[Any] = [None] * len(chunk["a"])
+
+            def caller(i: int) -> None:
+                start.wait()
+                rows[i] = remote.predict({n: chunk[n][i] for n in "ab"})
+
+            threads = [threading.Thread(target=caller, args=(i,)) for i in range(len(rows))]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        expected = local.predict_many(chunk)
+    assert isinstance(one, dict) and set(one) == {"sum", "prod"}
+    for name in ("sum", "prod"):
+        np.testing.assert_array_equal(one[name], expected[name][0])
+        np.testing.assert_array_equal(many[name], expected[name])
+        np.testing.assert_array_equal(np.stack([r[name] for r in rows]), expected[name])
