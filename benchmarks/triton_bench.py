@@ -39,7 +39,7 @@ import tritonclient.grpc as grpcclient
 from batchml.inference import BatchedSession, TritonSession
 from batchml.package import BuildOptions, build
 from batchml.package.triton import TritonOptions
-from batchml.package.triton_server import serve
+from batchml.package.triton_server import ServeOptions, serve
 from batchml.registry import Registry
 
 CALLERS = 64
@@ -118,7 +118,10 @@ def one_model(label: str, folder: Path, seconds: float) -> str:
     name = folder.name
     events = np.random.default_rng(1).normal(size=(CALLERS, MODELS[label][0])).astype(np.float32)
     direct = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
-    with serve(folder) as server, BatchedSession(folder, max_batch=MAX_BATCH) as batched:
+    with (
+        serve(folder, ServeOptions(log=folder.parent / f"{name}.log")) as server,
+        BatchedSession(folder, max_batch=MAX_BATCH) as batched,
+    ):
         remote = TritonSession(folder, server.endpoints.grpc_url)
         client = grpcclient.InferenceServerClient(server.endpoints.grpc_url)
         per_call, per_call_lat = in_threads(

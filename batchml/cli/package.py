@@ -78,7 +78,12 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--host", default=None, help="address to listen on (default: 127.0.0.1)")
     for name in ("http", "grpc", "metrics"):
         p.add_argument(f"--{name}-port", type=_port, default=None, help="default: a free port")
-    p.add_argument("--log", type=Path, default=None, help="server log (default: a private file)")
+    p.add_argument(
+        "--log",
+        type=Path,
+        default=None,
+        help="server log (default: a new private folder in $TMPDIR, kept)",
+    )
     p.add_argument("--tritonserver", type=Path, default=None, help="default: PATH, then pytriton")
     p.set_defaults(handler=cmd_serve)
 

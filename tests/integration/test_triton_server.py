@@ -30,7 +30,7 @@ from tritonclient.utils import InferenceServerException
 
 from batchml.inference import BatchedSession, TritonSession
 from batchml.package.triton import TritonOptions
-from batchml.package.triton_server import TritonServer, serve
+from batchml.package.triton_server import ServeOptions, TritonServer, serve
 from tests.unit.package_fixtures import package
 
 pytestmark = [pytest.mark.triton, pytest.mark.timeout(300)]
@@ -48,7 +48,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(built: Path) -> Iterator[TritonServer]:
-    with serve(built) as running:
+    with serve(built, ServeOptions(log=built.parent / "server.log")) as running:
         yield running
 
 
@@ -229,7 +229,7 @@ def test_serve_says_which_port_is_taken(built: Path) -> None:
 def test_serve_explains_a_missing_checksum_agent(tmp_path: Path) -> None:
     options = TritonOptions(backend="python", checksum=True)
     built = package(tmp_path / "registry", tmp_path / "pkg", bench_seconds=None, triton=options)
-    status, err = _cli_error(str(built))
+    status, err = _cli_error(str(built), "--log", str(tmp_path / "server.log"))
     assert status == 1, err
     assert "no 'checksum' repository agent" in err and "without --triton-checksum" in err
 
@@ -302,7 +302,8 @@ def test_two_inputs_and_two_outputs_come_back_as_in_process(tmp_path: Path) -> N
     )
     rng = np.random.default_rng(7)
     chunk = {n: rng.normal(size=(20, 4)).astype(np.float32) for n in "ab"}
-    with serve(tmp_path) as running, BatchedSession(tmp_path) as local:
+    options = ServeOptions(log=tmp_path / "server.log")
+    with serve(tmp_path, options) as running, BatchedSession(tmp_path) as local:
         with TritonSession(tmp_path, running.endpoints.grpc_url) as remote:
             assert remote.output_names == local.output_names == ["sum", "prod"]
             one = remote.predict({"a": chunk["a"][0], "b": chunk["b"][0]})
