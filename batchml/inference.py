@@ -1,7 +1,10 @@
 """Batched inference over a packaged model: many single-event callers, one ONNX Runtime call.
 
 A deployed package needs only onnxruntime and numpy, so this module imports
-nothing else from batchml (nor torch). The cost that limits a Python batcher
+nothing else from batchml (nor torch); onnxruntime is imported when a
+BatchedSession is made, so that ``TritonSession`` (the same interface, with
+the model on a Triton server; batchml/triton_session.py) needs only numpy and
+tritonclient. The cost that limits a Python batcher
 is per-call synchronisation, not the model: a queue plus a worker thread plus
 an ``Event`` per call tops out near 20k calls/s. So:
 
@@ -47,10 +50,12 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import onnxruntime as ort
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
 
 Event = np.ndarray | Sequence[float] | Mapping[str, Any]
 Row = tuple[np.ndarray, ...]
@@ -62,6 +67,12 @@ HUGE = np.float64(1e32)  # CMSSW's catch_infs replaces beyond this (compared in 
 
 class InputError(ValueError):
     """One event cannot be fed to the model; raised in that event's caller only."""
+
+
+def check_on_nan(on_nan: str) -> None:
+    """ValueError unless ``on_nan`` is one of the two ways a session treats NaN."""
+    if on_nan not in ("replace", "raise"):
+        raise ValueError(f"on_nan={on_nan!r} must be 'replace' or 'raise'")
 
 
 def _nan_error() -> InputError:
@@ -139,7 +150,96 @@ class _Slot:
         self.error: BaseException | None = None
 
 
-class BatchedSession:
+class EventSession:
+    """What every session does around its model: the caller's side of inference.
+
+    Checks each event, preprocesses rows with preprocess.json, cuts chunks in
+    slices of ``max_batch`` and gives a result per event (the output row, or
+    {output name: row}). BatchedSession runs the model in this process,
+    batchml.triton_session.TritonSession on a Triton server; both inherit
+    this, so switching between them changes where the model runs, never what
+    it is fed or what comes back. A subclass sets ``inputs``, ``output_names``
+    and ``max_batch`` and runs the model in ``_ort``.
+    """
+
+    inputs: list[InputSpec]
+    output_names: list[str]
+    max_batch: int
+    on_nan: OnNaN
+
+    def _ort(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """The model's outputs for a batch of preprocessed feeds."""
+        raise NotImplementedError
+
+    def predict_many(self, events: np.ndarray | Mapping[str, np.ndarray]) -> Result:
+        """Outputs for a whole chunk (first axis = events), in slices of ``max_batch``.
+
+        With ``on_nan="raise"``, raises InputError naming the rows that hold NaN;
+        nothing is computed then.
+        """
+        arrays = events if isinstance(events, Mapping) else {self.inputs[0].name: events}
+        feeds, bad = self._chunk_feeds(arrays)
+        if bad.any():
+            raise InputError(f"rows {np.flatnonzero(bad).tolist()[:20]} hold NaN")
+        n = len(next(iter(feeds.values())))
+        parts = [
+            self._ort({k: v[i : i + self.max_batch] for k, v in feeds.items()})
+            for i in range(0, n, self.max_batch)
+        ]
+        outputs = [np.concatenate([p[j] for p in parts]) for j in range(len(self.output_names))]
+        return (
+            outputs[0] if len(outputs) == 1 else dict(zip(self.output_names, outputs, strict=True))
+        )
+
+    def _row(self, event: Event) -> Row:
+        if isinstance(event, Mapping):
+            missing = [s.name for s in self.inputs if s.name not in event]
+            if missing:
+                raise InputError(f"event lacks inputs {missing}")
+            return tuple(s.check(event[s.name]) for s in self.inputs)
+        if len(self.inputs) != 1:
+            raise InputError(f"the model has inputs {[s.name for s in self.inputs]}: pass a dict")
+        return (self.inputs[0].check(event),)
+
+    def _event_feeds(self, event: Event) -> dict[str, np.ndarray]:
+        """One event, checked and preprocessed, as feeds of batch 1."""
+        feeds = {}
+        for spec, value in zip(self.inputs, self._row(event), strict=True):
+            batch, bad = spec.prepare(value[None], self.on_nan)
+            if bad[0]:
+                raise _nan_error()
+            feeds[spec.name] = batch
+        return feeds
+
+    def _pick(self, outputs: list[np.ndarray], j: int) -> Result:
+        """Row ``j`` of the outputs: an array for a one-output model, else {name: array}."""
+        if len(outputs) == 1:
+            return outputs[0][j]
+        return {n: o[j] for n, o in zip(self.output_names, outputs, strict=True)}
+
+    def _feeds(self, stacked: list[np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        bad = np.zeros(len(stacked[0]), dtype=bool)
+        feeds = {}
+        for spec, batch in zip(self.inputs, stacked, strict=True):
+            feeds[spec.name], rows_bad = spec.prepare(batch, self.on_nan)
+            bad |= rows_bad
+        return feeds, bad
+
+    def _chunk_feeds(self, arrays: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        stacked = []
+        for spec in self.inputs:
+            if spec.name not in arrays:
+                raise InputError(f"chunk lacks input {spec.name!r}")
+            array = np.asarray(arrays[spec.name], dtype=spec.dtype)
+            if array.shape[1:] != spec.shape:
+                raise InputError(
+                    f"input {spec.name!r} has shape {array.shape}, expected (n, *{spec.shape})"
+                )
+            stacked.append(array)
+        return self._feeds(stacked)
+
+
+class BatchedSession(EventSession):
     """An ONNX Runtime session over ``package_dir`` that batches concurrent single events.
 
     Thread-safe: ``predict`` from any number of threads, ``apredict`` from any
@@ -167,14 +267,15 @@ class BatchedSession:
     ) -> None:
         if max_batch < 1 or max_delay_ms < 0:
             raise ValueError(f"max_batch={max_batch} must be >= 1 and max_delay_ms >= 0")
-        if on_nan not in ("replace", "raise"):
-            raise ValueError(f"on_nan={on_nan!r} must be 'replace' or 'raise'")
+        check_on_nan(on_nan)
         folder = Path(package_dir)
         if not (folder / "model.onnx").is_file():
             raise FileNotFoundError(
                 f"{folder}: no model.onnx here; pass a folder written by "
                 "'batchml package build MODEL -o DIR'"
             )
+        import onnxruntime as ort
+
         options = ort.SessionOptions()
         options.intra_op_num_threads = intra_op_threads
         self.session = ort.InferenceSession(
@@ -277,39 +378,7 @@ class BatchedSession:
                 self._executor = ThreadPoolExecutor(1, thread_name_prefix="batchml-inference")
             return self._executor
 
-    # -- chunks ----------------------------------------------------------------------------
-
-    def predict_many(self, events: np.ndarray | Mapping[str, np.ndarray]) -> Result:
-        """Outputs for a whole chunk (first axis = events), in slices of ``max_batch``.
-
-        With ``on_nan="raise"``, raises InputError naming the rows that hold NaN;
-        nothing is computed then.
-        """
-        arrays = events if isinstance(events, Mapping) else {self.inputs[0].name: events}
-        feeds, bad = self._chunk_feeds(arrays)
-        if bad.any():
-            raise InputError(f"rows {np.flatnonzero(bad).tolist()[:20]} hold NaN")
-        n = len(next(iter(feeds.values())))
-        parts = [
-            self._ort({k: v[i : i + self.max_batch] for k, v in feeds.items()})
-            for i in range(0, n, self.max_batch)
-        ]
-        outputs = [np.concatenate([p[j] for p in parts]) for j in range(len(self.output_names))]
-        return (
-            outputs[0] if len(outputs) == 1 else dict(zip(self.output_names, outputs, strict=True))
-        )
-
     # -- shared ----------------------------------------------------------------------------
-
-    def _row(self, event: Event) -> Row:
-        if isinstance(event, Mapping):
-            missing = [s.name for s in self.inputs if s.name not in event]
-            if missing:
-                raise InputError(f"event lacks inputs {missing}")
-            return tuple(s.check(event[s.name]) for s in self.inputs)
-        if len(self.inputs) != 1:
-            raise InputError(f"the model has inputs {[s.name for s in self.inputs]}: pass a dict")
-        return (self.inputs[0].check(event),)
 
     def _run_rows(self, rows: list[Row]) -> list[Outcome]:
         """One ONNX Runtime call for ``rows``; a row holding NaN gets an error, the rest results."""
@@ -375,13 +444,7 @@ class BatchedSession:
                     raise _nan_error()
                 batch = spec.scaling.apply(batch).astype(spec.dtype, copy=False)
             return self._pick(self._ort({spec.name: batch}), 0)
-        feeds = {}
-        for spec, value in zip(self.inputs, self._row(event), strict=True):
-            batch, bad = spec.prepare(value[None], self.on_nan)
-            if bad[0]:
-                raise _nan_error()
-            feeds[spec.name] = batch
-        return self._pick(self._ort(feeds), 0)
+        return self._pick(self._ort(self._event_feeds(event)), 0)
 
     def _ort(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         """ONNX Runtime's run; its Python wrapper only when the binding's own call fails."""
@@ -389,33 +452,6 @@ class BatchedSession:
             return list(self._binding_run(self.output_names, feeds, None))
         except Exception:  # the wrapper's message, or its fallback to other providers
             return list(self.session.run(self.output_names, feeds))
-
-    def _pick(self, outputs: list[np.ndarray], j: int) -> Result:
-        """Row ``j`` of the outputs: an array for a one-output model, else {name: array}."""
-        if len(outputs) == 1:
-            return outputs[0][j]
-        return {n: o[j] for n, o in zip(self.output_names, outputs, strict=True)}
-
-    def _feeds(self, stacked: list[np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        bad = np.zeros(len(stacked[0]), dtype=bool)
-        feeds = {}
-        for spec, batch in zip(self.inputs, stacked, strict=True):
-            feeds[spec.name], rows_bad = spec.prepare(batch, self.on_nan)
-            bad |= rows_bad
-        return feeds, bad
-
-    def _chunk_feeds(self, arrays: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        stacked = []
-        for spec in self.inputs:
-            if spec.name not in arrays:
-                raise InputError(f"chunk lacks input {spec.name!r}")
-            array = np.asarray(arrays[spec.name], dtype=spec.dtype)
-            if array.shape[1:] != spec.shape:
-                raise InputError(
-                    f"input {spec.name!r} has shape {array.shape}, expected (n, *{spec.shape})"
-                )
-            stacked.append(array)
-        return self._feeds(stacked)
 
     def close(self) -> None:
         """Stop the helper thread of the asyncio path (threads need no cleanup)."""
@@ -654,3 +690,12 @@ def scaling_of(group: Mapping[str, Any], dtype: np.dtype[Any] | type) -> Scaling
         upper=column("upper_bound"),
         replace_inf=column("replace_inf_value"),
     )
+
+
+def __getattr__(name: str) -> Any:
+    """``TritonSession`` (batchml/triton_session.py) is found here too, beside BatchedSession."""
+    if name == "TritonSession":
+        from batchml.triton_session import TritonSession
+
+        return TritonSession
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,7 +6,8 @@ module is imported (the HTCondor bindings read ``CONDOR_CONFIG`` at import).
 A test marked with a service marker skips locally when that service is not
 running, and fails in CI, where a skipped integration test would hide a
 broken set-up. The ``chromium`` marker does the same for the headless browser
-that opens the demo's report (tests/run.sh installs it).
+that opens the demo's report (tests/run.sh installs it), and ``triton`` for a
+tritonserver (the Makefile installs nvidia-pytriton's).
 """
 
 from __future__ import annotations
@@ -56,8 +57,20 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         _missing(name, reason)
     if item.get_closest_marker("chromium") is not None and shutil.which("chromium") is None:
         _missing("chromium", f"chromium not found: install it with '{CHROMIUM_INSTALL}' (as root)")
+    if item.get_closest_marker("triton") is not None:
+        _need_tritonserver()
     if item.get_closest_marker("gpu") is not None and shutil.which("nvidia-smi") is None:
         pytest.skip("needs a CUDA GPU (nvidia-smi not found)")
+
+
+def _need_tritonserver() -> None:
+    from batchml.errors import BatchmlError
+    from batchml.package.triton_install import find_server
+
+    try:
+        find_server()
+    except BatchmlError as exc:
+        _missing("triton", f"{exc.message}: {exc.hint}")
 
 
 def _missing(name: str, reason: str) -> None:

@@ -60,6 +60,7 @@ class BuildOptions:
     tolerance: Tolerance = field(default_factory=Tolerance)
     output_labels: list[str] | None = None
     bench_seconds: float | None = 0.2  # per measured point; None skips the benchmark
+    triton: triton.TritonOptions = field(default_factory=triton.TritonOptions)
 
 
 def build(
@@ -167,6 +168,7 @@ def _build_into(
             for n, o in zip(output_names, outputs, strict=True)
         ],
         options.max_batch,
+        options.triton,
     )
     if options.bench_seconds is not None:
         from batchml.package.bench import benchmark

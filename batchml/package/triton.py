@@ -1,12 +1,20 @@
-"""A Triton model repository for the package: ``triton/<name>/config.pbtxt`` and ``<N>/model.onnx``.
+"""A Triton model repository for the package: ``triton/<name>/config.pbtxt`` and ``<N>/``.
 
 Triton reads only version folders named by plain integers (``1``, not
 ``0001``), so the folder is the registry version number. The configuration
 is protobuf text format of Triton's ``ModelConfig``: inputs and outputs without
 the batch dimension (``max_batch_size`` stands for it), server-side dynamic
-batching, one CPU instance (edit ``instance_group`` for GPUs), and the
-``checksum`` repository agent with the model's MD5, so a copy corrupted on its
-way to the server is refused at load time.
+batching, and one CPU instance (edit ``instance_group`` for GPUs).
+
+Two backends serve the same ``model.onnx``: ``onnxruntime`` (the platform
+``onnxruntime_onnx`` of stock Triton servers) and ``python``, for servers whose
+only backend is python (the one in the nvidia-pytriton wheel), with
+``model.py`` (batchml/package/triton_model.py) running the model with ONNX
+Runtime. Neither applies ``preprocess.json``: clients do.
+
+The ``checksum`` repository agent (the MD5 of each model file, so a copy
+corrupted on its way to the server is refused at load time) is opt-in: a
+server built without that agent refuses every model that names it.
 """
 
 from __future__ import annotations
@@ -14,12 +22,16 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
+from typing import Literal
 
 from batchml.atomic import write_atomic
 
-PLATFORM = "onnxruntime_onnx"
+Backend = Literal["onnxruntime", "python"]
+BACKENDS: tuple[Backend, ...] = ("onnxruntime", "python")
 MODEL_FILE = "model.onnx"
+PYTHON_MODEL_FILE = "model.py"
 # numpy dtype name -> Triton DataType (model_config.proto)
 TRITON_TYPES = {
     "float32": "TYPE_FP32",
@@ -48,27 +60,44 @@ class Tensor:
         )
 
 
+@dataclass(frozen=True)
+class TritonOptions:
+    """Which Triton backend runs the model, whether the checksum agent guards it, batching delay."""
+
+    backend: Backend = "onnxruntime"
+    checksum: bool = False
+    max_delay_us: int = 2000
+
+
 def config_text(
     name: str,
-    version: int,
     inputs: Sequence[Tensor],
     outputs: Sequence[Tensor],
     max_batch: int,
-    max_delay_us: int,
-    md5: str,
+    options: TritonOptions,
+    md5: dict[str, str],
 ) -> str:
-    """The ``config.pbtxt`` content."""
+    """The ``config.pbtxt`` content; ``md5`` maps ``<version>/<file>`` to its MD5 (checksum)."""
+    engine = (
+        'platform: "onnxruntime_onnx"' if options.backend == "onnxruntime" else 'backend: "python"'
+    )
     blocks = [
         f'name: "{name}"',
-        f'platform: "{PLATFORM}"',
+        engine,
         f"max_batch_size: {max_batch}",
         *(f"input {{\n{t.render()}}}" for t in inputs),
         *(f"output {{\n{t.render()}}}" for t in outputs),
-        f"dynamic_batching {{\n  max_queue_delay_microseconds: {max_delay_us}\n}}",
+        f"dynamic_batching {{\n  max_queue_delay_microseconds: {options.max_delay_us}\n}}",
         "instance_group {\n  count: 1\n  kind: KIND_CPU\n}",
-        'model_repository_agents {\n  agents {\n    name: "checksum"\n    parameters {\n'
-        f'      key: "MD5:{version}/{MODEL_FILE}"\n      value: "{md5}"\n    }}\n  }}\n}}',
     ]
+    if options.checksum:
+        parameters = "".join(
+            f'    parameters {{\n      key: "MD5:{path}"\n      value: "{digest}"\n    }}\n'
+            for path, digest in md5.items()
+        )
+        blocks.append(
+            f'model_repository_agents {{\n  agents {{\n    name: "checksum"\n{parameters}  }}\n}}'
+        )
     return "\n".join(blocks) + "\n"
 
 
@@ -80,14 +109,27 @@ def write_repository(
     inputs: Sequence[Tensor],
     outputs: Sequence[Tensor],
     max_batch: int,
-    max_delay_us: int = 2000,
+    options: TritonOptions | None = None,
 ) -> list[Path]:
-    """Write ``folder/<name>/config.pbtxt`` and ``folder/<name>/<version>/model.onnx``."""
+    """Write ``folder/<name>/config.pbtxt`` and the model files of ``folder/<name>/<version>/``."""
+    options = options or TritonOptions()
     model_dir = folder / name / str(version)
     model_dir.mkdir(parents=True)
-    md5 = hashlib.md5(model_bytes, usedforsecurity=False).hexdigest()
-    config = config_text(name, version, inputs, outputs, max_batch, max_delay_us, md5)
-    written = [model_dir / MODEL_FILE, folder / name / "config.pbtxt"]
-    write_atomic(written[0], model_bytes)
-    write_atomic(written[1], config.encode())
-    return written
+    files = {MODEL_FILE: model_bytes}
+    if options.backend == "python":
+        files[PYTHON_MODEL_FILE] = python_model()
+    md5 = {
+        f"{version}/{file}": hashlib.md5(data, usedforsecurity=False).hexdigest()
+        for file, data in files.items()
+    }
+    written = [model_dir / file for file in files]
+    for path, data in zip(written, files.values(), strict=True):
+        write_atomic(path, data)
+    config = folder / name / "config.pbtxt"
+    write_atomic(config, config_text(name, inputs, outputs, max_batch, options, md5).encode())
+    return [*written, config]
+
+
+def python_model() -> bytes:
+    """The python backend's ``model.py``, as shipped with batchml."""
+    return resources.files("batchml.package").joinpath("triton_model.py").read_bytes()
