@@ -32,7 +32,7 @@ from batchml.sites import HTCondorSettings
 from batchml.templates import classad_string, render
 
 if TYPE_CHECKING:
-    from dask_jobqueue import HTCondorCluster
+    from batchml._compat.dask_jobqueue import HTCondorCluster
 
 log = logging.getLogger(__name__)
 
