@@ -51,7 +51,7 @@ from distributed.security import Security
 from batchml.backends.base import SchedulerError, worker_credentials
 
 STOP_GRACE_S = 5.0  # after SIGTERM, the worker's processes have this long before SIGKILL
-DEATH_TIMEOUT_S = 60  # a worker whose driver vanished (SIGKILL) closes after this long
+DEATH_TIMEOUT_S = 60  # a worker that cannot reach its scheduler (a killed driver) gives up
 CONNECT_TIMEOUT_S = 120.0
 
 
