@@ -114,17 +114,28 @@ class WorkerProcess(ProcessInterface):
         SIGTERM, then SIGKILL for what is left after ``STOP_GRACE_S``. Children in
         sessions of their own (a command trial's torchrun) are found through their
         parents before anything is signalled. The first process is waited for
-        through asyncio, which reaps it (psutil would reap it behind asyncio's back).
+        through asyncio, which reaps it (psutil would reap it behind asyncio's
+        back). No executor: a cluster left open is closed at exit, when executors
+        take no more work.
         """
-        loop = asyncio.get_running_loop()
-        members = await loop.run_in_executor(None, _session, leader.pid)
+        members = _session(leader.pid)
         _signal(members, signal.SIGTERM)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(leader.wait(), STOP_GRACE_S)
         others = [p for p in members if p.pid != leader.pid]
-        _, alive = await loop.run_in_executor(None, psutil.wait_procs, others, 1.0)
-        _signal(alive + await loop.run_in_executor(None, _session, leader.pid), signal.SIGKILL)
+        for _ in range(20):  # a second more for the others, which exit after their parent
+            if not [p for p in others if _alive(p)]:
+                break
+            await asyncio.sleep(0.05)
+        _signal([p for p in others if _alive(p)] + _session(leader.pid), signal.SIGKILL)
         await leader.wait()
+
+
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def _signal(processes: list[psutil.Process], number: signal.Signals) -> None:

@@ -109,7 +109,9 @@ def test_a_signalled_search_stops_cleanly_and_resumes_to_exactly_n_trials(
     assert _leftovers(mark) == []
 
 
-API_CALLER = SLOW_OBJECTIVE + """
+API_CALLER = (
+    SLOW_OBJECTIVE
+    + """
 import sys
 from batchml.hpo import run_study
 
@@ -120,6 +122,7 @@ except KeyboardInterrupt as exc:
     print("caught", type(exc).__name__, exc.stop.interrupted)
     sys.exit(7)
 """
+)
 
 
 def test_a_python_caller_gets_keyboard_interrupt(tmp_path: Path) -> None:
