@@ -152,8 +152,19 @@ class Network(_Section):
 
     interface: Token | None = None
     scheduler_port: Annotated[int, Field(ge=0, le=65535)] = 0
+    dashboard: bool = False  # dask's dashboard, unauthenticated: on the interface, if asked
     dashboard_port: Port | None = None
     worker_ports: tuple[Port, Port] | None = None
+
+    @field_validator("dashboard_port")
+    @classmethod
+    def _dashboard_on(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is not None and not info.data.get("dashboard"):
+            raise InvalidValue(
+                f"a dashboard port ({value}) is set but the dashboard is off",
+                hint="add 'dashboard: true' to the network section, or remove dashboard_port",
+            )
+        return value
 
     @field_validator("worker_ports", mode="before")
     @classmethod

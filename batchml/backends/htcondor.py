@@ -41,7 +41,7 @@ from batchml.submit_language import submit_label, submit_string, submit_value
 from batchml.templates import classad_string, render
 
 if TYPE_CHECKING:
-    from dask_jobqueue import HTCondorCluster
+    from batchml._compat.dask_jobqueue import HTCondorCluster
 
 log = logging.getLogger(__name__)
 

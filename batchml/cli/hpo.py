@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -48,26 +49,40 @@ def cmd_run(args: argparse.Namespace, out: Console) -> int:
 def _run(stored: dict[str, Any], out: Console) -> int:
     from batchml.hpo import run_study
     from batchml.hpo.config import StudyConfig, objective_of
+    from batchml.hpo.interrupts import StudyInterrupted, StudyTerminated
 
     config = StudyConfig(**{k: v for k, v in stored.items() if k != "base"})
-    study = run_study(
-        objective_of(config, Path(stored["base"])),
-        config.distributions(),
-        n_trials=config.n_trials,
-        site=config.site,
-        gpus_per_trial=config.gpus_per_trial,
-        trials_per_job=config.trials_per_job,
-        max_jobs=config.max_jobs,
-        direction=config.direction,
-        sampler=config.sampler.build(),
-        pruner=config.pruner.build(),
-        study_name=config.study_name,
-        storage=config.storage,
-        max_retries=config.max_retries,
-        study_attrs={CONFIG_ATTR: stored},
-    )
+    try:
+        study = run_study(
+            objective_of(config, Path(stored["base"])),
+            config.distributions(),
+            n_trials=config.n_trials,
+            site=config.site,
+            gpus_per_trial=config.gpus_per_trial,
+            trials_per_job=config.trials_per_job,
+            max_jobs=config.max_jobs,
+            direction=config.direction,
+            sampler=config.sampler.build(),
+            pruner=config.pruner.build(),
+            study_name=config.study_name,
+            storage=config.storage,
+            max_retries=config.max_retries,
+            study_attrs={CONFIG_ATTR: stored},
+        )
+    except (StudyInterrupted, StudyTerminated) as stopped:
+        _print_resume(stopped.stop.describe(), config, out)
+        return stopped.stop.exit_code
     _print_best(study, out)
     return 0
+
+
+def _print_resume(what: str, config: Any, out: Console) -> None:
+    """After an interrupt: what happened, and the command that carries on."""
+    command = ["batchml", "hpo", "resume", config.study_name]
+    if config.storage:
+        command += ["--storage", config.storage]
+    err = Console(stderr=True, no_color=out.no_color or None, highlight=False, soft_wrap=True)
+    err.print(f"{safe(what)}\nresume with: {safe(shlex.join(command))}")
 
 
 def _load(args: argparse.Namespace) -> Any:
@@ -112,7 +127,7 @@ def cmd_status(args: argparse.Namespace, out: Console) -> int:
         count = sum(t.state == state for t in trials)
         if count:
             table.add_row(state.name.lower(), str(count))
-    for kind in ("raised", "crashed", "preempted", "orphaned"):
+    for kind in ("raised", "crashed", "preempted", "orphaned", "interrupted"):
         count = sum(t.user_attrs.get(OUTCOME_ATTR) == kind for t in trials)
         if count:
             table.add_row(f"  of which {kind}", str(count))

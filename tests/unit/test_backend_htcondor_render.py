@@ -176,6 +176,9 @@ def test_worker_options_come_from_the_site() -> None:
         "batchml.backends.tls_error_queue",
         "--preload-nanny",
         "batchml.backends.tls_error_queue",
+        "--no-dashboard",  # the worker's pages: for nobody else on the node
+        "--dashboard-address",
+        "127.0.0.1:0",
         "--resources",
         "GPU=1",
         "--worker-port",
