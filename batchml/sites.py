@@ -85,6 +85,9 @@ class HTCondorSettings(_Section):
     schedd: Token | None = None
     accounting_group: Token | None = None
     extra_attributes: dict[ClassAdName, str] = Field(default_factory=dict)
+    # Only on the dask worker jobs of a search or `cluster up`, not on plain jobs: how a
+    # pool tells worker jobs apart (lxplus routes them by MY.IsDaskWorker).
+    worker_attributes: dict[ClassAdName, str] = Field(default_factory=dict)
 
     @field_validator("job_flavour")
     @classmethod
@@ -96,7 +99,7 @@ class HTCondorSettings(_Section):
             )
         return value
 
-    @field_validator("extra_attributes")
+    @field_validator("extra_attributes", "worker_attributes")
     @classmethod
     def _classad_values(cls, value: dict[str, str]) -> dict[str, str]:
         for name, expression in value.items():

@@ -204,7 +204,9 @@ class HTCondorBackend(Backend):
         """HTCondorCluster of workers that advertise GPU=N; see htcondor_cluster for options."""
         from batchml.backends.htcondor_cluster import make_cluster
 
-        return make_cluster(self.site, resources, self.submit_entries(resources), options)
+        entries = self.submit_entries(resources)
+        entries.update((k, submit_value(v)) for k, v in self.settings.worker_attributes.items())
+        return make_cluster(self.site, resources, entries, options)
 
     def _send(self, description: htcondor2.Submit) -> htcondor2.SubmitResult:
         """Submit, and with spool upload the input files; a half-spooled cluster is removed.
