@@ -203,7 +203,7 @@ def test_lxplus_marks_its_dask_worker_jobs_and_only_them(tmp_path: Path) -> None
     job = JobSpec(name="t", command=("true",), resources=Resources.from_site(site),
                   workdir=Path("/tmp/jobs/t"))  # fmt: skip
     plain = htcondor2.Submit(backend.render(job).files["job.sub"])
-    assert "MY.IsDaskWorker" not in plain.keys()
+    assert "MY.IsDaskWorker" not in plain
 
 
 def test_a_taken_scheduler_port_is_said_at_once() -> None:
