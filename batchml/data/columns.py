@@ -149,8 +149,15 @@ def _alternatives(missing: Sequence[str], available: Sequence[str], url: str) ->
 
 
 def _first_entry(tree: Any, branches: Sequence[str], url: str, tree_name: str) -> Any:
-    """The first entry of ``branches``; a branch uproot cannot read is named with its type."""
+    """The first entry of ``branches``; a branch uproot cannot read is named with its type.
+
+    An RNTuple is read field by field: its ``arrays()`` first lists every field
+    of the header (seconds for a NanoAOD RNTuple of 1,300 fields), a field's
+    own ``array()`` only that field.
+    """
     try:
+        if listing.is_rntuple(tree):
+            return {b: tree[b].array(entry_stop=1) for b in branches}
         return tree.arrays(list(branches), entry_stop=1)
     except Exception as exc:
         failure = exc

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 
@@ -53,6 +53,12 @@ def branches(tree: Any) -> list[Branch]:
             for i, record in _top_fields(tree)
         ]
     return [_branch(tree[name]) for name in tree.keys()]  # noqa: SIM118 (a tree is not a dict)
+
+
+def inflated_bytes(ntuple: Any, fields: Sequence[str]) -> int:
+    """Bytes the named fields of an RNTuple take once inflated, over all its entries."""
+    size = _field_sizes(ntuple)
+    return sum(size(int(ntuple[name].field_id))[1] for name in fields)
 
 
 def _branch(branch: Any) -> Branch:

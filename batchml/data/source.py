@@ -27,7 +27,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from batchml.data import xrootd
+from batchml.data import listing, rntuple, xrootd
 from batchml.data.diagnosis import as_data_error
 from batchml.data.errors import (
     DataFileNotFoundError,
@@ -251,6 +251,33 @@ def _xrootd_handler() -> type:
     return XRootDSource
 
 
+def _steps(
+    tree: Any,
+    branches: Sequence[str],
+    start: int,
+    stop: int,
+    step_size: int | str,
+    library: str,
+    executor: Executor | None,
+) -> Iterator[tuple[Any, int, int]]:
+    """(arrays, first entry, stop entry) of each step: uproot's iterate, or rntuple.py's."""
+    if listing.is_rntuple(tree):
+        yield from rntuple.iterate(
+            tree, branches, start, stop, step_size=step_size, library=library, executor=executor
+        )
+        return
+    for arrays, report in tree.iterate(
+        list(branches),
+        entry_start=start,
+        entry_stop=stop,
+        step_size=step_size,
+        decompression_executor=executor,
+        library=library,
+        report=True,
+    ):
+        yield arrays, report.tree_entry_start, report.tree_entry_stop
+
+
 def read_range(
     url: str,
     tree: str,
@@ -286,18 +313,12 @@ def read_range(
             with opening as opened:
                 source = opened.file.source
                 seen = source.num_requested_bytes
-                for arrays, report in opened.iterate(
-                    list(branches),
-                    entry_start=start,
-                    entry_stop=stop,
-                    step_size=step_size,
-                    decompression_executor=executor,
-                    library=library,
-                    report=True,
+                for arrays, first, end in _steps(
+                    opened, branches, start, stop, step_size, library, executor
                 ):
                     fetched, seen = source.num_requested_bytes - seen, source.num_requested_bytes
-                    start, failures = report.tree_entry_stop, 0
-                    yield Chunk(arrays, report.tree_entry_start, report.tree_entry_stop, fetched)
+                    start, failures = end, 0
+                    yield Chunk(arrays, first, end, fetched)
         except Exception as exc:
             error = as_data_error(exc, url, tree, branches)
             transient = isinstance(error, (DataUnreachableError, DataTimeoutError))

@@ -189,3 +189,26 @@ def test_a_missing_branch_of_a_large_tree_suggests_close_names() -> None:
     with pytest.raises(BatchmlError) as caught:
         RootStream(str(NANOAOD), "Events", features=["Jet_Pt"])
     assert "Jet_pt" in (caught.value.hint or "") and "all 947" in (caught.value.hint or "")
+
+
+@pytest.mark.parametrize("step_size", [70, "3 kB"])
+def test_an_rntuple_gives_the_batches_its_ttree_gives(folder: Path, step_size: int | str) -> None:
+    """Steps that cut clusters (baskets of 50 entries) and fields read in a pool of 2."""
+    events = nano_events(1000, seed=4)
+    paths = {
+        kind: write_nano(folder / f"same-{kind}.root", events, rntuple=kind == "rntuple")
+        for kind in ("ttree", "rntuple")
+    }
+    batches = {}
+    for kind, path in paths.items():
+        stream = RootStream(
+            str(path), "Events", features=["HT", "MET", "u16", "flag"], jagged={"Jet_pt": 3},
+            target="nMuon", cut="len(Jet_pt) < 4", step_size=step_size, range_entries=330,
+            batch_size=64, decompression_threads=2, seed=9, prefetch=None,
+        )  # fmt: skip
+        batches[kind] = list(stream.batches(1))
+        assert stream.counters.snapshot().bytes_read > 0
+    assert len(batches["ttree"]) == len(batches["rntuple"]) > 5
+    for tree, ntuple in zip(batches["ttree"], batches["rntuple"], strict=True):
+        for column in ("features", "target", "weight", "entry"):
+            np.testing.assert_array_equal(tree[column], ntuple[column])
