@@ -6,7 +6,7 @@ its export folder and reused. Run:
 
     .venv/bin/python benchmarks/data_bench.py [--events 2000000] [--rounds 5]
 
-1. pipeline: XRootD -> shuffled torch batches (the default row buffer, 64 MB),
+1. pipeline: XRootD -> shuffled torch batches (the default row buffer, 32 MB),
    vs local uproot.iterate into numpy at the best step size (the limit on this
    machine). Target >= 0.9.
    The baseline inflates ZLIB baskets as uproot does by default (the standard

@@ -48,7 +48,7 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument(
         "--shuffle-buffer",
         help="rows mixed across ranges: a size or a number of rows (0: none; "
-        "default: the library's, 64 MB)",
+        "default: the library's, 32 MB)",
     )
     p.set_defaults(handler=cmd_bench)
 

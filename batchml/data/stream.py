@@ -7,7 +7,7 @@ for the epoch (see ``plan.py``). ``dataset.py`` wraps it for torch.
 
 Memory held per reader, at most: ``prefetch`` bytes of ready batches waiting,
 the chunk being decoded (``step_size``) and, with prefetch on, one decoded chunk
-read ahead, the next epoch's first chunk, the shuffle buffer (64 MB of rows by
+read ahead, the next epoch's first chunk, the shuffle buffer (32 MB of rows by
 default) plus one batch, and the metadata of up to 4 files kept open (between
 ranges and epochs); not the whole file.
 With prefetch on, three threads overlap: reading (network and decompression),
@@ -50,7 +50,7 @@ from batchml.errors import InvalidValue
 from batchml.units import parse_size
 
 READER_PRIORITIES = ("idle", "normal")
-SHUFFLE_BUFFER = "64 MB"
+SHUFFLE_BUFFER = "32 MB"
 PREFETCH_IN = ("process", "thread")
 
 
@@ -83,7 +83,7 @@ def buffer_rows(value: int | str, row_bytes: int) -> int:
         return parse_size(value) // row_bytes
     raise InvalidValue(
         f"shuffle_buffer={value!r} is neither a number of rows nor a size",
-        hint="write shuffle_buffer='64 MB' or shuffle_buffer=500_000 (0: no row buffer)",
+        hint="write shuffle_buffer='32 MB' or shuffle_buffer=300_000 (0: no row buffer)",
     )
 
 
@@ -119,9 +119,11 @@ class RootStream:
     that is shuffled and dealt to readers (best a multiple of an entry step_size:
     a range otherwise ends with a short read, and a row buffer scatters it in).
     shuffle_buffer: the row buffer that mixes rows across ranges and files, as a
-    memory size (default 64 MB: 64 MB / (4 bytes x (columns + 4)) rows, such as
-    700k rows of 20 features) or a number of rows (0: rows stay in file order
-    within each range). Each epoch draws a new order, fixed by (seed, epoch).
+    memory size (default 32 MB: 32 MB / (4 bytes x (columns + 4)) rows, such as
+    333k rows of 20 features, 3 ranges of 100k) or a number of rows (0: rows stay
+    in file order within each range). Each epoch draws a new order, fixed by
+    (seed, epoch, reader). Larger buffers mix more but cost more CPU: each row is
+    gathered from and scattered into it at random (BENCHMARKS.md, data run 6).
     prefetch: bytes of ready batches the reading may hold ahead (None: off).
     prefetch_in: "process" reads in a forked process, out of the training
     process's GIL (see ``reader_process.py``; threads where there is no fork, and
