@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from batchml.data import (
@@ -24,6 +25,7 @@ from batchml.data import (
 )
 from batchml.data.errors import UnreadableFileError
 from batchml.data.synthetic import write_sample
+from tests.unit.nano_files import nano_events, write_nano
 
 pytestmark = [pytest.mark.xrootd, pytest.mark.timeout(120)]
 
@@ -203,3 +205,25 @@ def test_inspect_of_an_unreachable_server_gives_up_within_the_batch_timeouts() -
     lines = run.stderr.strip().splitlines()
     assert run.returncode == 1 and len(lines) == 2, run.stderr
     assert lines[0].startswith("error: cannot reach the server for root://127.0.0.1:1//data/a.root")
+
+
+def test_an_rntuple_over_xrootd_gives_the_batches_of_its_ttree(
+    xrootd_env: dict[str, str], folder: Path
+) -> None:
+    """Fields read in a pool of 2 over one XRootD connection; steps that cut clusters."""
+    events = nano_events(1500, seed=8)
+    batches = {}
+    for kind in ("ttree", "rntuple"):
+        path = write_nano(folder / f"nano-{kind}.root", events, rntuple=kind == "rntuple")
+        path.chmod(0o644)
+        ds = RootDataset(
+            url(xrootd_env, path), "Events", features=["HT", "MET", "i16"], jagged={"Jet_eta": 2},
+            target="flag", cut="any(Jet_pt > 20)", step_size=120, range_entries=600,
+            decompression_threads=2, batch_size=100, seed=3, output="numpy",
+        )  # fmt: skip
+        batches[kind] = list(ds)
+        ds.close()
+    assert sum(len(b.entry) for b in batches["rntuple"]) > 500
+    for tree, ntuple in zip(batches["ttree"], batches["rntuple"], strict=True):
+        for a, b in zip(tree, ntuple, strict=True):
+            np.testing.assert_array_equal(a, b)
