@@ -40,6 +40,18 @@ class BatchmlError(Exception):
         """
         return (_restore, (type(self), self.args), self.__dict__)
 
+    def detached(self) -> BatchmlError:
+        """A copy without traceback and chained exceptions, to send to another process.
+
+        dask.distributed installs tblib's pickling of every exception class,
+        which also pickles ``__cause__``: a library's own exception there (ISA-L's
+        ``IsalError`` names a module that cannot be imported) makes the whole
+        error unpicklable. What the user reads is the message and the hint.
+        """
+        copy = _restore(type(self), self.args)
+        copy.__dict__.update(self.__dict__)
+        return copy
+
 
 def _restore(cls: type[BatchmlError], args: tuple[Any, ...]) -> BatchmlError:
     """A pickled error of ``cls`` with its arguments; its fields are set by pickle afterwards."""

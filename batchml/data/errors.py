@@ -95,7 +95,7 @@ class CarriedError(DataError):
 
     @classmethod
     def carrying(cls, error: BatchmlError) -> CarriedError:
-        payload = base64.b64encode(pickle.dumps(error)).decode()
+        payload = base64.b64encode(pickle.dumps(error.detached())).decode()
         carrier: CarriedError = Exception.__new__(cls)  # (not ``cls(...)``: that unpacks)
         BatchmlError.__init__(
             carrier, f"{error.message} [batchml error {payload}]", hint=error.hint

@@ -83,3 +83,21 @@ def test_data_bench_with_workers_prints_one_error_line_and_its_hint(damaged: Pat
         assert run.returncode == 2, run.stderr
         assert len(lines) == 2, run.stderr
         assert lines[0].startswith("error: a basket of") and lines[1].startswith("hint: copy it")
+
+
+def test_an_error_caused_by_an_unpicklable_one_crosses_with_tblib_installed(damaged: Path) -> None:
+    """As in a dask worker, where distributed pickles every exception's cause too."""
+    script = (
+        "from batchml.data import RootDataset\n"
+        "import tblib.pickling_support; tblib.pickling_support.install()\n"
+        f"ds = RootDataset({str(damaged)!r}, features=['x'], batch_size=100)\n"
+        "for workers in (2, 0):\n"
+        "    try:\n"
+        "        list(ds.loader(num_workers=workers))\n"
+        "    except Exception as exc:\n"
+        "        print(type(exc).__name__, exc.hint is not None, '\\n' in exc.message)\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert run.stdout.split("\n")[:2] == ["UnreadableFileError True False"] * 2, run.stderr
