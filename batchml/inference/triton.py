@@ -33,15 +33,18 @@ from typing import Any, Literal
 
 import numpy as np
 
-from batchml.inference import (
+from batchml.inference.events import EventSession, ModelIO
+from batchml.inference.spec import (
     Event,
-    EventSession,
+    Feeds,
     InputSpec,
     OnNaN,
     Result,
-    _read_preprocess,
     check_on_nan,
-    scaling_of,
+    event_shape,
+    feedable_dtype,
+    input_spec,
+    read_preprocess,
 )
 
 Protocol = Literal["grpc", "http"]
@@ -70,7 +73,6 @@ class TritonSession(EventSession):
         if protocol not in ("grpc", "http"):
             raise ValueError(f"protocol={protocol!r} must be 'grpc' or 'http'")
         check_on_nan(on_nan)
-        self.on_nan = on_nan
         folder = Path(package_dir)
         self.model_name = _model_name(folder)
         self.model_version = model_version
@@ -86,17 +88,21 @@ class TritonSession(EventSession):
         self._opened: list[Any] = []
         self._guard = threading.Lock()
         metadata, config = self._describe()
-        self.inputs = _input_specs(metadata["inputs"], _read_preprocess(folder))
-        self.output_names = [o["name"] for o in metadata["outputs"]]
-        self.max_batch = max(1, int(config.get("max_batch_size", 0)))
+        where = f"model {self.model_name!r} on the Triton server at {url}"
+        io = ModelIO(
+            _input_specs(metadata["inputs"], read_preprocess(folder), where),
+            [o["name"] for o in metadata["outputs"]],
+            on_nan,
+        )
+        super().__init__(io, max(1, int(config.get("max_batch_size", 0))), self._infer)
 
     # -- one event, from threads ----------------------------------------------------------
 
     def predict(self, event: Event) -> Result:
         """The model's output for one event; the server batches it with other callers'."""
-        return self._pick(self._ort(self._event_feeds(event)), 0)
+        return self._one(event)
 
-    def _ort(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    def _infer(self, feeds: Feeds) -> list[np.ndarray]:
         inputs, outputs = self._request(self._module, feeds)
         answer = self._client().infer(
             self.model_name,
@@ -129,7 +135,7 @@ class TritonSession(EventSession):
         HTTP each event loop has its own asyncio client, which ``aclose`` (or
         ``async with``) closes in that loop.
         """
-        feeds = self._event_feeds(event)
+        feeds = self.io.event_feeds(event)
         if self._shared is not None:
             outputs = await self._grpc_future(feeds)
         else:
@@ -139,7 +145,7 @@ class TritonSession(EventSession):
                 self.model_name, inputs, model_version=self.model_version, outputs=requested
             )
             outputs = [answer.as_numpy(name) for name in self.output_names]
-        return self._pick(outputs, 0)
+        return self.io.pick(outputs, 0)
 
     def _grpc_future(self, feeds: dict[str, np.ndarray]) -> asyncio.Future[list[np.ndarray]]:
         loop = asyncio.get_running_loop()
@@ -271,16 +277,23 @@ def _model_name(folder: Path) -> str:
 
 
 def _input_specs(
-    described: Sequence[dict[str, Any]], preprocess: dict[str, Any]
+    described: Sequence[dict[str, Any]], preprocess: dict[str, Any], where: str
 ) -> list[InputSpec]:
     """Per-event shapes and dtypes as the server describes them, constants from preprocess.json."""
     from tritonclient.utils import triton_to_np_dtype
 
-    specs = []
-    for node in described:
-        shape = tuple(int(d) for d in node["shape"][1:])
-        dtype = np.dtype(triton_to_np_dtype(node["datatype"]))
-        group = preprocess.get(node["name"])
-        scaling = scaling_of(group, dtype) if group else None
-        specs.append(InputSpec(node["name"], shape, dtype, scaling))
-    return specs
+    return [
+        input_spec(
+            node["name"],
+            event_shape(node["name"], [int(d) for d in node["shape"]], where),
+            feedable_dtype(
+                node["name"],
+                node["datatype"],
+                triton_to_np_dtype(node["datatype"]),
+                where,
+                "the types tritonclient maps to numpy",
+            ),
+            preprocess,
+        )
+        for node in described
+    ]
