@@ -369,3 +369,10 @@ def test_a_model_taking_a_type_numpy_cannot_feed_is_refused_naming_it(tmp_path: 
         f"{folder / 'model.onnx'}: input 'x' takes tensor(string), which a session does not feed"
     )
     assert error.hint is not None and "tensor(float), tensor(double)" in error.hint
+
+
+def test_triton_session_is_still_importable_from_where_it_was() -> None:
+    from batchml.inference import TritonSession
+    from batchml.triton_session import TritonSession as before_the_package
+
+    assert before_the_package is TritonSession
