@@ -27,7 +27,7 @@ from batchml.package.build import DEFAULT_OPSET
 from batchml.package.triton import BACKENDS, TritonOptions
 
 if TYPE_CHECKING:
-    from batchml.package.triton_server import TritonServer
+    from batchml.package.triton.server import TritonServer
 
 
 def _positive(text: str) -> int:
@@ -141,7 +141,7 @@ def cmd_bench(args: argparse.Namespace, out: Console) -> int:
     import json
 
     from batchml.package.bench import benchmark
-    from batchml.package.manifest import write_manifest
+    from batchml.package.checksums import write_manifest
 
     meta = json.loads((args.folder / "metadata.json").read_text())
     with _steps(out) as step:
@@ -186,7 +186,7 @@ def _raise_stopped(signum: int, _frame: object) -> None:
 def cmd_serve(args: argparse.Namespace, out: Console) -> int:
     import signal
 
-    from batchml.package.triton_server import (
+    from batchml.package.triton.server import (
         LOOPBACK,
         ServeError,
         ServeOptions,

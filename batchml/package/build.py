@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Any
 from batchml.atomic import owner_tag, write_atomic
 from batchml.errors import InvalidValue
 from batchml.package import triton
+from batchml.package.checksums import write_manifest
 from batchml.package.cmssw import FILE as CMSSW_MODEL
 from batchml.package.cmssw import cmssw_feeds, cmssw_model, feedable
 from batchml.package.export import Exported, TorchModel, export_onnx, program_from_module
-from batchml.package.manifest import write_manifest
 from batchml.package.metadata import metadata_props, preprocess_spec, set_metadata
 from batchml.package.validate import Tolerance, ValidationFailed, failures, validate
 

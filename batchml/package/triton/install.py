@@ -3,7 +3,7 @@
 The server is found on PATH (a Triton container, a site installation) or in
 the nvidia-pytriton wheel, which bundles a real Triton server whose only
 backend is python and a python-backend stub per Python version, kept outside
-its backend folder (batchml/package/triton_server.py links the one for the
+its backend folder (batchml/package/triton/server.py links the one for the
 running Python into a private backend folder). Whether the server has the
 backend each model names is checked before it starts, so a mismatch is one
 line that says how to rebuild, not a failed start.

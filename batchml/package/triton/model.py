@@ -7,7 +7,7 @@ bundled in the nvidia-pytriton wheel). It needs numpy and onnxruntime in the
 Python that the server's python-backend stub runs (the first ``python3`` on
 the server's PATH), and applies exactly what Triton's onnxruntime backend
 would: the raw model. Preprocessing (``preprocess.json``) stays with the
-client, as it does for the onnxruntime backend (``batchml.TritonSession``
+client, as it does for the onnxruntime backend (``batchml.inference.TritonSession``
 applies it).
 
 Dynamic batching hands ``execute`` several requests at once; their rows are

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from batchml.errors import InvalidValue
-from batchml.package.triton_install import (
+from batchml.package.triton.install import (
     Installation,
     Model,
     ServeError,

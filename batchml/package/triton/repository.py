@@ -9,7 +9,7 @@ batching, and one CPU instance (edit ``instance_group`` for GPUs).
 Two backends serve the same ``model.onnx``: ``onnxruntime`` (the platform
 ``onnxruntime_onnx`` of stock Triton servers) and ``python``, for servers whose
 only backend is python (the one in the nvidia-pytriton wheel), with
-``model.py`` (batchml/package/triton_model.py) running the model with ONNX
+``model.py`` (batchml/package/triton/model.py) running the model with ONNX
 Runtime. Neither applies ``preprocess.json``: clients do.
 
 The ``checksum`` repository agent (the MD5 of each model file, so a copy
@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Literal
 
 from batchml.atomic import write_atomic
+from batchml.errors import InvalidValue
 
 Backend = Literal["onnxruntime", "python"]
 BACKENDS: tuple[Backend, ...] = ("onnxruntime", "python")
@@ -52,6 +53,15 @@ class Tensor:
     name: str
     dtype: str
     dims: tuple[int, ...]  # -1 for a variable-size axis
+
+    def __post_init__(self) -> None:
+        if self.dtype not in TRITON_TYPES:
+            raise InvalidValue(
+                f"the model's tensor {self.name!r} is {self.dtype}, which batchml does not "
+                "declare in a Triton configuration",
+                hint=f"give the model inputs and outputs of {', '.join(TRITON_TYPES)}, "
+                "casting inside the model",
+            )
 
     def render(self) -> str:
         dims = ", ".join(str(d) for d in self.dims)
@@ -132,4 +142,4 @@ def write_repository(
 
 def python_model() -> bytes:
     """The python backend's ``model.py``, as shipped with batchml."""
-    return resources.files("batchml.package").joinpath("triton_model.py").read_bytes()
+    return resources.files("batchml.package.triton").joinpath("model.py").read_bytes()

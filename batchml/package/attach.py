@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from batchml.errors import InvalidValue
-from batchml.package.manifest import check_manifest
+from batchml.package.checksums import check_manifest
 
 if TYPE_CHECKING:
     from batchml.registry import Attachment, Registry
