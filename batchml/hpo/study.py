@@ -368,7 +368,7 @@ class WorkerPool:
         """The number of workers now; SchedulerError once there were none for too long,
         or at once when the scheduler refused a worker job."""
         if self.cluster is not None:
-            from batchml.backends.worker_jobs import drop_refused
+            from batchml._compat.dask_jobqueue import drop_refused
 
             refused = drop_refused(self.cluster)
             if refused:

@@ -4,8 +4,9 @@ pyslurm only works with the one Slurm release it was built for (PyPI has 25.11
 only), so the CLI is the path that works at every site; every command goes
 through ``run_command``. Resources become sbatch options in one place
 (``resources.slurm_directives``), shared by plain jobs and dask workers, so a
-dask-jobqueue default (30-minute walltime, a --mem beside --mem-per-gpu) can
-never slip in. Reading squeue and sacct JSON is in slurm_status.py.
+dask-jobqueue default (a short walltime, a --mem beside --mem-per-gpu) can
+never slip in. Reading squeue and sacct JSON is in status.py, dask clusters of
+worker jobs in cluster.py.
 """
 
 from __future__ import annotations
@@ -19,48 +20,29 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import dask
-
-from batchml.backends import tls_error_queue
 from batchml.backends.base import (
     Backend,
+    ClusterOptions,
     JobInfo,
     JobSpec,
     JobState,
     SchedulerError,
     UnknownJob,
-    web_server,
-    worker_arguments,
-    worker_prologue,
-    worker_python,
 )
 from batchml.backends.commands import run_command
-from batchml.backends.slurm_status import sacct_rows, squeue_rows
+from batchml.backends.slurm.status import sacct_rows, squeue_rows
 from batchml.errors import InvalidValue
-from batchml.private_folder import private_folder
 from batchml.resources import Resources, slurm_directives
 from batchml.sites import Site
 from batchml.templates import render
 
 if TYPE_CHECKING:
-    from distributed.security import Security
-
     from batchml._compat.dask_jobqueue import SLURMCluster
 
 log = logging.getLogger(__name__)
 
 SUBMIT_FILE = "job.sbatch"
 POLL_FAILURES_TOLERATED = 3
-# sbatch options dask-jobqueue writes itself (from keywords we pass explicitly), and the
-# header line each becomes there, so a line for a value batchml leaves unset can be skipped.
-_DASK_HEADER = {
-    "time": "#SBATCH -t ",
-    "cpus-per-task": "#SBATCH --cpus-per-task=",
-    "mem": "#SBATCH --mem=",
-    "partition": "#SBATCH -p ",
-    "account": "#SBATCH -A ",
-}
-_CLUSTER_OPTIONS = ("jobs", "security", "log_directory", "worker_resources")
 
 
 class SlurmBackend(Backend):
@@ -159,81 +141,11 @@ class SlurmBackend(Backend):
             run_command(["scancel", *stopping])
         return stopping
 
-    def cluster(self, resources: Resources, **options: Any) -> SLURMCluster:
-        """A SLURMCluster whose workers each are one job with ``resources``, over TLS by default.
+    def start_cluster(self, resources: Resources, options: ClusterOptions) -> SLURMCluster:
+        """A SLURMCluster whose workers each are one job with ``resources`` (see cluster.py)."""
+        from batchml.backends.slurm.cluster import make_cluster
 
-        Options: ``jobs`` (worker jobs to start, default 0), ``security`` (True: fresh
-        temporary credentials for this cluster; False: plain TCP; or a Security), and
-        ``log_directory`` (default: the site's log_dir), ``worker_resources`` (dask
-        resources each worker declares besides its GPUs). The workers' TLS files are
-        written, readable by the user only, to a private folder of the site's shared_dir
-        (else of the logs), which the workers read; see ``_credentials_folder``.
-        """
-        unknown = sorted(set(options) - set(_CLUSTER_OPTIONS))
-        if unknown:
-            raise InvalidValue(
-                f"unknown cluster option {unknown[0]!r}", hint=f"use {', '.join(_CLUSTER_OPTIONS)}"
-            )
-        from batchml._compat.dask_jobqueue import SLURMCluster
-        from batchml.backends.worker_jobs import SlurmWorkerJob
-
-        log_dir = Path(options.get("log_directory") or _local_path(self.site.paths.log_dir))
-        security = _security(options.get("security", True))
-        shared = _credentials_folder(self.site.paths.shared_dir, log_dir) if security else None
-        tls_error_queue.install()  # for this driver's scheduler and client
-        web, config = web_server(self.site.network)
-        with dask.config.set(config):
-            cluster = SLURMCluster(
-                job_cls=SlurmWorkerJob,  # type: ignore[arg-type]  # annotated as an instance
-                **self._job_keywords(resources),
-                python=worker_python(),
-                interface=self.site.network.interface,
-                protocol="tls://" if security else "tcp://",
-                security=security,
-                shared_temp_directory=shared,
-                scheduler_options={"port": self.site.network.scheduler_port, **web},
-                worker_extra_args=worker_arguments(
-                    resources, self.site.network, options.get("worker_resources")
-                ),
-                log_directory=str(log_dir),
-                local_directory=self.site.paths.scratch_dir,
-                job_name="batchml-worker",
-                job_script_prologue=worker_prologue(self.site, resources.walltime),
-                death_timeout=60,
-                processes=1,
-                nanny=True,
-            )
-        jobs = int(options.get("jobs", 0))
-        if jobs:
-            cluster.scale(jobs=jobs)
-        return cluster
-
-    def _job_keywords(self, resources: Resources) -> dict[str, Any]:
-        """SLURMCluster's resource keywords, all from slurm_directives: nothing from its config.
-
-        dask-jobqueue writes time, CPUs, --mem, partition and account itself, so those
-        are passed as keywords; a line for one batchml does not set (--mem beside
-        --mem-per-gpu, a partition from ~/.config/dask) is skipped.
-        """
-        written: dict[str, str] = {}
-        extra: list[str] = []
-        for directive in slurm_directives(resources, self.site):
-            key, sep, value = directive.removeprefix("--").partition("=")
-            if sep and key in _DASK_HEADER and key not in written:
-                written[key] = value
-            else:
-                extra.append(directive)
-        return {
-            "cores": resources.cores,
-            "memory": resources.memory,
-            "walltime": written["time"],
-            "job_cpu": resources.cores,
-            "job_mem": written.get("mem"),
-            "queue": written.get("partition"),
-            "account": written.get("account"),
-            "job_extra_directives": extra,
-            "job_directives_skip": [h for k, h in _DASK_HEADER.items() if k not in written],
-        }
+        return make_cluster(self.site, resources, options)
 
     def _last_rows(self, ids: Sequence[str] | None, error: Exception) -> dict[str, JobInfo]:
         self._failures += 1
@@ -302,42 +214,3 @@ def parse_sbatch_output(text: str) -> str:
     if not job_id.isdigit():
         raise SchedulerError(f"sbatch --parsable printed {text.strip()!r}, not a job id")
     return job_id
-
-
-def _credentials_folder(shared_dir: str | None, log_dir: Path) -> str:
-    """The folder for the workers' TLS files, as their job script names it (the site's text,
-    expanded on the node): ``batchml-dask-tls-<uid>`` inside the site's shared_dir (else
-    the log folder), made first if missing, and private to the user (0700, checked).
-
-    dask-jobqueue writes each cluster's files there (0600, random names) and removes
-    them with the cluster. A shared_dir that cannot be made is named, with the fix.
-    """
-    if shared_dir is None:
-        field, remote, local = "paths.log_dir", str(log_dir), log_dir
-    else:
-        field, remote, local = "paths.shared_dir", shared_dir, Path(_local_path(shared_dir))
-    name = f"batchml-dask-tls-{os.getuid()}"
-    try:
-        local.mkdir(mode=0o700, parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InvalidValue(
-            f"{field} {remote!r} ({local} here) cannot be made: {exc.strerror}",
-            hint=f"set {field} in the site file to a folder you can write that the compute "
-            "nodes see (your home or a project space): the workers' TLS files go there",
-        ) from None
-    private_folder(local / name, field)
-    return f"{remote.rstrip('/')}/{name}"
-
-
-def _security(choice: Security | bool) -> Security | None:
-    """True: new temporary credentials (a CA and keys for this cluster only); False: none."""
-    if choice is True:
-        from distributed.security import Security
-
-        return Security.temporary()
-    return choice or None
-
-
-def _local_path(path: str) -> str:
-    """A site path on this (submit) machine: ~ and $VARIABLES expanded."""
-    return os.path.expandvars(os.path.expanduser(path))

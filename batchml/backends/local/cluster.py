@@ -1,5 +1,11 @@
 """Local dask workers as `dask worker` processes, started the way batch sites start theirs.
 
+Each worker process gets a GPU slot of its own (its CUDA_VISIBLE_DEVICES, taken
+from the driver's, or none), so trials placed with ``resources={"GPU": 1}``
+never share a device. The cluster listens on loopback with TLS: on a shared
+login node every other user can reach 127.0.0.1, and an open dask scheduler
+runs their code as you.
+
 Why not distributed's Nanny inside the driver (the first design): a Nanny starts
 its worker with multiprocessing's spawn, which imports the driver's ``__main__``
 again in the child. A script calling run_study without ``if __name__ ==
@@ -43,23 +49,84 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import dask
 import psutil
-from distributed import SpecCluster
+from distributed import Scheduler, SpecCluster
 from distributed.deploy.spec import ProcessInterface
 from distributed.security import Security
 
-from batchml.backends.base import SchedulerError, worker_credentials
+from batchml._compat import tornado_tls
+from batchml._compat.dask_jobqueue import workers_of
+from batchml.backends import dask_log
+from batchml.backends._worker import (
+    LOOPBACK,
+    gpu_slots,
+    scheduler_port,
+    web_server,
+    worker_arguments,
+    worker_credentials,
+    worker_python,
+)
+from batchml.backends.base import ClusterOptions, SchedulerError
+from batchml.errors import InvalidValue
+from batchml.resources import Resources
+from batchml.sites import Site
 
 STOP_GRACE_S = 5.0  # after SIGTERM, the worker's processes have this long before SIGKILL
 DEATH_TIMEOUT_S = 60  # a worker that cannot reach its scheduler (a killed driver) gives up
 CONNECT_TIMEOUT_S = 120.0
 
 
+def make_cluster(site: Site, resources: Resources, options: ClusterOptions) -> SpecCluster:
+    """One worker per GPU slot (or ``options.jobs`` CPU workers), TLS on loopback; returns
+    once every worker has connected."""
+    security = options.credentials()
+    if security is None:
+        raise InvalidValue(
+            "cluster option security=False: local workers always talk over TLS",
+            hint="every user of this machine can reach its loopback: leave security at True",
+        )
+    slots = gpu_slots(resources.gpus, options.jobs)
+    tornado_tls.install()  # for this driver's scheduler and client
+    arguments = [
+        "--host", LOOPBACK, "--nthreads", str(resources.cores),
+        "--memory-limit", str(resources.memory), "--death-timeout", str(DEATH_TIMEOUT_S),
+        *worker_arguments(resources, site.network, options.worker_resources),
+    ]  # fmt: skip
+    env = {"DASK_DISTRIBUTED__WORKER__DAEMON": "False", **dask_log.worker_environment()}
+    worker = {"arguments": arguments, "security": security, "python": worker_python(options.python)}
+    specs = {
+        f"worker-{i}": {
+            "cls": WorkerProcess,
+            "options": {**worker, "env": {**env, "CUDA_VISIBLE_DEVICES": ",".join(slot)}},
+        }
+        for i, slot in enumerate(slots)
+    }
+    web, config = web_server(site.network, LOOPBACK)
+    scheduler = {
+        "cls": Scheduler,
+        "options": {
+            "host": LOOPBACK, "port": scheduler_port(site.network), "security": security, **web
+        },
+    }
+    with dask.config.set(config):
+        cluster = SpecCluster(
+            workers=specs, scheduler=scheduler, security=security, name="batchml-local"
+        )
+    try:
+        until_connected(cluster)
+    except BaseException:
+        cluster.close()
+        raise
+    return cluster
+
+
 class WorkerProcess(ProcessInterface):
     """One ``dask worker`` (its nanny and worker process) in a session of its own.
 
     ``arguments`` are the dask-worker options besides the scheduler, name and TLS
-    files; ``env`` is added to the driver's environment for this worker only.
+    files; ``env`` is added to the driver's environment for this worker only;
+    ``python`` runs it.
     """
 
     def __init__(
@@ -70,6 +137,7 @@ class WorkerProcess(ProcessInterface):
         arguments: Sequence[str],
         env: Mapping[str, str],
         security: Security,
+        python: str,
     ) -> None:
         super().__init__(scheduler, name)
         self.scheduler = scheduler
@@ -77,13 +145,14 @@ class WorkerProcess(ProcessInterface):
         self.arguments = list(arguments)
         self.env = dict(env)
         self.security = security
+        self.python = python
         self.process: asyncio.subprocess.Process | None = None
         self.tls_dir: str | None = None
 
     async def start(self) -> None:
         self.tls_dir = tempfile.mkdtemp(prefix="batchml-dask-tls-")  # mode 0700
         argv = [
-            sys.executable, "-m", "distributed.cli.dask_worker", self.scheduler,
+            self.python, "-m", "distributed.cli.dask_worker", self.scheduler,
             "--name", str(self.name), "--protocol", "tls",
             *_tls_arguments(self.security, Path(self.tls_dir)), *self.arguments,
         ]  # fmt: skip
@@ -174,8 +243,8 @@ def _driver_path() -> str:
 def until_connected(cluster: SpecCluster, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
     """Return once every worker of ``cluster`` has connected; raise if one exits first."""
     deadline = time.monotonic() + timeout_s
-    while len(cluster.scheduler_info.get("workers", {})) < len(cluster.workers):
-        for name, worker in cluster.workers.items():
+    while len(cluster.scheduler_info.get("workers", {})) < len(workers_of(cluster)):
+        for name, worker in workers_of(cluster).items():
             if isinstance(worker, WorkerProcess) and worker.exited is not None:
                 raise SchedulerError(
                     f"local dask worker {name} exited with status {worker.exited} "

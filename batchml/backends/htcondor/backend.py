@@ -4,8 +4,8 @@ Submission, status and removal talk to the schedd through the bindings, so no
 ``condor_q`` output is ever parsed and the status of any number of jobs costs
 one schedd query per polling cycle (plus one history query for the jobs that
 left the queue since). Submit descriptions are rendered from
-``submit_templates/htcondor/`` and checked by ``htcondor_lint`` before they
-are sent. dask clusters are built in ``htcondor_cluster``.
+``submit_templates/htcondor/`` and checked by ``lint.py`` before they are
+sent. dask clusters are built in ``cluster.py``.
 """
 
 from __future__ import annotations
@@ -19,13 +19,14 @@ from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import classad2
 import htcondor2
 
 from batchml.backends.base import (
     Backend,
+    ClusterOptions,
     JobInfo,
     JobSpec,
     JobState,
@@ -33,7 +34,7 @@ from batchml.backends.base import (
     SchedulerError,
     UnknownJob,
 )
-from batchml.backends.htcondor_lint import parse_submit
+from batchml.backends.htcondor.lint import parse_submit
 from batchml.errors import InvalidValue
 from batchml.resources import Resources, htcondor_submit_entries
 from batchml.sites import HTCondorSettings
@@ -200,9 +201,9 @@ class HTCondorBackend(Backend):
             )
         return job_ids
 
-    def cluster(self, resources: Resources, **options: Any) -> HTCondorCluster:
-        """HTCondorCluster of workers that advertise GPU=N; see htcondor_cluster for options."""
-        from batchml.backends.htcondor_cluster import make_cluster
+    def start_cluster(self, resources: Resources, options: ClusterOptions) -> HTCondorCluster:
+        """HTCondorCluster of workers that advertise GPU=N (see cluster.py)."""
+        from batchml.backends.htcondor.cluster import make_cluster
 
         entries = self.submit_entries(resources)
         entries.update((k, submit_value(v)) for k, v in self.settings.worker_attributes.items())

@@ -1,12 +1,8 @@
 """The embedded default: no batch system, this machine's cores and GPUs.
 
-Workers are one ``dask worker`` process per GPU slot (local_workers.py says why
-not a Nanny inside the driver), each started with its own CUDA_VISIBLE_DEVICES
-(taken from the driver's, or none), so trials placed with ``resources={"GPU": 1}``
-never share a device. Plain jobs run the same job script as on a batch system,
-detached, so a template can be tried here first. The cluster listens on loopback
-with TLS: on a shared login node every other user can reach 127.0.0.1, and an
-open dask scheduler runs their code as you.
+Plain jobs run the same job script as on a batch system, detached, so a
+template can be tried here first. Workers are ``dask worker`` processes, one
+per GPU slot (cluster.py).
 """
 
 from __future__ import annotations
@@ -16,56 +12,29 @@ import signal
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
-
-import dask
-from distributed import Scheduler, SpecCluster
-from distributed.security import Security
+from typing import TYPE_CHECKING
 
 from batchml.atomic import write_atomic
-from batchml.backends import dask_log, tls_error_queue
+from batchml.backends._worker import expand_path
 from batchml.backends.base import (
-    LOOPBACK,
     Backend,
+    ClusterOptions,
     JobInfo,
     JobSpec,
     JobState,
-    SchedulerError,
     UnknownJob,
-    web_server,
-    worker_arguments,
 )
-from batchml.backends.local_workers import DEATH_TIMEOUT_S, WorkerProcess, until_connected
 from batchml.resources import Resources
 from batchml.sites import Site
 from batchml.templates import render
+
+if TYPE_CHECKING:
+    from distributed import SpecCluster
 
 _EXIT_FILE = "exit-status"
 _CANCELLED = "cancelled"
 _NAME_FILE = "job-name"
 _RUNNER_FILE = "runner"  # the runner's identity: a reused process id is never taken for it
-
-
-def visible_gpus() -> list[str]:
-    """The GPU ids this process may use, from CUDA_VISIBLE_DEVICES (empty when unset)."""
-    value = os.environ.get("CUDA_VISIBLE_DEVICES", "")
-    return [gpu.strip() for gpu in value.split(",") if gpu.strip() and gpu.strip() != "-1"]
-
-
-def gpu_slots(gpus_per_worker: int, workers: int | None = None) -> list[list[str]]:
-    """Split the visible GPUs into disjoint slots of ``gpus_per_worker`` (one per worker)."""
-    gpus = visible_gpus()
-    if gpus_per_worker == 0:
-        return [[] for _ in range(workers or 1)]
-    available = len(gpus) // gpus_per_worker
-    wanted = available if workers is None else workers
-    if wanted > available:
-        raise SchedulerError(
-            f"{wanted} workers with {gpus_per_worker} GPU(s) each need "
-            f"{wanted * gpus_per_worker} GPUs, but CUDA_VISIBLE_DEVICES lists {len(gpus)}",
-            hint="ask for fewer workers or GPUs per worker, or set CUDA_VISIBLE_DEVICES",
-        )
-    return [gpus[i * gpus_per_worker : (i + 1) * gpus_per_worker] for i in range(wanted)]
 
 
 class LocalBackend(Backend):
@@ -90,9 +59,7 @@ class LocalBackend(Backend):
 
     def __init__(self, site: Site) -> None:
         super().__init__(site)
-        self.records = (
-            Path(os.path.expanduser(os.path.expandvars(site.paths.log_dir))) / "local-jobs"
-        )
+        self.records = Path(expand_path(site.paths.log_dir)) / "local-jobs"
 
     def submit_rendered(self, job: JobSpec, submit_file: Path) -> list[str]:
         (job.workdir / _EXIT_FILE).unlink(missing_ok=True)
@@ -160,51 +127,11 @@ class LocalBackend(Backend):
             )
         return link.resolve()
 
-    def cluster(self, resources: Resources, **options: Any) -> SpecCluster:
-        """One worker per GPU slot (or ``jobs`` CPU workers), TLS on loopback; returns once
-        every worker has connected.
+    def start_cluster(self, resources: Resources, options: ClusterOptions) -> SpecCluster:
+        """Worker processes here, one per GPU slot (see cluster.py)."""
+        from batchml.backends.local.cluster import make_cluster
 
-        ``worker_resources`` are dask resources each worker declares besides its GPUs.
-        """
-        workers = options.pop("jobs", None)
-        security = options.pop("security", None) or Security.temporary()
-        pools = dict(options.pop("worker_resources", None) or {})
-        if options:
-            raise SchedulerError(f"unknown cluster options: {', '.join(sorted(options))}")
-        slots = gpu_slots(resources.gpus, workers)
-        tls_error_queue.install()  # for this driver's scheduler and client
-        arguments = [
-            "--host", LOOPBACK, "--nthreads", str(resources.cores),
-            "--memory-limit", str(resources.memory), "--death-timeout", str(DEATH_TIMEOUT_S),
-            *worker_arguments(resources, self.site.network, pools),
-        ]  # fmt: skip
-        env = {"DASK_DISTRIBUTED__WORKER__DAEMON": "False", **dask_log.worker_environment()}
-        specs = {
-            f"worker-{i}": {
-                "cls": WorkerProcess,
-                "options": {
-                    "arguments": arguments,
-                    "env": {**env, "CUDA_VISIBLE_DEVICES": ",".join(slot)},
-                    "security": security,
-                },
-            }
-            for i, slot in enumerate(slots)
-        }
-        web, config = web_server(self.site.network, LOOPBACK)
-        scheduler = {
-            "cls": Scheduler,
-            "options": {"host": LOOPBACK, "security": security, **web},
-        }
-        with dask.config.set(config):
-            cluster = SpecCluster(
-                workers=specs, scheduler=scheduler, security=security, name="batchml-local"
-            )
-        try:
-            until_connected(cluster)
-        except BaseException:
-            cluster.close()
-            raise
-        return cluster
+        return make_cluster(self.site, resources, options)
 
 
 def identity(pid: int) -> str | None:
