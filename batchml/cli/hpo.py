@@ -118,7 +118,7 @@ def cmd_resume(args: argparse.Namespace, out: Console) -> int:
 def cmd_status(args: argparse.Namespace, out: Console) -> int:
     from optuna.trial import TrialState
 
-    from batchml.hpo.outcomes import JOBS_REPLACED_ATTR, OUTCOME_ATTR, has_ended
+    from batchml.hpo.outcome import FAILURES, JOBS_REPLACED_ATTR, OUTCOME_ATTR, has_ended
 
     study = _load(args)
     trials = study.get_trials(deepcopy=False)
@@ -127,10 +127,10 @@ def cmd_status(args: argparse.Namespace, out: Console) -> int:
         count = sum(t.state == state for t in trials)
         if count:
             table.add_row(state.name.lower(), str(count))
-    for kind in ("raised", "crashed", "preempted", "orphaned", "interrupted"):
-        count = sum(t.user_attrs.get(OUTCOME_ATTR) == kind for t in trials)
+    for kind in FAILURES:
+        count = sum(t.user_attrs.get(OUTCOME_ATTR) == kind.value for t in trials)
         if count:
-            table.add_row(f"  of which {kind}", str(count))
+            table.add_row(f"  of which {kind.value}", str(count))
     out.print(table)
     total = (study.user_attrs.get(CONFIG_ATTR) or {}).get("n_trials", "?")
     out.print(f"ended {sum(has_ended(t) for t in trials)} of {safe(total)}")

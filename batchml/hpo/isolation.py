@@ -3,21 +3,22 @@
 Why a process per trial: a trial that segfaults, leaks GPU memory or calls
 ``sys.exit`` must not take the worker (and the other trials on it) down, and
 each trial must set its own CUDA_VISIBLE_DEVICES before CUDA initialises.
-Why forked from a warm parent: importing torch costs about a second of CPU;
-a forkserver that imported it once (without touching CUDA) hands each trial a
-ready interpreter. The child talks to the real ``optuna.Trial`` in the worker
-through a pipe: ``ProxyTrial`` forwards suggest/report/should_prune calls, so
-the sampler and pruner see the study as usual and pruning works across processes.
+Why forked from a warm parent: importing torch is most of a fresh trial
+process's start-up; a forkserver that imported it once (without touching
+CUDA) hands each trial a ready interpreter. The child talks to the real
+``optuna.Trial`` in the worker through a pipe: ``ProxyTrial`` forwards
+suggest/report/should_prune calls, so the sampler and pruner see the study as
+usual and pruning works across processes.
 
-Why a spare process: forking and booting a child takes about 20 ms, on the GPU
-slot's path between two trials. So a blank child waits for each slot's next
+Why a spare process: forking and booting a child is on the GPU slot's path
+between two trials. So a blank child waits for each slot's next
 trial (``warm_up`` forks the first ones) and takes its objective and devices
 when it comes; the exiting child is reaped in the background.
 Why spares are forked mid-trial and exiting children give way: trials that end
 together start their successors together, and the CPU those need was going to
 forking the next spares and tearing down the ended processes (each holding
-torch's mappings). Measured on 2 cores with 8 slots, moving both off that
-moment took the slot's time between trials from 40-50 ms to 20-30 ms.
+torch's mappings). BENCHMARKS.md ("Hyper-parameter search") has what each
+of these saves.
 """
 
 from __future__ import annotations
@@ -33,12 +34,14 @@ import threading
 import time
 import traceback
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import cloudpickle
 import optuna
+
+from batchml.hpo.outcome import Outcome, TrialEnd
 
 # The optuna.Trial methods a child may call through the pipe.
 FORWARDED = (
@@ -60,19 +63,6 @@ class TrialContext:
     checkpoint_dir: Path
     site: str
     attempt: int = 1
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """How a trial ended: 'complete', 'pruned', 'raised', 'crashed', 'preempted' or 'stale'.
-
-    'stale' is a recomputed task of a trial the driver had already recorded.
-    """
-
-    kind: str
-    value: float | Sequence[float] | None = None
-    message: str = ""
-    user_attrs: dict[str, Any] = field(default_factory=dict)
 
 
 class ProxyTrial:
@@ -130,11 +120,11 @@ def _child(conn: multiprocessing.connection.Connection) -> None:
     try:
         value = function(trial, context)
     except optuna.TrialPruned:
-        conn.send(("pruned", None))
+        conn.send((Outcome.PRUNED, None))
     except BaseException:  # everything the objective raises is reported
-        conn.send(("raised", traceback.format_exc()))
+        conn.send((Outcome.RAISED, traceback.format_exc()))
     else:
-        conn.send(("complete", value))
+        conn.send((Outcome.COMPLETE, value))
     finally:
         conn.close()
         # Tearing down a process that imported torch takes milliseconds of CPU, when the
@@ -236,7 +226,7 @@ def _context(preload: Sequence[str]) -> multiprocessing.context.ForkServerContex
     context = multiprocessing.get_context("forkserver")
     assert isinstance(context, multiprocessing.context.ForkServerContext)
     if not _preloaded:
-        # This module (and optuna with it) first: children would import it otherwise, 0.3 s each.
+        # This module (and optuna with it) first: else each child would import them itself.
         available = [m for m in preload if importlib.util.find_spec(m) is not None]
         context.set_forkserver_preload([__name__, *available])
         _preloaded = True
@@ -247,7 +237,7 @@ def warm_up(spares: int, preload: Sequence[str] = ("torch",)) -> None:
     """Fork ``spares`` trial processes now, which starts the forkserver (it imports ``preload``).
 
     Without spares the first round of trials forks its processes all at once,
-    each on its trial's path: the last of 8 started up to 0.1 s after the first.
+    each on its trial's path, and the last of them starts well after the first.
     """
     context = _context(preload)
     _spares.add([_fork(context) for _ in range(spares)])
@@ -258,14 +248,14 @@ def run_isolated(
     trial: optuna.Trial,
     context: TrialContext,
     preload: Sequence[str] = ("torch",),
-) -> Outcome:
+) -> TrialEnd:
     """Run the cloudpickled ``objective`` in a fresh process; serve its trial calls till it ends."""
     mp = _context(preload)
     process, parent = _spares.take(mp)
     reported = False
     try:
         parent.send((objective, cloudpickle.dumps((trial.number, trial.params, context))))
-        outcome, reported = _follow(process, parent, trial)
+        ended, reported = _follow(process, parent, trial)
     finally:
         if reported:  # its exit is reaped in the background: the slot is free now
             _spares.reap((process, parent))
@@ -274,14 +264,14 @@ def run_isolated(
                 process.kill()
                 process.join()
             parent.close()
-    return outcome
+    return ended
 
 
 def _follow(
     process: multiprocessing.process.BaseProcess,
     parent: multiprocessing.connection.Connection,
     trial: optuna.Trial,
-) -> tuple[Outcome, bool]:
+) -> tuple[TrialEnd, bool]:
     """Serve the trial process's calls until it says how it ended (True), or dies (False)."""
     while True:
         try:
@@ -290,10 +280,10 @@ def _follow(
             process.join()
             return _died(process.exitcode), False
         kind = message[0]
-        if kind == "complete":
-            return Outcome("complete", value=message[1]), True
+        if kind is Outcome.COMPLETE:
+            return TrialEnd(kind, value=message[1]), True
         if kind != "call":
-            return Outcome(kind, message=message[1] or ""), True
+            return TrialEnd(kind, message=message[1] or ""), True
         _serve(parent, trial, *message[1:])
 
 
@@ -303,12 +293,12 @@ def _follow(
 EXTERNAL_SIGNALS = {signal.SIGTERM, signal.SIGKILL, signal.SIGHUP, signal.SIGINT}
 
 
-def _died(exitcode: int | None) -> Outcome:
+def _died(exitcode: int | None) -> TrialEnd:
     """How a trial process that never reported ended: killed from outside, or crashed."""
     if exitcode is not None and exitcode < 0 and signal.Signals(-exitcode) in EXTERNAL_SIGNALS:
         name = signal.Signals(-exitcode).name
-        return Outcome("preempted", message=f"the trial process was killed by {name}")
-    return Outcome("crashed", message=f"the trial process died with exit code {exitcode}")
+        return TrialEnd(Outcome.PREEMPTED, message=f"the trial process was killed by {name}")
+    return TrialEnd(Outcome.CRASHED, message=f"the trial process died with exit code {exitcode}")
 
 
 def _serve(
