@@ -44,7 +44,7 @@ def _version_or_none(text: str) -> int | None:
 
 def _seconds(text: str) -> float:
     """A duration such as '1d' or '6h', in seconds (argparse exits 2 on a bad one)."""
-    from batchml.units import parse_duration
+    from batchml.config.units import parse_duration
 
     try:
         return parse_duration(text).total_seconds()

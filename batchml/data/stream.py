@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from batchml.config.units import parse_size
 from batchml.data import buffer
 from batchml.data.cache import NodeCache
 from batchml.data.columns import Table, spec_from
@@ -47,7 +48,6 @@ from batchml.data.source import (
     use_fast_inflate,
 )
 from batchml.errors import InvalidValue
-from batchml.units import parse_size
 
 READER_PRIORITIES = ("idle", "normal")
 SHUFFLE_BUFFER = "32 MB"

@@ -17,9 +17,9 @@ import dask
 from distributed import Client
 from distributed.deploy import SpecCluster
 
+from batchml.config.site_schema import Paths
 from batchml.hpo.spec import Where
 from batchml.hpo.walltime import TRIAL_RESOURCE
-from batchml.sites import Paths
 
 # A task whose worker died comes back to the driver at once (to be recorded as preempted
 # and retried as a new trial) rather than being rerun by dask under the same trial; and
@@ -47,8 +47,8 @@ def connect(where: Where) -> Iterator[SearchCluster]:
         yield SearchCluster(where.client, None, where.site or "given-client", Paths())
         return
     from batchml.backends import backend_for
-    from batchml.resources import Resources
-    from batchml.site_files import load_site
+    from batchml.config.resources import Resources
+    from batchml.config.site_lookup import load_site
 
     site = load_site(where.site).site
     per_job = where.trials_per_job

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import optuna
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from batchml.config_files import field_problem, read_yaml_mapping
+from batchml.config.yaml_files import field_problem, read_yaml_mapping
 from batchml.errors import ConfigError, InvalidValue
 from batchml.hpo.storage import check_study_name
 

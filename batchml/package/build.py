@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from batchml.atomic import owner_tag, write_atomic
+from batchml._fs import owner_tag, write_atomic
 from batchml.errors import InvalidValue
 from batchml.package import triton
 from batchml.package.checksums import write_manifest

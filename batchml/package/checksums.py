@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from batchml.atomic import write_atomic
+from batchml._fs import write_atomic
 from batchml.registry.manifest import sha256_file
 
 NAME = "MANIFEST"

@@ -27,10 +27,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from batchml.atomic import owner_tag, write_atomic
-from batchml.registry.atomic import create_exclusive, dump_json, make_dirs, read_json
-from batchml.registry.errors import AliasConflict, DamagedFile
+from batchml._fs import owner_tag, write_atomic
 from batchml.registry.lineage import now_iso, user_name
+from batchml.registry.on_disk import create_exclusive, dump_json, make_dirs, read_json
+from batchml.registry.registry_errors import AliasConflict, DamagedFile
 
 CURRENT = "current.json"
 _HISTORY_KEYS = {"from", "to", "outcome", "user", "host", "pid", "time"}

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from batchml.registry.errors import BadReference
+from batchml.registry.registry_errors import BadReference
 
 MAX_NAME_LENGTH = 100
 SCHEME = "batchml:"

@@ -20,7 +20,7 @@ import uproot
 
 from batchml.data import RootDataset
 from batchml.data.errors import DataFileNotFoundError
-from batchml.data.synthetic import SampleFiles, write_sample
+from batchml.demo.sample import SampleFiles, write_sample
 from batchml.errors import InvalidValue
 
 FEATURES = ["ht", "mbb", "njet"]

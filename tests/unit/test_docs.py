@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from batchml.cli import build_parser
+from batchml.config.site_lookup import load_site
 from batchml.hpo.config import load_config
-from batchml.site_files import load_site
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = (ROOT / "README.md", ROOT / "examples" / "analysis" / "README.md")

@@ -38,8 +38,8 @@ def test_wheel_ships_site_configs_and_finds_them_outside_the_checkout(tmp_path: 
         assert f"batchml/submit_templates/{template}" in names
     assert not any(n.startswith(("tests/", "benchmarks/")) for n in names)
     code = (
-        "import batchml.site_files as s, batchml.templates as t; print(s.SHIPPED_DIR); "
-        "print(len(s.list_sites())); print(','.join(t.available('slurm')))"
+        "import batchml.config.site_lookup as s, batchml.config.templates as t; "
+        "print(s.SHIPPED_DIR); print(len(s.list_sites())); print(','.join(t.available('slurm')))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code],

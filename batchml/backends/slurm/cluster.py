@@ -31,10 +31,10 @@ from batchml.backends._worker import (
     worker_python,
 )
 from batchml.backends.base import ClusterOptions
+from batchml.config.resources import Resources, slurm_directives
+from batchml.config.site_schema import Site
 from batchml.errors import InvalidValue
 from batchml.private_folder import private_folder
-from batchml.resources import Resources, slurm_directives
-from batchml.sites import Site
 
 # sbatch options dask-jobqueue writes itself (from keywords we pass explicitly), and the
 # header line each becomes there, so a line for a value batchml leaves unset can be skipped.

@@ -30,8 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from batchml.atomic import fsync_dir, owner_tag, write_atomic, write_new
-from batchml.registry.atomic import claim_by_rename, dump_json, make_dirs, make_readonly
+from batchml._fs import fsync_dir, owner_tag, write_atomic, write_new
 from batchml.registry.layout import Layout
 from batchml.registry.lineage import now_iso
 from batchml.registry.manifest import (
@@ -43,6 +42,7 @@ from batchml.registry.manifest import (
     marker_bytes,
     sha256_bytes,
 )
+from batchml.registry.on_disk import claim_by_rename, dump_json, make_dirs, make_readonly
 from batchml.registry.states import PUBLISHING, bury, clear
 
 

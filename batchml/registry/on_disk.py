@@ -26,8 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from batchml.atomic import fsync_dir, temp_beside, write_new
-from batchml.registry.errors import DamagedFile
+from batchml._fs import fsync_dir, temp_beside, write_new
+from batchml.registry.registry_errors import DamagedFile
 
 DIR_MODE = 0o775
 

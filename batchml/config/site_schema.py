@@ -3,7 +3,7 @@
 A site admin writes it once (site_configs/*.yaml); users pick it by name and
 override what they need. Validation is strict (unknown keys are errors, sizes
 and durations need units) because a typo in a site file otherwise surfaces
-hours later as a held job. Finding and merging the files is in site_files.py.
+hours later as a held job. Finding and merging the files is in site_lookup.py.
 """
 
 from __future__ import annotations
@@ -22,8 +22,7 @@ from pydantic import (
     field_validator,
 )
 
-from batchml.errors import InvalidValue
-from batchml.site_values import (
+from batchml.config.site_values import (
     ClassAdName,
     EnvName,
     GpuName,
@@ -36,7 +35,8 @@ from batchml.site_values import (
     Token,
     check_classad_entry,
 )
-from batchml.units import format_duration, format_size, parse_duration, parse_size
+from batchml.config.units import format_duration, format_size, parse_duration, parse_size
+from batchml.errors import InvalidValue
 
 # lxplus job flavours and the longest walltime each allows.
 JOB_FLAVOURS: dict[str, timedelta] = {

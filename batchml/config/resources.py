@@ -14,10 +14,10 @@ import math
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from batchml.config.site_schema import JOB_FLAVOURS, Site
+from batchml.config.site_values import GPU_NAME
+from batchml.config.units import format_duration, parse_duration, parse_size
 from batchml.errors import InvalidValue
-from batchml.site_values import GPU_NAME
-from batchml.sites import JOB_FLAVOURS, Site
-from batchml.units import format_duration, parse_duration, parse_size
 
 MIB = 2**20
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from batchml.atomic import owner_tag, write_atomic
-from batchml.registry.atomic import (
+from batchml._fs import owner_tag, write_atomic
+from batchml.registry.on_disk import (
     claim_by_rename,
     create_exclusive,
     make_dirs,
