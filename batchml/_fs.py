@@ -1,26 +1,60 @@
-"""Writing a file so that no reader ever sees it half-written, on local and shared filesystems.
+"""The one way batchml writes a file, and the few other file-system primitives it builds on.
 
-Used by everything that leaves files for others to read (registry versions,
-packages, job scripts): the content goes to a temporary file beside the target,
-is fsynced, and replaces the target with ``os.replace``. No locks: NFS, AFS
-and EOS give weak or no POSIX locking across machines, but rename is atomic.
+Everything that leaves files for others to read (registry versions, packages,
+job scripts, reports, caches, the demo's sample) goes through here, and each
+primitive is one that NFS, AFS and EOS keep atomic where POSIX locks are weak
+or absent across machines:
+
+- ``write_atomic`` / ``replacing``: the content goes to a new file beside the
+  target (same folder, so the same filesystem; a name nobody can guess), is
+  fsynced, replaces the target with ``os.replace``, and the folder is fsynced:
+  a reader sees the old content or the new one, never a mix, even after a crash.
+  Only a plain file is ever replaced: ``-o /dev/null`` must not swap the
+  machine's device for a file (as root it would).
+- ``write_new``: exclusive create (O_EXCL) of a complete, fsynced file.
+- ``create_exclusive``: a complete read-only file under a name many may race
+  for (a hard link: it fails for all but one and never shows half a file).
+- ``claim_by_rename``: a complete folder under a name many may race for.
+- ``private_folder``: a folder only the user can enter, in a place strangers
+  can write too.
+
 Files are created with mode 0o664 through the user's umask, never world-writable.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 import socket
+import stat
+from collections.abc import Iterator
 from pathlib import Path
 
+from batchml.errors import BatchmlError
+
 FILE_MODE = 0o664  # umask applies; 'other' never gets write permission
+
+
+class NotAPlainFile(BatchmlError, OSError):
+    """A file is to be written where something that is not a plain file (a device, a pipe) is."""
+
+    exit_code = 2
+
+
+class PrivateFolderError(BatchmlError, PermissionError):
+    """A folder batchml needs private to the user cannot be: someone else holds its path."""
 
 
 def owner_tag() -> str:
     """host-pid-random: unique per writer, and tells gc whose leftover a folder is."""
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
+
+
+def temp_beside(path: Path) -> Path:
+    """A name nobody can guess in the same folder (same filesystem, so a rename is atomic)."""
+    return path.with_name(f".{path.name}.tmp-{owner_tag()}")
 
 
 def write_new(path: Path, data: bytes, mode: int = FILE_MODE) -> None:
@@ -30,6 +64,15 @@ def write_new(path: Path, data: bytes, mode: int = FILE_MODE) -> None:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_file(path: Path) -> None:
+    """Make the content of a file written by someone else (a library, by name) durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -49,13 +92,9 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def temp_beside(path: Path) -> Path:
-    """A unique name in the same folder (same filesystem, so a rename is atomic)."""
-    return path.with_name(f".{path.name}.tmp-{owner_tag()}")
-
-
 def write_atomic(path: Path, data: bytes, mode: int = FILE_MODE) -> None:
     """Replace ``path`` with ``data``: written beside it, fsynced, then ``os.replace``d."""
+    _refuse_unless_plain(path)
     temp = temp_beside(path)
     try:
         write_new(temp, data, mode)
@@ -64,3 +103,126 @@ def write_atomic(path: Path, data: bytes, mode: int = FILE_MODE) -> None:
         with contextlib.suppress(FileNotFoundError):
             temp.unlink()
     fsync_dir(path.parent)
+
+
+@contextlib.contextmanager
+def replacing(path: Path, mode: int = FILE_MODE) -> Iterator[Path]:
+    """A new empty file beside ``path`` for a writer that takes a file name (uproot, torch,
+    an XRootD copy); when the block ends without an error it replaces ``path`` as
+    ``write_atomic`` does, otherwise it is removed and ``path`` is left as it was."""
+    _refuse_unless_plain(path)
+    temp = temp_beside(path)
+    write_new(temp, b"", mode)  # made by us, exclusively: the writer only opens it
+    try:
+        yield temp
+        fsync_file(temp)
+        os.replace(temp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()
+    fsync_dir(path.parent)
+
+
+def _refuse_unless_plain(path: Path) -> None:
+    """NotAPlainFile when ``path`` is a device, a pipe or a socket (a folder fails in
+    ``os.replace`` by itself; a symbolic link is replaced, never followed)."""
+    try:
+        found = os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    kind = stat.S_IFMT(found.st_mode)
+    if kind not in (stat.S_IFREG, stat.S_IFLNK, stat.S_IFDIR):
+        raise NotAPlainFile(
+            f"{path} is not a plain file: batchml writes only plain files",
+            hint="give the path of a file to write",
+        )
+
+
+def make_readonly(path: Path) -> None:
+    """Drop every write permission of a committed file (its folder stays writable for gc)."""
+    os.chmod(path, os.stat(path).st_mode & ~0o222)
+
+
+def create_exclusive(path: Path, data: bytes) -> bool:
+    """Create the read-only file ``path`` holding ``data`` unless it exists; False if it does.
+
+    The content is complete before the name appears (a hard link of a synced
+    temporary file). On NFS a link reply can be lost after it succeeded, so
+    success is judged by the link count of the temporary file, not the reply.
+    """
+    temp = temp_beside(path)
+    write_new(temp, data)
+    make_readonly(temp)
+    try:
+        with contextlib.suppress(FileExistsError):  # any other refusal (a full disk) is raised
+            os.link(temp, path)
+        linked = os.stat(temp).st_nlink == 2
+    finally:
+        temp.unlink()
+    if linked:
+        fsync_dir(path.parent)
+    return linked
+
+
+def claim_by_rename(folder: Path, target: Path) -> bool:
+    """Rename the non-empty ``folder`` to ``target``; False if ``target`` is taken already.
+
+    A rename onto a non-empty folder fails (EEXIST or ENOTEMPTY), so of many
+    racing callers one wins and the folder appears whole or not at all.
+    """
+    try:
+        os.rename(folder, target)
+    except OSError as exc:
+        if exc.errno in (errno.EEXIST, errno.ENOTEMPTY):
+            return False
+        raise
+    fsync_dir(target.parent)
+    return True
+
+
+def private_folder(path: Path, field: str) -> Path:
+    """``path``, made 0700 if missing (its parent must exist); refused unless it is the user's
+    own private folder. ``field`` is the site setting it comes from, for the message.
+
+    Why: /tmp, a batch node's scratch and project spaces are shared with strangers,
+    and a fixed name there is one they can take first: a symlink to a folder of
+    the victim's own (whose files then get overwritten), or a folder of theirs
+    (which the victim then fills for them, or cannot use). So the folder is made
+    by ``mkdir`` (which never follows a link), then opened with O_NOFOLLOW and
+    checked: a folder, the user's, closed to group and others. Anything else is
+    refused, naming the path and the site field that put it there, never used.
+    """
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise PrivateFolderError(
+            f"{path} cannot be made: {exc.strerror}",
+            hint=f"set {field} of the site to a folder that exists and you can write",
+        ) from None
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError as exc:  # a symlink (ELOOP), or not a folder (ENOTDIR)
+        raise _refused(path, f"is not a folder ({exc.strerror})", field) from None
+    try:
+        found = os.fstat(fd)
+    finally:
+        os.close(fd)
+    if found.st_uid != os.getuid():
+        raise _refused(
+            path, f"belongs to uid {found.st_uid}, not to you (uid {os.getuid()})", field
+        )
+    if found.st_mode & 0o077:
+        mode = stat.S_IMODE(found.st_mode)
+        raise _refused(path, f"is open to others (mode {mode:04o})", field, f"chmod 700 {path}")
+    return path
+
+
+def _refused(path: Path, why: str, field: str, fix: str | None = None) -> PrivateFolderError:
+    return PrivateFolderError(
+        f"{path} {why}: batchml will not use it",
+        hint=fix
+        or f"remove it if it is yours, or set {field} of the site to a folder only you can "
+        f"write (another user may have made {path} to catch your files)",
+    )

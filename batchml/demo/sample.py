@@ -24,6 +24,8 @@ from pathlib import Path
 import awkward as ak
 import numpy as np
 
+from batchml._fs import replacing
+
 FLAT_FEATURES = (
     "lep_pt",
     "lep_eta",
@@ -157,8 +159,10 @@ def write_sample(
                     progress(per_file)
                 continue
             rng = np.random.default_rng([seed, int(signal), index])
-            partial = folder / f".{name}.partial"
-            with uproot.recreate(partial, compression=uproot.ZLIB(1)) as out:
+            with (
+                replacing(path) as partial,
+                uproot.recreate(partial, compression=uproot.ZLIB(1)) as out,
+            ):
                 tree = None
                 for start in range(0, per_file, chunk):
                     batch = generate_events(min(chunk, per_file - start), signal, rng)
@@ -167,7 +171,6 @@ def write_sample(
                     tree.extend(batch)
                     if progress:
                         progress(len(batch["label"]))
-            partial.replace(path)
     return SampleFiles(signal=tuple(written[True]), background=tuple(written[False]))
 
 

@@ -27,9 +27,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from batchml._fs import owner_tag, write_atomic
+from batchml._fs import create_exclusive, owner_tag, write_atomic
 from batchml.registry.lineage import now_iso, user_name
-from batchml.registry.on_disk import create_exclusive, dump_json, make_dirs, read_json
+from batchml.registry.on_disk import dump_json, make_dirs, read_json
 from batchml.registry.registry_errors import AliasConflict, DamagedFile
 
 CURRENT = "current.json"

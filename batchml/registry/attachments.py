@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-from batchml._fs import fsync_dir, write_new
+from batchml._fs import fsync_dir, make_readonly, write_new
 from batchml.errors import InvalidValue
 from batchml.registry.commit import seal, stage_folder
 from batchml.registry.layout import Layout
 from batchml.registry.lineage import now_iso
 from batchml.registry.manifest import FILES, MANIFEST, MARKER, Problem, check_version, marker_bytes
-from batchml.registry.on_disk import make_dirs, make_readonly, read_json
+from batchml.registry.on_disk import make_dirs, read_json
 from batchml.registry.registry_errors import CorruptVersion, DamagedFile, NotFound
 from batchml.registry.states import read_state
 

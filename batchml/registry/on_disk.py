@@ -1,23 +1,14 @@
-"""The few file operations the registry is built on, safe on NFS, AFS and EOS.
+"""The registry's on-disk conventions: its folder mode, its one JSON encoding, and who left what.
 
-Shared filesystems give weak or no POSIX locks across machines, so nothing here
-uses flock or fcntl. What they do give atomically is used instead:
-
-- ``os.replace`` of a file written and fsynced next to its target (a reader
-  sees the old content or the new one, never a mix);
-- ``os.rename`` of a complete folder to a name that is taken fails (EEXIST or
-  ENOTEMPTY: a version folder is never empty) for all but one of many racing
-  callers, so the folder appears whole or not at all (a claim);
-- ``os.link`` of a complete file to a new name, which likewise fails for all but
-  one caller and never exposes half-written content (an exclusive create).
-
-Files are created with mode 0o664 through the user's umask, so never
-world-writable, and committed files are made read-only.
+The atomic primitives themselves (replace, exclusive create, claims) are
+batchml._fs's; what is the registry's own is here. Shared filesystems give weak
+or no POSIX locks across machines, so nothing uses flock or fcntl: a leftover
+(a staging folder, a lease) is judged by the ``owner_tag`` in its name, and on
+another host, where a pid says nothing, by its age.
 """
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import json
 import os
@@ -26,53 +17,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from batchml._fs import fsync_dir, temp_beside, write_new
 from batchml.registry.registry_errors import DamagedFile
 
 DIR_MODE = 0o775
 
 
-def create_exclusive(path: Path, data: bytes) -> bool:
-    """Create the read-only file ``path`` holding ``data`` unless it exists; False if it does.
-
-    The content is complete before the name appears (a hard link of a synced
-    temporary file). On NFS a link reply can be lost after it succeeded, so
-    success is judged by the link count of the temporary file, not the reply.
-    """
-    temp = temp_beside(path)
-    write_new(temp, data)
-    make_readonly(temp)
-    try:
-        with contextlib.suppress(FileExistsError):  # any other refusal (a full disk) is raised
-            os.link(temp, path)
-        linked = os.stat(temp).st_nlink == 2
-    finally:
-        temp.unlink()
-    if linked:
-        fsync_dir(path.parent)
-    return linked
-
-
-def claim_by_rename(folder: Path, target: Path) -> bool:
-    """Rename the non-empty ``folder`` to ``target``; False if ``target`` is taken already."""
-    try:
-        os.rename(folder, target)
-    except OSError as exc:
-        if exc.errno in (errno.EEXIST, errno.ENOTEMPTY):
-            return False
-        raise
-    fsync_dir(target.parent)
-    return True
-
-
 def make_dirs(path: Path) -> None:
     """``mkdir -p`` with the registry's folder mode."""
     path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-
-
-def make_readonly(path: Path) -> None:
-    """Drop every write permission of a committed file (its folder stays writable for gc)."""
-    os.chmod(path, os.stat(path).st_mode & ~0o222)
 
 
 def dump_json(value: Any) -> bytes:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from batchml._fs import write_atomic
+from batchml._fs import create_exclusive, write_atomic
 from batchml.registry import aliases as alias_chain
 from batchml.registry.aliases import AliasState, Expect
 from batchml.registry.artifacts import FileSource, stage_example, stage_extra, stage_model
@@ -30,7 +30,7 @@ from batchml.registry.layout import FORMAT_FILE, FORMAT_NAME, FORMAT_VERSION, La
 from batchml.registry.lineage import collect, now_iso
 from batchml.registry.manifest import FILES, MANIFEST, RESTORE, Problem, check_version
 from batchml.registry.names import ModelRef, check_alias, check_name, parse_ref
-from batchml.registry.on_disk import create_exclusive, dump_json, make_dirs, read_json
+from batchml.registry.on_disk import dump_json, make_dirs, read_json
 from batchml.registry.record import check_metrics, check_tags, jsonable
 from batchml.registry.registry_errors import (
     BadReference,

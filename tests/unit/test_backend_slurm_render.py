@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from batchml._fs import PrivateFolderError
 from batchml.backends import JobSpec, JobState, SchedulerError
 from batchml.backends.slurm import SlurmBackend
 from batchml.backends.slurm.backend import parse_sbatch_output
@@ -29,7 +30,6 @@ from batchml.config.resources import Resources
 from batchml.config.site_lookup import load_site
 from batchml.config.site_schema import Network, Site
 from batchml.errors import InvalidValue
-from batchml.private_folder import PrivateFolderError
 from tests.unit.neighbour import as_neighbour, needs_root, shared_folder
 
 GOLDEN = Path(__file__).parent.parent / "golden" / "slurm"

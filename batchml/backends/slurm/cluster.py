@@ -22,6 +22,7 @@ import dask
 
 from batchml._compat import tornado_tls
 from batchml._compat.dask_jobqueue import KeepsSubmitError, SLURMCluster, SLURMJob
+from batchml._fs import private_folder
 from batchml.backends._worker import (
     expand_path,
     scheduler_port,
@@ -34,7 +35,6 @@ from batchml.backends.base import ClusterOptions
 from batchml.config.resources import Resources, slurm_directives
 from batchml.config.site_schema import Site
 from batchml.errors import InvalidValue
-from batchml.private_folder import private_folder
 
 # sbatch options dask-jobqueue writes itself (from keywords we pass explicitly), and the
 # header line each becomes there, so a line for a value batchml leaves unset can be skipped.
