@@ -26,6 +26,12 @@ from batchml.data.loader_stats import LoaderStats
 from batchml.data.stream import Batch, RootStream, one_of
 from batchml.errors import BatchmlError, InvalidValue
 
+__all__ = [
+    "OUTPUTS",
+    "RootDataset",
+    "RootLoader",
+]
+
 OUTPUTS = ("torch", "numpy")
 
 

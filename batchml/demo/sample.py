@@ -26,6 +26,15 @@ import numpy as np
 
 from batchml._fs import replacing
 
+__all__ = [
+    "FLAT_FEATURES",
+    "JAGGED_FEATURES",
+    "MAX_JETS",
+    "SampleFiles",
+    "generate_events",
+    "write_sample",
+]
+
 FLAT_FEATURES = (
     "lep_pt",
     "lep_eta",

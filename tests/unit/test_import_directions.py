@@ -1,4 +1,5 @@
-"""The rooms of batchml/ and the one direction of their arrows, read from every import.
+"""The rooms of batchml/ and the one direction of their arrows, read from every import;
+and the size of what they hold.
 
 cli -> demo -> areas -> config -> errors; everything may use _fs and _compat;
 hpo uses backends and registry, package uses registry and inference; data and
@@ -116,3 +117,13 @@ def test_a_kept_import_path_is_only_a_re_export() -> None:
         assert [n.module for n in imports] == [home], relative
         rest = [ast.unparse(n).split(" =")[0] for n in body if n not in imports]
         assert rest == ["__all__"], relative
+
+
+def test_no_module_holds_more_than_600_lines() -> None:
+    """A module that long holds two concerns: split it by concern (DESIGN.md, Layout)."""
+    long = {str(p.relative_to(PACKAGE.parent)): n for p in _sources() if (n := _lines(p)) > 600}
+    assert not long, long
+
+
+def _lines(path: Path) -> int:
+    return len(path.read_text().splitlines())
