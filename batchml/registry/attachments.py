@@ -13,14 +13,12 @@ an existing attachment: one attachment per version and kind, ever.
 
 from __future__ import annotations
 
-import errno
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-from batchml._fs import fsync_dir, make_readonly, write_new
+from batchml._fs import claim_by_rename, fsync_dir, make_readonly, write_new
 from batchml.errors import InvalidValue
 from batchml.registry.commit import seal, stage_folder
 from batchml.registry.layout import Layout
@@ -77,15 +75,10 @@ def attach(
         make_readonly(staged / MARKER)
         fsync_dir(staged)
         make_dirs(target.parent)
-        try:
-            os.rename(staged, target)
-        except OSError as exc:
-            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
-                raise
+        if not claim_by_rename(staged, target):
             _refuse(target, name, number, kind)
     finally:
         shutil.rmtree(staged, ignore_errors=True)
-    fsync_dir(target.parent)
     return _loaded(name, number, kind, target)
 
 
