@@ -30,9 +30,11 @@ from batchml.backends.base import (
     SchedulerError,
     UnknownJob,
 )
+from batchml.errors import InvalidValue
 from batchml.resources import Resources
 from batchml.sites import Site
 from batchml.templates import render
+from batchml.units import is_count
 
 _EXIT_FILE = "exit-status"
 _CANCELLED = "cancelled"
@@ -111,6 +113,13 @@ class LocalBackend(Backend):
     def status(self, ids: Sequence[str] | None = None) -> dict[str, JobInfo]:
         if ids is None:
             ids = sorted(p.name for p in self.records.iterdir()) if self.records.is_dir() else []
+        for job_id in ids:
+            if not is_count(job_id):  # never a path: '../x' would read another folder's link
+                listing = f"batchml jobs --site {self.site.name}"
+                raise UnknownJob(
+                    f"{job_id!r} is not a local job id",
+                    hint=f"local job ids are process ids (see `{listing}`)",
+                )
         return {job_id: self._info(job_id) for job_id in ids}
 
     def _info(self, job_id: str) -> JobInfo:
@@ -147,12 +156,19 @@ class LocalBackend(Backend):
     def _workdir(self, job_id: str) -> Path:
         """The folder of a job this backend started; UnknownJob for any other id."""
         link = self.records / job_id
-        if not job_id.isdigit() or not link.is_symlink():
+        if not is_count(job_id) or not link.is_symlink():
             raise UnknownJob(
-                f"no local job {job_id!r}: batchml started none with that id on this machine "
-                f"(its jobs are listed by `batchml jobs --site {self.site.name}`)"
+                f"no local job {job_id!r}: batchml started none with that id on this machine",
+                hint=f"its jobs are listed by `batchml jobs --site {self.site.name}`",
             )
         return link.resolve()
+
+    def check_cluster(self, resources: Resources, jobs: int | None) -> None:
+        if jobs is not None and jobs < 1:
+            raise InvalidValue(
+                f"jobs={jobs}: a local cluster needs one worker or more", hint="ask for 1 or more"
+            )
+        gpu_slots(resources.gpus, jobs)
 
     def cluster(self, resources: Resources, **options: Any) -> SpecCluster:
         """One worker per GPU slot (or ``jobs`` CPU workers), TLS on loopback.
@@ -160,6 +176,7 @@ class LocalBackend(Backend):
         ``worker_resources`` are dask resources each worker declares besides its GPUs.
         """
         workers = options.pop("jobs", None)
+        self.check_cluster(resources, workers)
         security = options.pop("security", None) or Security.temporary()
         pools = dict(options.pop("worker_resources", None) or {})
         if options:

@@ -13,7 +13,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from batchml.cli.arguments import count, positive
 from batchml.cli.terminal_text import safe
+from batchml.units import is_count
 
 
 def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -27,9 +29,9 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--features", nargs="+", required=True, metavar="BRANCH")
     p.add_argument("--tree", default="events")
     p.add_argument("--step-size", default="50 MB", help="entries (a number) or a size")
-    p.add_argument("--batch-size", type=int, default=4096)
-    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
-    p.add_argument("--shuffle-buffer", type=int, default=0, help="rows mixed across ranges")
+    p.add_argument("--batch-size", type=positive, default=4096)
+    p.add_argument("--workers", type=count, default=0, help="DataLoader worker processes")
+    p.add_argument("--shuffle-buffer", type=count, default=0, help="rows mixed across ranges")
     p.set_defaults(handler=cmd_bench)
 
 
@@ -61,7 +63,7 @@ def cmd_inspect(args: argparse.Namespace, out: Console) -> int:
 def cmd_bench(args: argparse.Namespace, out: Console) -> int:
     from batchml.data import RootDataset
 
-    step: int | str = int(args.step_size) if args.step_size.isdigit() else args.step_size
+    step: int | str = int(args.step_size) if is_count(args.step_size) else args.step_size
     ds = RootDataset(
         args.urls,
         args.tree,

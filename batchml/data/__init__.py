@@ -16,6 +16,7 @@ from batchml.data.errors import (
     DataPermissionError,
     DataTimeoutError,
     DataUnreachableError,
+    NotRootFileError,
     TreeNotFoundError,
     UnsupportedBranchError,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "DataUnreachableError",
     "FeatureStats",
     "LoaderStats",
+    "NotRootFileError",
     "Retry",
     "RootDataset",
     "RootLoader",

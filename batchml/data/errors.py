@@ -57,6 +57,12 @@ class UnsupportedBranchError(DataError, TypeError):
     exit_code = 2
 
 
+class NotRootFileError(DataError, ValueError):
+    """A local path given as a ROOT file is a folder, or a file that is not ROOT at all."""
+
+    exit_code = 2
+
+
 class DataUnreachableError(DataError, ConnectionError):
     """The server did not answer, even after the bounded retries."""
 

@@ -25,6 +25,7 @@ from collections.abc import Generator, Iterator, Sequence
 from concurrent.futures import Executor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from batchml.data import xrootd
@@ -34,6 +35,7 @@ from batchml.data.errors import (
     DataPermissionError,
     DataTimeoutError,
     DataUnreachableError,
+    NotRootFileError,
     TreeNotFoundError,
     where,
 )
@@ -333,7 +335,25 @@ def _as_data_error(
             f"cannot reach the server for {place}: {text}",
             hint="check the host name and port, and that the server is up",
         )
+    kind = None if xrootd.is_remote(url) else _local_kind(Path(url))
+    if kind is not None:
+        return NotRootFileError(
+            f"{url} is {kind}, not a ROOT file (reading {place})",
+            hint="give the path of a .root file",
+        )
     return DataError(
         f"cannot read {place}: {type(exc).__name__}: {text}",
         hint="is it a ROOT file written completely?",
     )
+
+
+def _local_kind(path: Path) -> str | None:
+    """What a local path is when it is plainly no ROOT file (None: it may be a damaged one)."""
+    if path.is_dir():
+        return "a folder"
+    try:
+        with path.open("rb") as file:
+            magic = file.read(4)
+    except OSError:
+        return None
+    return None if magic == b"root" else ("an empty file" if not magic else "another kind of file")

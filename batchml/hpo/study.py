@@ -50,7 +50,8 @@ from batchml.hpo.storage import default_study_dir, open_storage
 from batchml.hpo.walltime import TRIAL_RESOURCE, duration_estimate
 from batchml.hpo.worker import TrialTask, execute_trial, warm_worker
 from batchml.private_folder import PrivateFolderError
-from batchml.sites import Paths
+from batchml.resources import Resources
+from batchml.sites import Paths, Site
 
 Objective = Callable[[Any, TrialContext], Any]
 
@@ -110,6 +111,11 @@ def run_study(
     """
     from optuna_integration.dask import DaskStorage
 
+    if client is None:  # a bad site or request fails before a journal is made
+        from batchml.backends import backend_for
+
+        resolved, resources = _request(site, gpus_per_trial, trials_per_job)
+        backend_for(resolved).check_cluster(resources, max_jobs)
     real_storage = open_storage(storage, study_name)  # a bad storage fails before any job starts
     with _client(client, site, gpus_per_trial, trials_per_job, max_jobs) as (
         dask,
@@ -159,12 +165,8 @@ def _client(
         yield client, None, site or "given-client"
         return
     from batchml.backends import backend_for
-    from batchml.resources import Resources
-    from batchml.site_files import load_site
 
-    resolved = load_site(site).site
-    cores = max(resolved.defaults.cores, per_job)  # one thread per concurrent trial
-    resources = Resources.from_site(resolved, gpus=gpus * per_job, cores=cores)
+    resolved, resources = _request(site, gpus, per_job)
     with (
         dask.config.set(TRIAL_DASK_CONFIG),
         backend_for(resolved).cluster(
@@ -173,6 +175,16 @@ def _client(
         Client(cluster) as started,
     ):
         yield started, cluster, resolved.name
+
+
+def _request(site: str | None, gpus: int, per_job: int) -> tuple[Site, Resources]:
+    """The site and what each of its worker jobs asks for (GPUs for ``per_job`` trials)."""
+    from batchml.resources import Resources
+    from batchml.site_files import load_site
+
+    resolved = load_site(site).site
+    cores = max(resolved.defaults.cores, per_job)  # one thread per concurrent trial
+    return resolved, Resources.from_site(resolved, gpus=gpus * per_job, cores=cores)
 
 
 def _site_paths(site: str | None) -> Paths:
