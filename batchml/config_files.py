@@ -169,6 +169,8 @@ def field_problem(
             f"did you mean {close[0]!r}? " if close else ""
         ) + f"valid keys here: {', '.join(valid)}"
         problem = f"unknown key {loc[-1]!r}"
+    elif kind == "missing" and loc and isinstance(loc[-1], int):  # a short list or pair
+        problem, fix = f"item {loc[-1] + 1} is missing", "write every item of the list"
     elif kind == "missing":
         problem, fix = "required key is missing", _how_to_add(root, loc)
     elif kind == "value_error" and isinstance(ctx.get("error"), InvalidValue):
