@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from tests.unit.cli_sandbox import FIFO
+
 BAD = 2  # bad input: batchml's error and hint lines
 FAILED = 1
 
@@ -434,7 +436,7 @@ bad(BAD, "the report /dev/null/x.html cannot be made: /dev/null is not a folder"
     "/dev/null/x.html")  # fmt: skip
 bad(BAD, "the report folder is a folder", *REPORT, "-o", "folder")
 bad(BAD, "the report . is a folder", *REPORT, "-o", "")
-bad(BAD, "the report /dev/null is not a plain file", *REPORT, "--output", "/dev/null")
+bad(BAD, "the report pipe is not a plain file", *REPORT, "--output", "pipe", files={"pipe": FIFO})
 usage("argument -o/--output: expected one argument", *REPORT, "-o")
 usage("unrecognized arguments: --json", "hpo", "status", "done", "--json")
 

@@ -63,15 +63,25 @@ def enter(root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return root / WORK
 
 
+FIFO = b"\0fifo"  # a named pipe: a path that is not a plain file, inside the sandbox
+
+
 def write_files(work: Path, files: Mapping[str, str | bytes | None]) -> None:
-    """Files a case starts with, relative to the work folder; None makes a folder."""
+    """Files a case starts with, relative to the work folder; None makes a folder.
+
+    Never a real device: a case that wants 'not a plain file' gets a FIFO of its
+    own, so a command that wrongly replaces it cannot touch the machine (as root,
+    ``-o /dev/null`` once swapped the device for a regular file).
+    """
     for name, content in files.items():
         path = work / name
         if content is None:
             path.mkdir(parents=True, exist_ok=True)
             continue
         path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, bytes):
+        if content == FIFO:
+            os.mkfifo(path)
+        elif isinstance(content, bytes):
             path.write_bytes(content)
         else:
             path.write_text(content)
