@@ -89,6 +89,9 @@ class HTCondorSettings(_Section):
     schedd: Token | None = None
     accounting_group: Token | None = None
     extra_attributes: dict[ClassAdName, str] = Field(default_factory=dict)
+    # Only on the dask worker jobs of a search or `cluster up`, not on plain jobs: how a
+    # pool tells worker jobs apart (lxplus routes them by MY.IsDaskWorker).
+    worker_attributes: dict[ClassAdName, str] = Field(default_factory=dict)
 
     @field_validator("job_flavour")
     @classmethod
@@ -100,7 +103,7 @@ class HTCondorSettings(_Section):
             )
         return value
 
-    @field_validator("extra_attributes")
+    @field_validator("extra_attributes", "worker_attributes")
     @classmethod
     def _classad_values(cls, value: dict[str, str]) -> dict[str, str]:
         for name, expression in value.items():
@@ -156,8 +159,19 @@ class Network(_Section):
 
     interface: Token | None = None
     scheduler_port: Annotated[int, Field(ge=0, le=65535)] = 0
+    dashboard: bool = False  # dask's dashboard, unauthenticated: on the interface, if asked
     dashboard_port: Port | None = None
     worker_ports: tuple[Port, Port] | None = None
+
+    @field_validator("dashboard_port")
+    @classmethod
+    def _dashboard_on(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is not None and not info.data.get("dashboard"):
+            raise InvalidValue(
+                f"a dashboard port ({value}) is set but the dashboard is off",
+                hint="add 'dashboard: true' to the network section, or remove dashboard_port",
+            )
+        return value
 
     @field_validator("worker_ports", mode="before")
     @classmethod

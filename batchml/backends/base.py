@@ -9,6 +9,7 @@ for trials come from ``cluster()``, built on dask-jobqueue or LocalCluster.
 
 from __future__ import annotations
 
+import copy
 import enum
 import sys
 from abc import ABC, abstractmethod
@@ -18,7 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from batchml.atomic import FILE_MODE, check_destination, write_atomic
+from batchml.atomic import FILE_MODE, check_destination, write_atomic, write_new
 from batchml.backends import tls_error_queue
 from batchml.errors import BatchmlError, InvalidValue
 from batchml.launch import launch_words
@@ -29,6 +30,9 @@ from batchml.templates import render, template_path
 
 if TYPE_CHECKING:
     from distributed import SpecCluster
+    from distributed.security import Security
+
+LOOPBACK = "127.0.0.1"
 
 
 class SchedulerError(BatchmlError, RuntimeError):
@@ -235,16 +239,58 @@ def worker_arguments(
     resources: Resources, network: Network, pools: Mapping[str, int] | None = None
 ) -> list[str]:
     """dask-worker options: the resources dask schedules by (the job's GPUs, plus ``pools``),
-    the site's open port range (both ends), and the TLS fix both worker and nanny load."""
+    the site's open port range (both ends), the TLS fix both worker and nanny load, and
+    the worker's web server on loopback without its dashboard."""
     declared = {"GPU": resources.gpus} if resources.gpus else {}
     declared.update(pools or {})
     arguments = ["--preload", tls_error_queue.PRELOAD, "--preload-nanny", tls_error_queue.PRELOAD]
+    # A worker's own web pages (its tasks, live call stacks) are for nobody else on the node.
+    arguments += ["--no-dashboard", "--dashboard-address", f"{LOOPBACK}:0"]
     if declared:
         arguments += ["--resources", ",".join(f"{k}={v}" for k, v in declared.items())]
     if network.worker_ports:
         ports = f"{network.worker_ports[0]}:{network.worker_ports[1]}"
         arguments += ["--worker-port", ports, "--nanny-port", ports]
     return arguments
+
+
+def web_server(network: Network, host: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The scheduler's web server: its options, and the dask configuration to create it under.
+
+    dask always starts one, and given ``dashboard_address=":0"`` it listens on every
+    interface, unauthenticated: its pages show worker addresses, folders and live
+    call stacks to anyone who can reach the host. With ``network.dashboard`` it
+    listens on ``host`` (default: the site's interface, loopback when it names
+    none; an ssh tunnel reaches it there) at ``network.dashboard_port`` (any free
+    port when unset). Without, it listens on loopback and serves only /health.
+    """
+    if not network.dashboard:
+        off = {"dashboard": False, "dashboard_address": f"{LOOPBACK}:0"}
+        return off, {"distributed.scheduler.http.routes": ["distributed.http.health"]}
+    if host is None:
+        from distributed.utils import get_ip_interface
+
+        host = get_ip_interface(network.interface) if network.interface else LOOPBACK
+    return {"dashboard": True, "dashboard_address": f"{host}:{network.dashboard_port or 0}"}, {}
+
+
+def worker_credentials(security: Security, folder: Path) -> Security:
+    """``security`` with the workers' credentials as files in ``folder`` (a private one).
+
+    Security.temporary() holds its keys in memory, and a worker process needs files.
+    dask-jobqueue would write them itself, as temporary files deleted when collected:
+    at exit, in no set order with the folder that holds them, each then says so
+    on stderr.
+    """
+    with_files = copy.copy(security)
+    for key, value in security.get_tls_config_for_role("worker").items():
+        if value and "\n" in value:  # the PEM text itself, not a path
+            path = folder / f"worker-{key}.pem"
+            write_new(path, value.encode(), 0o600)
+            setattr(
+                with_files, "tls_ca_file" if key == "ca_file" else f"tls_worker_{key}", str(path)
+            )
+    return with_files
 
 
 def worker_python() -> str:

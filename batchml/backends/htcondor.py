@@ -42,7 +42,7 @@ from batchml.templates import classad_string, render
 from batchml.units import is_count
 
 if TYPE_CHECKING:
-    from dask_jobqueue import HTCondorCluster
+    from batchml._compat.dask_jobqueue import HTCondorCluster
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +209,9 @@ class HTCondorBackend(Backend):
         """HTCondorCluster of workers that advertise GPU=N; see htcondor_cluster for options."""
         from batchml.backends.htcondor_cluster import make_cluster
 
-        return make_cluster(self.site, resources, self.submit_entries(resources), options)
+        entries = self.submit_entries(resources)
+        entries.update((k, submit_value(v)) for k, v in self.settings.worker_attributes.items())
+        return make_cluster(self.site, resources, entries, options)
 
     def _send(self, description: htcondor2.Submit) -> htcondor2.SubmitResult:
         """Submit, and with spool upload the input files; a half-spooled cluster is removed.

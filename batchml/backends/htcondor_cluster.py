@@ -27,16 +27,19 @@ import tempfile
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from dask_jobqueue import HTCondorCluster
-from dask_jobqueue.htcondor import HTCondorJob
+import dask
 from distributed.security import Security
 
+from batchml._compat.dask_jobqueue import HTCondorCluster, HTCondorJob
 from batchml.backends import tls_error_queue
 from batchml.backends.base import (
     SchedulerError,
+    web_server,
     worker_arguments,
+    worker_credentials,
     worker_prologue,
     worker_python,
 )
@@ -110,27 +113,26 @@ def make_cluster(
     condor = site.htcondor
     tls_error_queue.install()  # for this driver's scheduler and client
     tls_dir = tempfile.mkdtemp(prefix="batchml-dask-tls-")  # mode 0700
-    cluster = HTCondorCluster(
-        job_cls=TransferredTLSJob,  # type: ignore[arg-type]  # dask-jobqueue annotates a class as an instance
-        cores=resources.cores,
-        memory=str(resources.memory),
-        disk=str(resources.disk),
-        processes=1,
-        python=chosen.python or worker_python(),
-        interface=network.interface,
-        security=Security.temporary() if chosen.security is None else chosen.security,
-        shared_temp_directory=tls_dir,
-        scheduler_options={
-            "port": scheduler_port(network),
-            "dashboard_address": f":{network.dashboard_port or 0}",
-        },
-        job_extra_directives=entries,
-        job_directives_skip=_REPLACED_DIRECTIVES,
-        worker_extra_args=worker_arguments(resources, network, chosen.worker_resources),
-        job_script_prologue=worker_prologue(site, resources.walltime),
-        submit_command_extra=["-spool"] if condor is not None and condor.spool else [],
-        log_directory=chosen.log_directory or _expanded(site.paths.log_dir),
-    )
+    security = Security.temporary() if chosen.security is None else chosen.security
+    web, config = web_server(network)
+    with dask.config.set(config):
+        cluster = HTCondorCluster(
+            job_cls=TransferredTLSJob,  # type: ignore[arg-type]  # dask-jobqueue annotates a class as an instance
+            cores=resources.cores,
+            memory=str(resources.memory),
+            disk=str(resources.disk),
+            processes=1,
+            python=chosen.python or worker_python(),
+            interface=network.interface,
+            security=worker_credentials(security, Path(tls_dir)),
+            scheduler_options={"port": scheduler_port(network), **web},
+            job_extra_directives=entries,
+            job_directives_skip=_REPLACED_DIRECTIVES,
+            worker_extra_args=worker_arguments(resources, network, chosen.worker_resources),
+            job_script_prologue=worker_prologue(site, resources.walltime),
+            submit_command_extra=["-spool"] if condor is not None and condor.spool else [],
+            log_directory=chosen.log_directory or _expanded(site.paths.log_dir),
+        )
     weakref.finalize(cluster, shutil.rmtree, tls_dir, True)
     if chosen.jobs:
         cluster.scale(jobs=chosen.jobs)

@@ -1,11 +1,12 @@
 """The embedded default: no batch system, this machine's cores and GPUs.
 
-Workers are one dask process per GPU slot, each started with its own
-CUDA_VISIBLE_DEVICES (taken from the driver's, or none), so trials placed with
-``resources={"GPU": 1}`` never share a device. Plain jobs run the same job
-script as on a batch system, detached, so a template can be tried here first.
-The cluster listens on loopback with TLS: on a shared login node every other
-user can reach 127.0.0.1, and an open dask scheduler runs their code as you.
+Workers are one ``dask worker`` process per GPU slot (local_workers.py says why
+not a Nanny inside the driver), each started with its own CUDA_VISIBLE_DEVICES
+(taken from the driver's, or none), so trials placed with ``resources={"GPU": 1}``
+never share a device. Plain jobs run the same job script as on a batch system,
+detached, so a template can be tried here first. The cluster listens on loopback
+with TLS: on a shared login node every other user can reach 127.0.0.1, and an
+open dask scheduler runs their code as you.
 """
 
 from __future__ import annotations
@@ -17,19 +18,24 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from distributed import Nanny, Scheduler, SpecCluster
+import dask
+from distributed import Scheduler, SpecCluster
 from distributed.security import Security
 
 from batchml.atomic import write_atomic
-from batchml.backends import tls_error_queue
+from batchml.backends import dask_log, tls_error_queue
 from batchml.backends.base import (
+    LOOPBACK,
     Backend,
     JobInfo,
     JobSpec,
     JobState,
     SchedulerError,
     UnknownJob,
+    web_server,
+    worker_arguments,
 )
+from batchml.backends.local_workers import DEATH_TIMEOUT_S, WorkerProcess, until_connected
 from batchml.errors import InvalidValue
 from batchml.resources import Resources
 from batchml.sites import Site
@@ -171,7 +177,8 @@ class LocalBackend(Backend):
         gpu_slots(resources.gpus, jobs)
 
     def cluster(self, resources: Resources, **options: Any) -> SpecCluster:
-        """One worker per GPU slot (or ``jobs`` CPU workers), TLS on loopback.
+        """One worker per GPU slot (or ``jobs`` CPU workers), TLS on loopback; returns once
+        every worker has connected.
 
         ``worker_resources`` are dask resources each worker declares besides its GPUs.
         """
@@ -183,32 +190,38 @@ class LocalBackend(Backend):
             raise SchedulerError(f"unknown cluster options: {', '.join(sorted(options))}")
         slots = gpu_slots(resources.gpus, workers)
         tls_error_queue.install()  # for this driver's scheduler and client
-        common = {
-            "nthreads": resources.cores,
-            "memory_limit": resources.memory,
-            "security": security,
-            "preload": [tls_error_queue.PRELOAD],
-            "preload_nanny": [tls_error_queue.PRELOAD],
-        }
+        arguments = [
+            "--host", LOOPBACK, "--nthreads", str(resources.cores),
+            "--memory-limit", str(resources.memory), "--death-timeout", str(DEATH_TIMEOUT_S),
+            *worker_arguments(resources, self.site.network, pools),
+        ]  # fmt: skip
+        env = {"DASK_DISTRIBUTED__WORKER__DAEMON": "False", **dask_log.worker_environment()}
         specs = {
             f"worker-{i}": {
-                "cls": Nanny,
+                "cls": WorkerProcess,
                 "options": {
-                    **common,
-                    "host": "127.0.0.1",
-                    "resources": {**({"GPU": len(slot)} if slot else {}), **pools},
-                    "env": {"CUDA_VISIBLE_DEVICES": ",".join(slot)},
+                    "arguments": arguments,
+                    "env": {**env, "CUDA_VISIBLE_DEVICES": ",".join(slot)},
+                    "security": security,
                 },
             }
             for i, slot in enumerate(slots)
         }
+        web, config = web_server(self.site.network, LOOPBACK)
         scheduler = {
             "cls": Scheduler,
-            "options": {"host": "127.0.0.1", "dashboard_address": ":0", "security": security},
+            "options": {"host": LOOPBACK, "security": security, **web},
         }
-        return SpecCluster(
-            workers=specs, scheduler=scheduler, security=security, name="batchml-local"
-        )
+        with dask.config.set(config):
+            cluster = SpecCluster(
+                workers=specs, scheduler=scheduler, security=security, name="batchml-local"
+            )
+        try:
+            until_connected(cluster)
+        except BaseException:
+            cluster.close()
+            raise
+        return cluster
 
 
 def identity(pid: int) -> str | None:

@@ -19,6 +19,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import dask
+
 from batchml.backends import tls_error_queue
 from batchml.backends.base import (
     Backend,
@@ -27,6 +29,7 @@ from batchml.backends.base import (
     JobState,
     SchedulerError,
     UnknownJob,
+    web_server,
     worker_arguments,
     worker_prologue,
     worker_python,
@@ -41,8 +44,9 @@ from batchml.templates import render
 from batchml.units import is_count
 
 if TYPE_CHECKING:
-    from dask_jobqueue import SLURMCluster
     from distributed.security import Security
+
+    from batchml._compat.dask_jobqueue import SLURMCluster
 
 log = logging.getLogger(__name__)
 
@@ -174,37 +178,35 @@ class SlurmBackend(Backend):
             raise InvalidValue(
                 f"unknown cluster option {unknown[0]!r}", hint=f"use {', '.join(_CLUSTER_OPTIONS)}"
             )
-        from dask_jobqueue import SLURMCluster
-
+        from batchml._compat.dask_jobqueue import SLURMCluster
         from batchml.backends.worker_jobs import SlurmWorkerJob
 
         log_dir = Path(options.get("log_directory") or _local_path(self.site.paths.log_dir))
         security = _security(options.get("security", True))
         shared = _credentials_folder(self.site.paths.shared_dir, log_dir) if security else None
         tls_error_queue.install()  # for this driver's scheduler and client
-        cluster = SLURMCluster(
-            job_cls=SlurmWorkerJob,  # type: ignore[arg-type]  # annotated as an instance
-            **self._job_keywords(resources),
-            python=worker_python(),
-            interface=self.site.network.interface,
-            protocol="tls://" if security else "tcp://",
-            security=security,
-            shared_temp_directory=shared,
-            scheduler_options={
-                "port": self.site.network.scheduler_port,
-                "dashboard_address": f":{self.site.network.dashboard_port or 0}",
-            },
-            worker_extra_args=worker_arguments(
-                resources, self.site.network, options.get("worker_resources")
-            ),
-            log_directory=str(log_dir),
-            local_directory=self.site.paths.scratch_dir,
-            job_name="batchml-worker",
-            job_script_prologue=worker_prologue(self.site, resources.walltime),
-            death_timeout=60,
-            processes=1,
-            nanny=True,
-        )
+        web, config = web_server(self.site.network)
+        with dask.config.set(config):
+            cluster = SLURMCluster(
+                job_cls=SlurmWorkerJob,  # type: ignore[arg-type]  # annotated as an instance
+                **self._job_keywords(resources),
+                python=worker_python(),
+                interface=self.site.network.interface,
+                protocol="tls://" if security else "tcp://",
+                security=security,
+                shared_temp_directory=shared,
+                scheduler_options={"port": self.site.network.scheduler_port, **web},
+                worker_extra_args=worker_arguments(
+                    resources, self.site.network, options.get("worker_resources")
+                ),
+                log_directory=str(log_dir),
+                local_directory=self.site.paths.scratch_dir,
+                job_name="batchml-worker",
+                job_script_prologue=worker_prologue(self.site, resources.walltime),
+                death_timeout=60,
+                processes=1,
+                nanny=True,
+            )
         jobs = int(options.get("jobs", 0))
         if jobs:
             cluster.scale(jobs=jobs)

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from dask_jobqueue.slurm import SLURMJob
 from distributed.core import Status
+
+from batchml._compat.dask_jobqueue import SLURMJob
 
 
 class KeepsSubmitError:

@@ -61,10 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    if not args.verbose:
-        # Before distributed is imported, and inherited by worker processes: dask's INFO
-        # chatter (and shutdown tracebacks it logs at INFO) would bury batchml's own output.
-        os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
+    # Before distributed is imported, and inherited by worker processes: dask's INFO
+    # chatter (and shutdown tracebacks it logs at INFO) would bury batchml's own output.
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "info" if args.verbose else "warning")
     piped = not sys.stdout.isatty()
     out = Console(no_color=args.no_color or None, highlight=False, width=160 if piped else None)
     handler: Callable[[argparse.Namespace, Console], int] = args.handler

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -47,30 +48,35 @@ def cmd_run(args: argparse.Namespace, out: Console) -> int:
 
 def _run(stored: dict[str, Any], out: Console) -> int:
     from batchml.hpo.config import objective_of
+    from batchml.hpo.interrupts import StudyInterrupted, StudyTerminated
     from batchml.site_files import load_site
 
     config = _stored_config(stored)
     objective = objective_of(config, Path(stored["base"]))
-    load_site(config.site)  # a bad site is named before dask-jobqueue is even imported
+    load_site(config.site)  # a bad site is named before the search is set up
 
     from batchml.hpo import run_study
 
-    study = run_study(
-        objective,
-        config.distributions(),
-        n_trials=config.n_trials,
-        site=config.site,
-        gpus_per_trial=config.gpus_per_trial,
-        trials_per_job=config.trials_per_job,
-        max_jobs=config.max_jobs,
-        direction=config.direction,
-        sampler=config.sampler.build(),
-        pruner=config.pruner.build(),
-        study_name=config.study_name,
-        storage=config.storage,
-        max_retries=config.max_retries,
-        study_attrs={CONFIG_ATTR: stored},
-    )
+    try:
+        study = run_study(
+            objective,
+            config.distributions(),
+            n_trials=config.n_trials,
+            site=config.site,
+            gpus_per_trial=config.gpus_per_trial,
+            trials_per_job=config.trials_per_job,
+            max_jobs=config.max_jobs,
+            direction=config.direction,
+            sampler=config.sampler.build(),
+            pruner=config.pruner.build(),
+            study_name=config.study_name,
+            storage=config.storage,
+            max_retries=config.max_retries,
+            study_attrs={CONFIG_ATTR: stored},
+        )
+    except (StudyInterrupted, StudyTerminated) as stopped:
+        _print_resume(stopped.stop.describe(), config, out)
+        return stopped.stop.exit_code
     _print_best(study, out)
     return 0
 
@@ -94,6 +100,15 @@ def _stored_config(stored: Any) -> Any:
     except ValidationError as exc:
         problems = [field_problem(e, StudyConfig, {}, top=where) for e in exc.errors()]
         raise ConfigError(where, problems, hint=STUDY_FILE_HINT) from None
+
+
+def _print_resume(what: str, config: Any, out: Console) -> None:
+    """After an interrupt: what happened, and the command that carries on."""
+    command = ["batchml", "hpo", "resume", config.study_name]
+    if config.storage:
+        command += ["--storage", config.storage]
+    err = Console(stderr=True, no_color=out.no_color or None, highlight=False, soft_wrap=True)
+    err.print(f"{safe(what)}\nresume with: {safe(shlex.join(command))}")
 
 
 def _load(args: argparse.Namespace) -> Any:
@@ -138,7 +153,7 @@ def cmd_status(args: argparse.Namespace, out: Console) -> int:
         count = sum(t.state == state for t in trials)
         if count:
             table.add_row(state.name.lower(), str(count))
-    for kind in ("raised", "crashed", "preempted", "orphaned"):
+    for kind in ("raised", "crashed", "preempted", "orphaned", "interrupted"):
         count = sum(t.user_attrs.get(OUTCOME_ATTR) == kind for t in trials)
         if count:
             table.add_row(f"  of which {kind}", str(count))

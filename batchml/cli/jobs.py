@@ -167,7 +167,10 @@ def cmd_cluster_up(args: argparse.Namespace, out: Console) -> int:
     resources = _resources(args, resolved, out)
     with backend.cluster(resources, jobs=args.jobs) as cluster, Client(cluster) as client:
         out.print(f"scheduler {cluster.scheduler_address} (TLS; credentials stay in this process)")
-        out.print(f"dashboard {client.dashboard_link}")
+        if resolved.site.network.dashboard:
+            out.print(f"dashboard {client.dashboard_link}")
+        else:
+            out.print("dashboard off (network.dashboard in the site file turns it on)")
         out.print("waiting for workers; Ctrl-C stops the cluster and its jobs")
         try:
             while True:

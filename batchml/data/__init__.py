@@ -16,7 +16,6 @@ from batchml.data.errors import (
     DataPermissionError,
     DataTimeoutError,
     DataUnreachableError,
-    NotRootFileError,
     TreeNotFoundError,
     UnsupportedBranchError,
 )
@@ -39,7 +38,6 @@ __all__ = [
     "DataUnreachableError",
     "FeatureStats",
     "LoaderStats",
-    "NotRootFileError",
     "Retry",
     "RootDataset",
     "RootLoader",

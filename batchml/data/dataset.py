@@ -21,9 +21,10 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from batchml.data.columns import Table
+from batchml.data.errors import CarriedError
 from batchml.data.loader_stats import LoaderStats
 from batchml.data.stream import Batch, RootStream, one_of
-from batchml.errors import InvalidValue
+from batchml.errors import BatchmlError, InvalidValue
 
 OUTPUTS = ("torch", "numpy")
 
@@ -81,8 +82,13 @@ class RootDataset(IterableDataset[Batch]):
         rank, world = self._layout()
         reader, readers = rank * workers + index, world * workers
         # a DataLoader worker is a process already: it reads in threads
-        for table in self.stream.batches(self.epoch, reader, readers, fork=worker is None):
-            yield self._convert(table)
+        try:
+            for table in self.stream.batches(self.epoch, reader, readers, fork=worker is None):
+                yield self._convert(table)
+        except BatchmlError as exc:
+            if worker is None:
+                raise
+            raise CarriedError.carrying(exc) from None  # (torch rebuilds it from its text)
 
     def _layout(self) -> tuple[int, int]:
         if self.rank is not None or self.world_size is not None:

@@ -37,6 +37,7 @@ import numpy as np
 
 from batchml.data.columns import Table
 from batchml.data.errors import DataError
+from batchml.errors import BatchmlError
 
 BATCH, END, ERROR = 1, 2, 3
 DROP = -1  # the command that drops what was read ahead (epochs are >= 0)
@@ -200,7 +201,7 @@ class _Serving:
                         self._send(table)
                 os.write(self.messages, _MESSAGE.pack(END, 0, 0))
             except Exception as exc:
-                data = pickle.dumps(exc)
+                data = _portable(exc)
                 os.write(self.messages, _MESSAGE.pack(ERROR, len(data), 0) + data)
 
     def _send(self, table: Table) -> None:
@@ -229,6 +230,14 @@ class _Serving:
                 return None
             data += part
         return data
+
+
+def _portable(exc: Exception) -> bytes:
+    """The error pickled for the training process: whole if it can be, else its text."""
+    try:
+        return pickle.dumps(exc.detached() if isinstance(exc, BatchmlError) else exc)
+    except Exception:
+        return pickle.dumps(DataError(f"{type(exc).__name__}: {exc}"))
 
 
 def _stop(pid: int, fds: tuple[int, ...]) -> str:

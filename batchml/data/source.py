@@ -25,19 +25,15 @@ from collections.abc import Generator, Iterator, Sequence
 from concurrent.futures import Executor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from batchml.data import xrootd
+from batchml.data import listing, rntuple, xrootd
+from batchml.data.diagnosis import as_data_error
 from batchml.data.errors import (
-    DataError,
     DataFileNotFoundError,
-    DataPermissionError,
     DataTimeoutError,
     DataUnreachableError,
-    NotRootFileError,
     TreeNotFoundError,
-    where,
 )
 
 if TYPE_CHECKING:
@@ -93,6 +89,8 @@ def use_fast_inflate() -> None:
 
 def resolve(patterns: Sequence[str]) -> list[str]:
     """Every file the patterns name, in the given order, each once (globs and wildcards sorted)."""
+    if any(xrootd.is_remote(p) for p in patterns):
+        xrootd.configure_client()  # before the first request: the client's defaults wait 480 s
     urls: list[str] = []
     for pattern in patterns:
         if xrootd.is_remote(pattern):
@@ -110,11 +108,13 @@ def resolve(patterns: Sequence[str]) -> list[str]:
 
 
 @contextmanager
-def open_file_trees(url: str) -> Iterator[dict[str, Any]]:
-    """Every TTree and RNTuple of a file by name (for ``batchml data inspect``)."""
+def open_file_trees(url: str) -> Iterator[tuple[dict[str, Any], list[str]]]:
+    """Every TTree and RNTuple of a file by name, and what else it holds ("TH1D 'h'")."""
     with _open(url, None, (), timeout=None, cache=None) as file:
-        names = [k for k, c in file.classnames(cycle=False).items() if c in TREE_CLASSES]
-        yield {name: file[name] for name in names}
+        classes = file.classnames(cycle=False)
+        names = [k for k, c in classes.items() if c in TREE_CLASSES]
+        others = [f"{c} {k!r}" for k, c in classes.items() if c not in TREE_CLASSES]
+        yield {name: file[name] for name in names}, others
 
 
 @contextmanager
@@ -168,7 +168,7 @@ def _open(
     try:
         file = uproot.open(path, **options)
     except Exception as exc:
-        raise _as_data_error(exc, url, tree, branches) from exc
+        raise as_data_error(exc, url, tree, branches) from exc
     with file:
         yield file
 
@@ -251,6 +251,33 @@ def _xrootd_handler() -> type:
     return XRootDSource
 
 
+def _steps(
+    tree: Any,
+    branches: Sequence[str],
+    start: int,
+    stop: int,
+    step_size: int | str,
+    library: str,
+    executor: Executor | None,
+) -> Iterator[tuple[Any, int, int]]:
+    """(arrays, first entry, stop entry) of each step: uproot's iterate, or rntuple.py's."""
+    if listing.is_rntuple(tree):
+        yield from rntuple.iterate(
+            tree, branches, start, stop, step_size=step_size, library=library, executor=executor
+        )
+        return
+    for arrays, report in tree.iterate(
+        list(branches),
+        entry_start=start,
+        entry_stop=stop,
+        step_size=step_size,
+        decompression_executor=executor,
+        library=library,
+        report=True,
+    ):
+        yield arrays, report.tree_entry_start, report.tree_entry_stop
+
+
 def read_range(
     url: str,
     tree: str,
@@ -286,20 +313,14 @@ def read_range(
             with opening as opened:
                 source = opened.file.source
                 seen = source.num_requested_bytes
-                for arrays, report in opened.iterate(
-                    list(branches),
-                    entry_start=start,
-                    entry_stop=stop,
-                    step_size=step_size,
-                    decompression_executor=executor,
-                    library=library,
-                    report=True,
+                for arrays, first, end in _steps(
+                    opened, branches, start, stop, step_size, library, executor
                 ):
                     fetched, seen = source.num_requested_bytes - seen, source.num_requested_bytes
-                    start, failures = report.tree_entry_stop, 0
-                    yield Chunk(arrays, report.tree_entry_start, report.tree_entry_stop, fetched)
+                    start, failures = end, 0
+                    yield Chunk(arrays, first, end, fetched)
         except Exception as exc:
-            error = exc if isinstance(exc, DataError) else _as_data_error(exc, url, tree, branches)
+            error = as_data_error(exc, url, tree, branches)
             transient = isinstance(error, (DataUnreachableError, DataTimeoutError))
             failures += 1
             failing_since = failing_since if failures > 1 else time.monotonic()
@@ -307,53 +328,3 @@ def read_range(
             if not transient or failures >= retry.attempts or out_of_time:
                 raise error from exc
             time.sleep(retry.delay(failures))
-
-
-def _as_data_error(
-    exc: Exception, url: str, tree: str | None, branches: Sequence[str]
-) -> DataError:
-    """One batchml error for whatever uproot or the XRootD client raised."""
-    place = where(url, tree, branches)
-    text = str(exc)
-    # uproot raises FileNotFoundError for every failed open; XRootD's code says which
-    if isinstance(exc, PermissionError) or "[3010]" in text:
-        return DataPermissionError(
-            f"permission denied reading {place}",
-            hint="check the file's permissions and your token/proxy",
-        )
-    if isinstance(exc, FileNotFoundError) or "[3011]" in text:
-        return DataFileNotFoundError(
-            f"no such file: {place}", hint="check the path (note the '//' after the port)"
-        )
-    if isinstance(exc, TimeoutError):
-        return DataTimeoutError(
-            f"timed out reading {place}: {text}",
-            hint="the server is slow or overloaded; raise timeout= or retry later",
-        )
-    if isinstance(exc, OSError) and xrootd.is_remote(url):
-        return DataUnreachableError(
-            f"cannot reach the server for {place}: {text}",
-            hint="check the host name and port, and that the server is up",
-        )
-    kind = None if xrootd.is_remote(url) else _local_kind(Path(url))
-    if kind is not None:
-        return NotRootFileError(
-            f"{url} is {kind}, not a ROOT file (reading {place})",
-            hint="give the path of a .root file",
-        )
-    return DataError(
-        f"cannot read {place}: {type(exc).__name__}: {text}",
-        hint="is it a ROOT file written completely?",
-    )
-
-
-def _local_kind(path: Path) -> str | None:
-    """What a local path is when it is plainly no ROOT file (None: it may be a damaged one)."""
-    if path.is_dir():
-        return "a folder"
-    try:
-        with path.open("rb") as file:
-            magic = file.read(4)
-    except OSError:
-        return None
-    return None if magic == b"root" else ("an empty file" if not magic else "another kind of file")

@@ -7,8 +7,8 @@ for the epoch (see ``plan.py``). ``dataset.py`` wraps it for torch.
 
 Memory held per reader, at most: ``prefetch`` bytes of ready batches waiting,
 the chunk being decoded (``step_size``) and, with prefetch on, one decoded chunk
-read ahead, the next epoch's first chunk, ``shuffle_buffer`` rows of the feature
-matrix plus one batch, and the metadata of up to 4 files kept open (between
+read ahead, the next epoch's first chunk, the shuffle buffer (32 MB of rows by
+default) plus one batch, and the metadata of up to 4 files kept open (between
 ranges and epochs); not the whole file.
 With prefetch on, three threads overlap: reading (network and decompression),
 turning chunks into shuffled batches, and the consumer; once a reader has read
@@ -28,9 +28,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from batchml.data import buffer, xrootd
+from batchml.data import buffer
 from batchml.data.cache import NodeCache
 from batchml.data.columns import Table, spec_from
+from batchml.data.diagnosis import as_data_error
 from batchml.data.epoch_start import EpochStart
 from batchml.data.loader_stats import SharedCounters
 from batchml.data.plan import EntryRange, Split, make_ranges, shard
@@ -49,6 +50,7 @@ from batchml.errors import InvalidValue
 from batchml.units import parse_size
 
 READER_PRIORITIES = ("idle", "normal")
+SHUFFLE_BUFFER = "32 MB"
 PREFETCH_IN = ("process", "thread")
 
 
@@ -70,6 +72,18 @@ def parse_step_size(value: int | str) -> int | str:
     raise InvalidValue(
         f"step_size={value!r} is neither a number of entries nor a size",
         hint="write step_size=100_000 or step_size='50 MB'",
+    )
+
+
+def buffer_rows(value: int | str, row_bytes: int) -> int:
+    """Rows of the shuffle buffer: given, or as many as fit in a memory size."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str):
+        return parse_size(value) // row_bytes
+    raise InvalidValue(
+        f"shuffle_buffer={value!r} is neither a number of rows nor a size",
+        hint="write shuffle_buffer='32 MB' or shuffle_buffer=300_000 (0: no row buffer)",
     )
 
 
@@ -104,7 +118,12 @@ class RootStream:
     step_size: entries or a size ('50 MB') per uproot read; range_entries: the unit
     that is shuffled and dealt to readers (best a multiple of an entry step_size:
     a range otherwise ends with a short read, and a row buffer scatters it in).
-    shuffle_buffer: rows mixed across ranges.
+    shuffle_buffer: the row buffer that mixes rows across ranges and files, as a
+    memory size (default 32 MB: 32 MB / (4 bytes x (columns + 4)) rows, such as
+    333k rows of 20 features, 3 ranges of 100k) or a number of rows (0: rows stay
+    in file order within each range). Each epoch draws a new order, fixed by
+    (seed, epoch, reader). Larger buffers mix more but cost more CPU: each row is
+    gathered from and scattered into it at random (BENCHMARKS.md, data run 6).
     prefetch: bytes of ready batches the reading may hold ahead (None: off).
     prefetch_in: "process" reads in a forked process, out of the training
     process's GIL (see ``reader_process.py``; threads where there is no fork, and
@@ -134,7 +153,7 @@ class RootStream:
         step_size: int | str = "50 MB",
         range_entries: int = 100_000,
         shuffle: bool = True,
-        shuffle_buffer: int = 0,
+        shuffle_buffer: int | str = SHUFFLE_BUFFER,
         seed: int = 0,
         prefetch: str | None = "256 MB",
         prefetch_in: str = "process",
@@ -144,18 +163,18 @@ class RootStream:
         timeout: float | None = None,
         retry: Retry | None = None,
     ) -> None:
-        if batch_size < 1 or range_entries < 1 or shuffle_buffer < 0:
+        if batch_size < 1 or range_entries < 1:
             raise InvalidValue(
-                f"batch_size={batch_size}, range_entries={range_entries}, "
-                f"shuffle_buffer={shuffle_buffer}: sizes must be positive",
-                hint="use batch_size >= 1, range_entries >= 1, shuffle_buffer >= 0",
+                f"batch_size={batch_size}, range_entries={range_entries}: sizes must be positive",
+                hint="use batch_size >= 1, range_entries >= 1",
             )
         self.tree = tree
         self.spec = spec_from(features, jagged, target, weights, cut, pad_value)
         self.split = Split.parse(split)
         self.batch_size = batch_size
         self.step_size = parse_step_size(step_size)
-        self.shuffle, self.shuffle_buffer, self.seed = shuffle, shuffle_buffer, seed
+        self.shuffle, self.seed = shuffle, seed
+        self.shuffle_buffer = buffer_rows(shuffle_buffer, _row_bytes(len(self.columns)))
         self.prefetch = parse_size(prefetch) if prefetch else 0
         where = one_of("prefetch_in", prefetch_in, PREFETCH_IN)
         self.in_process = where == "process" and can_fork()
@@ -166,10 +185,8 @@ class RootStream:
         self.retry = retry or Retry()
         self.counters = SharedCounters()
         use_fast_inflate()
-        patterns = [files] if isinstance(files, str) else list(files)
-        if any(xrootd.is_remote(p) for p in patterns):
-            xrootd.configure_client()
-        self.urls = resolve(patterns)
+        self.urls = resolve([files] if isinstance(files, str) else list(files))
+        self._lists: frozenset[str] = frozenset()  # branches holding a list per entry
         self.entries = [self._plan_file(url) for url in self.urls]
         self.offsets = np.concatenate([[0], np.cumsum(self.entries)]).astype(np.int64)
         self.ranges = make_ranges(self.entries, range_entries)
@@ -218,9 +235,13 @@ class RootStream:
         return int(self.offsets[-1])
 
     def _plan_file(self, url: str) -> int:
-        with open_tree(url, self.tree, self.spec.branches, timeout=self.timeout) as tree:
-            self.spec.check(tree, url, self.tree)
-            return int(tree.num_entries)
+        branches = self.spec.branches
+        with open_tree(url, self.tree, branches, timeout=self.timeout) as tree:
+            try:
+                self._lists |= self.spec.check(tree, url, self.tree)
+                return int(tree.num_entries)
+            except Exception as exc:
+                raise as_data_error(exc, url, self.tree, branches) from exc
 
     def batches(
         self, epoch: int, reader: int = 0, readers: int = 1, *, fork: bool = True
@@ -277,7 +298,7 @@ class RootStream:
             ("weight", np.dtype(np.float32), ()),
             ("entry", np.dtype(np.int64), ()),
         ]
-        row_bytes = 4 * width + 16
+        row_bytes = _row_bytes(width)
         slots = max(2, self.prefetch // (row_bytes * self.batch_size))
 
         def prepare() -> None:  # in the child: the ring is the budget, threads read
@@ -406,7 +427,7 @@ class RootStream:
             entry_range.start,
             entry_range.stop,
             step_size=self.step_size,
-            library="ak" if self.spec.jagged else "np",
+            library="ak" if self._lists else "np",
             retry=self.retry,
             timeout=self.timeout,
             cache=self.cache,
@@ -418,6 +439,11 @@ class RootStream:
         self.counters.add(
             read_s=read_s, bytes_read=chunk.bytes_read, events_read=chunk.stop - chunk.start
         )
+
+
+def _row_bytes(width: int) -> int:
+    """Bytes of one row of a batch: ``width`` float32 features, target, weight, int64 entry."""
+    return 4 * width + 16
 
 
 def _table_bytes(table: Table) -> int:

@@ -10,7 +10,9 @@ endings that Optuna alone would all call FAIL:
   intermediate values it had reported, up to ``max_retries`` times.
 A driver that dies leaves RUNNING trials behind; the next run_study (or
 `batchml hpo resume`) with the same name marks them ``orphaned``, retries
-them the same way, and continues until ``n_trials`` trials have ended.
+them the same way, and continues until ``n_trials`` trials have ended. A
+driver stopped by Ctrl-C or SIGTERM marks its trials in flight ``interrupted``
+itself, to the same effect (interrupts.py).
 """
 
 from __future__ import annotations
@@ -21,18 +23,22 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from signal import Signals
 from typing import Any, Literal
 
 import cloudpickle
 import dask
-import dask_jobqueue  # noqa: F401  # sets a SIGINT handler: load it on the main thread
 import optuna
 from distributed import Client, Future, wait
 from distributed.client import FIRST_COMPLETED
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
+# It sets a SIGINT handler (undone there): imported at start-up, on the main thread.
+from batchml._compat.dask_jobqueue import JobQueueCluster
+from batchml.backends import dask_log
 from batchml.backends.base import SchedulerError
+from batchml.hpo.interrupts import Stop, StopRequests, stopped
 from batchml.hpo.isolation import Outcome, TrialContext
 from batchml.hpo.outcomes import (
     ATTEMPT_ATTR,
@@ -46,7 +52,7 @@ from batchml.hpo.outcomes import (
     has_ended,
 )
 from batchml.hpo.progress import StudyProgress
-from batchml.hpo.storage import default_study_dir, open_storage
+from batchml.hpo.storage import default_study_dir, open_storage, study_exists
 from batchml.hpo.walltime import TRIAL_RESOURCE, duration_estimate
 from batchml.hpo.worker import TrialTask, execute_trial, warm_worker
 from batchml.private_folder import PrivateFolderError
@@ -108,6 +114,9 @@ def run_study(
     stored on the study (the CLI keeps its configuration there, for resume).
     With no worker connected for ``worker_patience_s`` the search stops with an
     error (pending jobs on a busy site count against it: raise it there).
+    Ctrl-C stops it cleanly and raises StudyInterrupted (a KeyboardInterrupt),
+    SIGTERM StudyTerminated (a SystemExit, status 143); calling it again resumes.
+    dask's own log shows warnings only, unless dask's logging is configured.
     """
     from optuna_integration.dask import DaskStorage
 
@@ -117,18 +126,28 @@ def run_study(
         resolved, resources = _request(site, gpus_per_trial, trials_per_job)
         backend_for(resolved).check_cluster(resources, max_jobs)
     real_storage = open_storage(storage, study_name)  # a bad storage fails before any job starts
-    with _client(client, site, gpus_per_trial, trials_per_job, max_jobs) as (
-        dask,
-        cluster,
-        site_name,
+    stop: Stop | None = None
+    with (
+        StopRequests(study_name) as requests,
+        dask_log.quiet(),
+        _client(client, site, gpus_per_trial, trials_per_job, max_jobs) as (
+            dask,
+            cluster,
+            site_name,
+        ),
     ):
         # One storage object, living with the scheduler, serves the driver and every
         # worker: two objects on one journal file would fight over its lock.
         shared = DaskStorage(real_storage, client=dask)
-        study = optuna.create_study(
-            study_name=study_name, storage=shared, direction=direction,
-            sampler=sampler, pruner=pruner, load_if_exists=True,
-        )  # fmt: skip
+        if study_exists(real_storage, study_name):  # a resume (creating it anew logs an ERROR)
+            study = optuna.load_study(
+                study_name=study_name, storage=shared, sampler=sampler, pruner=pruner
+            )
+        else:
+            study = optuna.create_study(
+                study_name=study_name, storage=shared, direction=direction,
+                sampler=sampler, pruner=pruner,
+            )  # fmt: skip
         for key, value in (study_attrs or {}).items():
             study.set_user_attr(key, value)
         _retry_orphans(study)
@@ -147,10 +166,12 @@ def run_study(
             drains=cluster is not None or _declare_trial_slots(dask),
         )
         payload = cloudpickle.dumps(objective)
-        _drive(
+        stop = _drive(
             study, _reader(study, real_storage), payload, dask, cluster, shared, place, n_trials,
-            max_retries, progress, worker_patience_s,
+            max_retries, progress, worker_patience_s, requests,
         )  # fmt: skip
+    if requests.signal is not None:  # the cluster is closed by now: jobs and workers ended
+        raise stopped(stop or Stop(requests.signal, study_name))
     # The returned study reads the storage directly: the cluster (and its scheduler) are gone.
     return optuna.load_study(
         study_name=study_name, storage=real_storage, sampler=sampler, pruner=pruner
@@ -221,7 +242,9 @@ def _drive(
     max_retries: int,
     show: bool,
     patience_s: float,
-) -> None:
+    requests: StopRequests,
+) -> Stop | None:
+    """Keep the slots busy until ``n_trials`` trials have ended, or a signal asks to stop."""
     running: dict[Future, optuna.Trial] = {}
     where: dict[Future, str] = {}  # the worker each trial was sent to
     resources = {"GPU": place.gpus_per_trial} if place.gpus_per_trial else {}
@@ -247,9 +270,12 @@ def _drive(
         # and the budget and the progress line share them.
         trials = reader.get_trials(deepcopy=False)
         while True:
+            if requests.signal is not None:
+                return _interrupt(study, reader, running, requests.signal, n_trials, max_retries)
             finished = sum(1 for trial in trials if has_ended(trial))
             if not running and finished >= n_trials:
-                break
+                bar.update(trials, running=0, workers=len(pool.slots))  # its last line
+                return None
             workers = pool.check()
             expected_s = duration_estimate(trials) if place.drains else None
             while worker := Capacity.place(
@@ -337,8 +363,6 @@ class WorkerPool:
         gpus_per_trial: int = 0,
         replace_after_s: float = 10.0,
     ) -> None:
-        from dask_jobqueue.core import JobQueueCluster
-
         self.client = client
         self.gpus_per_trial = gpus_per_trial
         self.slots: dict[str, int] = {}  # trial slots of each connected worker
@@ -562,6 +586,33 @@ def _fail(
         study.tell(trial, state=TrialState.FAIL)
     else:
         storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+
+
+def _interrupt(
+    study: optuna.Study,
+    reader: optuna.Study,
+    running: Mapping[Future, optuna.Trial],
+    received: Signals,
+    n_trials: int,
+    max_retries: int,
+) -> Stop:
+    """The trials in flight when a signal came: recorded if they had ended, else interrupted.
+
+    An interrupted trial did nothing wrong: like an orphaned one, it is retried
+    with its parameters however often it happens. Its task is cancelled; it
+    stops with its worker when the cluster closes (on a cluster the caller gave,
+    it runs on, and what it reports is ignored).
+    """
+    interrupted = 0
+    for future, trial in running.items():
+        if future.done():
+            _record(study, trial, future, max_retries)
+            continue
+        future.cancel()
+        _fail(study, trial, "interrupted", f"the search was stopped by {received.name}", 10**9)
+        interrupted += 1
+    ended = sum(1 for trial in reader.get_trials(deepcopy=False) if has_ended(trial))
+    return Stop(received, study.study_name, ended, n_trials, interrupted)
 
 
 def _retry_orphans(study: optuna.Study) -> None:

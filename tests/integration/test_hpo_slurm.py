@@ -1,8 +1,12 @@
-"""Searches on the real Slurm: trials as tasks on GPU worker jobs, and a worker job cancelled."""
+"""Searches on the real Slurm: trials as tasks on GPU worker jobs, a worker job cancelled,
+and the driver stopped with Ctrl-C."""
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -18,6 +22,7 @@ from batchml.hpo.command import CommandObjective
 from batchml.hpo.outcomes import OUTCOME_ATTR, RETRY_OF_ATTR
 from tests.unit import hpo_objectives as objectives
 from tests.unit.hpo_checks import slot_clashes
+from tests.unit.hpo_watch import SLOW_OBJECTIVE, stop_mid_search
 
 pytestmark = [pytest.mark.slurm, pytest.mark.timeout(300)]
 cloudpickle.register_pickle_by_value(objectives)  # workers need not import the tests package
@@ -132,3 +137,54 @@ def test_two_gpu_command_trials_run_under_torchrun_in_worker_jobs(
     )  # fmt: skip
     assert [t.value for t in study.trials] == [22.0, 22.0]  # world size 2, two GPUs each
     assert all(len(t.user_attrs["batchml.devices"].split(",")) == 2 for t in study.trials)
+
+
+def test_ctrl_c_leaves_no_worker_job_of_the_study_in_the_queue(
+    slurm_env: dict[str, str], tmp_path: Path
+) -> None:
+    logs, shared = tmp_path / "logs", tmp_path / "shared"
+    shared.mkdir()
+    (tmp_path / "site.yaml").write_text(
+        "scheduler: slurm\n"
+        "defaults: {cores: 1, memory: 600MB, walltime: 15m}\n"
+        f"slurm: {{partition: {slurm_env['BATCHML_SLURM_PARTITION']}}}\n"
+        "network: {interface: lo}\n"
+        f"paths: {{log_dir: {logs}, shared_dir: {shared}}}\n"
+    )
+    (tmp_path / "objective.py").write_text(SLOW_OBJECTIVE)
+    journal = tmp_path / "ctrl-c.journal"
+    (tmp_path / "study.yaml").write_text(
+        "study_name: slurm-ctrl-c\nobjective: objective.py:objective\n"
+        f"site: {tmp_path / 'site.yaml'}\nn_trials: 40\nmax_jobs: 2\nstorage: {journal}\n"
+    )
+    run = stop_mid_search(
+        [sys.executable, "-m", "batchml.cli", "hpo", "run", str(tmp_path / "study.yaml")],
+        {**os.environ, "HOME": str(tmp_path / "home")}, journal, "slurm-ctrl-c",
+        while_running=lambda: _see_jobs(logs),
+    )  # fmt: skip
+    err = run.stderr
+    assert run.returncode == 130, err
+    assert "resume with: batchml hpo resume slurm-ctrl-c" in err
+    assert _jobs_logging_to(logs, alive=True) == []
+    assert len(_jobs_logging_to(logs, alive=False)) >= 2
+    # the workers' TLS files are gone; their private folder (batchml-dask-tls-<uid>) stays
+    assert [p for p in shared.rglob("*") if not p.is_dir()] == []
+
+
+def _see_jobs(logs: Path) -> None:
+    """Fail unless the worker jobs are found by their logs (else finding none proves nothing)."""
+    assert len(_jobs_logging_to(logs, alive=True)) >= 2
+
+
+def _jobs_logging_to(folder: Path, *, alive: bool) -> list[int]:
+    """Ids of the jobs squeue lists whose output goes to ``folder``, queued or running or not."""
+    queued = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED"}
+    jobs = json.loads(subprocess.run(
+        ["squeue", "--json"], capture_output=True, text=True, check=True
+    ).stdout)["jobs"]  # fmt: skip
+    found = []
+    for job in jobs:
+        states = job["job_state"] if isinstance(job["job_state"], list) else [job["job_state"]]
+        if job["standard_output"].startswith(f"{folder}/") and alive == bool(queued & set(states)):
+            found.append(int(job["job_id"]))
+    return found

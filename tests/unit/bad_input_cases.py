@@ -451,8 +451,8 @@ bad(BAD, "--workdir garbage.bin exists and is not a folder", "demo", "--workdir"
 bad(BAD, "no site named 'nosuch'", "demo", "--site", "nosuch")
 bad(BAD, "'' is not a site name", "demo", "--site", "")
 bad(BAD, "no such file: missing.root", "demo", "--data", "missing.root")
-bad(BAD, "garbage.bin is another kind of file, not a ROOT file", "demo", "--data", "garbage.bin")
-bad(BAD, "empty.txt is an empty file, not a ROOT file", "demo", "--data", "empty.txt")
+bad(BAD, "garbage.bin is not a ROOT file: it starts with", "demo", "--data", "garbage.bin")
+bad(BAD, "empty.txt is not a ROOT file", "demo", "--data", "empty.txt")
 bad(BAD, "folder is a folder, not a ROOT file", "demo", "--data", "folder")
 bad(BAD, "no file matches *.nomatch", "demo", "--data", "*.nomatch")
 bad(BAD, "no branch 'nope' in events.root", "demo", "--data", "events.root", "--features", "x",
@@ -613,18 +613,18 @@ for flag in ("--http-port", "--grpc-port", "--metrics-port"):
 usage("the following arguments are required: SUBCOMMAND", "data")
 usage("the following arguments are required: URL", "data", "inspect")
 bad(BAD, "no such file: missing.root", "data", "inspect", "missing.root")
-bad(BAD, "garbage.bin is another kind of file, not a ROOT file", "data", "inspect", "garbage.bin")
+bad(BAD, "garbage.bin is not a ROOT file: it starts with", "data", "inspect", "garbage.bin")
 bad(BAD, "folder is a folder, not a ROOT file", "data", "inspect", "folder")
-bad(BAD, "empty.txt is an empty file, not a ROOT file", "data", "inspect", "empty.txt")
+bad(BAD, "empty.txt is not a ROOT file", "data", "inspect", "empty.txt")
 bad(BAD, "no file matches *.nomatch", "data", "inspect", "*.nomatch")
 bad(BAD, "no such file: missing.root", "data", "inspect", "events.root", "missing.root")
 DATA = ("data", "bench", "events.root", "--features", "x")
-usage("the following arguments are required: --features", "data", "bench", "events.root")
+bad(BAD, "no feature columns: features is empty", "data", "bench", "events.root")
 usage("argument --features: expected at least one argument", "data", "bench", "events.root",
     "--features")  # fmt: skip
 bad(BAD, "no branch 'nope' in events.root", "data", "bench", "events.root", "--features", "nope")
 bad(BAD, "no tree 'nope' in events.root", *DATA, "--tree", "nope")
-bad(BAD, "garbage.bin is another kind of file", "data", "bench", "garbage.bin", "--features", "x")
+bad(BAD, "garbage.bin is not a ROOT file", "data", "bench", "garbage.bin", "--features", "x")
 bad(BAD, "no such file: missing.root", "data", "bench", "missing.root", "--features", "x")
 for flag, value, says in (
     ("--batch-size", "0", "is not a positive whole number"),
@@ -632,7 +632,6 @@ for flag, value, says in (
     ("--batch-size", "1e3", "is not a positive whole number"),
     ("--workers", "-1", "is not a whole number of 0 or more"),
     ("--workers", "two", "is not a whole number of 0 or more"),
-    ("--shuffle-buffer", "-1", "is not a whole number of 0 or more"),
 ):
     usage(f"argument {flag}: {value!r} {says}", *DATA, f"{flag}={value}")
 for value, says in (
@@ -643,3 +642,19 @@ for value, says in (
     ("", "'' is not a size"),
 ):
     bad(BAD, says, *DATA, f"--step-size={value}")
+for flag, value, says in (
+    ("--shuffle-buffer", "-1", "'-1' is not a size"),
+    ("--shuffle-buffer", "lots", "'lots' is not a size"),
+    ("--jagged", "x=0", "the length to pad or clip to must be a whole number of at least 1"),
+    ("--jagged", "nope=3", "no branch 'nope' in events.root"),
+    ("--jagged", "x=3", "'x' holds one number per entry: list it in features, not jagged"),
+    ("--target", "nope", "no branch 'nope' in events.root"),
+    ("--weights", "nope", "no branch 'nope' in events.root"),
+    ("--cut", "x >", "cut 'x >' is not an expression"),
+    ("--cut", "nope > 1", "no branch 'nope' in events.root"),
+    ("--cut", "__import__('os').system('id')", "which is not one of the functions"),
+    ("--cut", "x.__class__", "cut 'x.__class__' uses 'x.__class__', which a cut may not use"),
+):
+    bad(BAD, says, *DATA, flag, value)
+for value in ("x", "x=a", "=3", "x=-1"):
+    usage(f"argument --jagged: {value!r} is not BRANCH=LENGTH", *DATA, "--jagged", value)

@@ -24,6 +24,7 @@ from batchml.resources import Resources
 from batchml.site_files import load_site
 from batchml.sites import Container, Environment, HTCondorSettings, JobDefaults, Network, Site
 from batchml.submit_language import is_classad_valued
+from tests.unit.tls_files import security_in_files
 
 GOLDEN = Path(__file__).parent.parent / "golden" / "htcondor"
 WORKDIR = Path("/eos/user/a/alice/batchml/jobs/train-1")
@@ -176,6 +177,9 @@ def test_worker_options_come_from_the_site() -> None:
         "batchml.backends.tls_error_queue",
         "--preload-nanny",
         "batchml.backends.tls_error_queue",
+        "--no-dashboard",  # the worker's pages: for nobody else on the node
+        "--dashboard-address",
+        "127.0.0.1:0",
         "--resources",
         "GPU=1",
         "--worker-port",
@@ -183,6 +187,23 @@ def test_worker_options_come_from_the_site() -> None:
         "--nanny-port",
         "10000:10100",
     ]
+
+
+def test_lxplus_marks_its_dask_worker_jobs_and_only_them(tmp_path: Path) -> None:
+    """CERN's own wrapper (dask-lxplus) sets MY.IsDaskWorker on every worker job it submits."""
+    lxplus = load_site("lxplus").site
+    site = lxplus.model_copy(update={"network": Network(interface="lo", scheduler_port=0)})
+    backend = HTCondorBackend(site)
+    cluster = backend.cluster(Resources.from_site(site), security=security_in_files(tmp_path))
+    try:
+        worker = parse_submit(cluster.job_script(), "worker", executable="/bin/sh")
+    finally:
+        cluster.close()
+    assert worker.expand("MY.IsDaskWorker") == "true"
+    job = JobSpec(name="t", command=("true",), resources=Resources.from_site(site),
+                  workdir=Path("/tmp/jobs/t"))  # fmt: skip
+    plain = htcondor2.Submit(backend.render(job).files["job.sub"])
+    assert "MY.IsDaskWorker" not in plain
 
 
 def test_a_taken_scheduler_port_is_said_at_once() -> None:

@@ -193,3 +193,11 @@ def test_worker_jobs_get_the_site_environment_and_batchml_needs() -> None:
     assert "export DASK_DISTRIBUTED__WORKER__DAEMON=False" in lines  # trials start processes
     assert "export DASK_LOGGING__DISTRIBUTED=info" in lines  # whatever the driver's shell said
     assert lines[-1] == "export BATCHML_JOB_END=$(( $(date +%s) + 7200 ))"  # from the job's start
+
+
+def test_a_worker_that_cannot_start_is_named_at_once(backend: LocalBackend) -> None:
+    started = time.monotonic()
+    with pytest.raises(SchedulerError, match="local dask worker worker-0 exited with status 1"):
+        # dask-worker refuses a resource that is not a number as it starts
+        backend.cluster(Resources(cores=1), jobs=1, worker_resources={"TRIAL": "many"})
+    assert time.monotonic() - started < 60  # not the connection timeout

@@ -349,3 +349,39 @@ def test_the_reading_process_ends_when_the_training_process_is_killed(
     while running(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not running(pid)
+
+
+@pytest.fixture(scope="module")
+def signal_then_background(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One file: 10,000 signal events, then 10,000 background events (as often written)."""
+    path = tmp_path_factory.mktemp("ordered") / "ordered.root"
+    n = 10_000
+    with uproot.recreate(path) as out:
+        tree = out.mktree("events", {"x": np.float32, "label": np.int32})
+        for label in (1, 0):
+            tree.extend({"x": np.arange(n, dtype=np.float32), "label": np.full(n, label, np.int32)})
+    return str(path)
+
+
+def test_rows_are_shuffled_by_default_differently_each_epoch_and_the_same_per_seed(
+    signal_then_background: str,
+) -> None:
+    def epoch(seed: int, number: int) -> list[np.ndarray]:
+        ds = RootDataset(
+            signal_then_background, features=["x"], target="label", batch_size=256, seed=seed,
+            output="numpy",
+        )  # fmt: skip
+        ds.set_epoch(number)
+        batches = list(ds)
+        ds.close()
+        return batches
+
+    first = epoch(seed=5, number=0)
+    signal = [float(np.mean(b.target)) for b in first[:-1]]
+    assert min(signal) > 0.25 and max(signal) < 0.75  # each batch holds both classes
+    order = np.concatenate([b.entry for b in first])
+    assert sorted(order) == list(range(20_000))
+    again = np.concatenate([b.entry for b in epoch(seed=5, number=0)])
+    np.testing.assert_array_equal(order, again)
+    assert not np.array_equal(order, np.concatenate([b.entry for b in epoch(seed=5, number=1)]))
+    assert not np.array_equal(order, np.concatenate([b.entry for b in epoch(seed=6, number=0)]))

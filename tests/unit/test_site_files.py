@@ -155,6 +155,12 @@ BAD_CONFIGS = [
         ">= 1024",
     ),
     (
+        "dashboard-port-without-dashboard",
+        "scheduler: local\nnetwork: {dashboard_port: 8787}\n",
+        "network.dashboard_port",
+        "dashboard: true",
+    ),
+    (
         "two-environments",
         "scheduler: local\nenvironment: {venv: /v, conda: ml}\n",
         "environment.conda",
