@@ -9,14 +9,14 @@ or absent across machines:
   target (same folder, so the same filesystem; a name nobody can guess), is
   fsynced, replaces the target with ``os.replace``, and the folder is fsynced:
   a reader sees the old content or the new one, never a mix, even after a crash.
-  Only a plain file is ever replaced: ``-o /dev/null`` must not swap the
-  machine's device for a file (as root it would).
 - ``write_new``: exclusive create (O_EXCL) of a complete, fsynced file.
 - ``create_exclusive``: a complete read-only file under a name many may race
   for (a hard link: it fails for all but one and never shows half a file).
 - ``claim_by_rename``: a complete folder under a name many may race for.
 - ``private_folder``: a folder only the user can enter, in a place strangers
   can write too.
+- ``check_destination``: a file or folder the user names can be written, checked
+  before the work that produces it.
 
 Files are created with mode 0o664 through the user's umask, never world-writable.
 """
@@ -31,16 +31,11 @@ import socket
 import stat
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
-from batchml.errors import BatchmlError
+from batchml.errors import BatchmlError, InvalidValue
 
 FILE_MODE = 0o664  # umask applies; 'other' never gets write permission
-
-
-class NotAPlainFile(BatchmlError, OSError):
-    """A file is to be written where something that is not a plain file (a device, a pipe) is."""
-
-    exit_code = 2
 
 
 class PrivateFolderError(BatchmlError, PermissionError):
@@ -94,7 +89,6 @@ def fsync_dir(path: Path) -> None:
 
 def write_atomic(path: Path, data: bytes, mode: int = FILE_MODE) -> None:
     """Replace ``path`` with ``data``: written beside it, fsynced, then ``os.replace``d."""
-    _refuse_unless_plain(path)
     temp = temp_beside(path)
     try:
         write_new(temp, data, mode)
@@ -110,7 +104,6 @@ def replacing(path: Path, mode: int = FILE_MODE) -> Iterator[Path]:
     """A new empty file beside ``path`` for a writer that takes a file name (uproot, torch,
     an XRootD copy); when the block ends without an error it replaces ``path`` as
     ``write_atomic`` does, otherwise it is removed and ``path`` is left as it was."""
-    _refuse_unless_plain(path)
     temp = temp_beside(path)
     write_new(temp, b"", mode)  # made by us, exclusively: the writer only opens it
     try:
@@ -121,21 +114,6 @@ def replacing(path: Path, mode: int = FILE_MODE) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             temp.unlink()
     fsync_dir(path.parent)
-
-
-def _refuse_unless_plain(path: Path) -> None:
-    """NotAPlainFile when ``path`` is a device, a pipe or a socket (a folder fails in
-    ``os.replace`` by itself; a symbolic link is replaced, never followed)."""
-    try:
-        found = os.lstat(path)
-    except (FileNotFoundError, NotADirectoryError):
-        return
-    kind = stat.S_IFMT(found.st_mode)
-    if kind not in (stat.S_IFREG, stat.S_IFLNK, stat.S_IFDIR):
-        raise NotAPlainFile(
-            f"{path} is not a plain file: batchml writes only plain files",
-            hint="give the path of a file to write",
-        )
 
 
 def make_readonly(path: Path) -> None:
@@ -226,3 +204,35 @@ def _refused(path: Path, why: str, field: str, fix: str | None = None) -> Privat
         or f"remove it if it is yours, or set {field} of the site to a folder only you can "
         f"write (another user may have made {path} to catch your files)",
     )
+
+
+def check_destination(path: Path, kind: Literal["file", "folder"], what: str) -> Path:
+    """``path`` when a ``kind`` can be written there; InvalidValue naming ``what`` otherwise.
+
+    Called before the work that produces it starts, so a mistyped destination (a
+    folder where a file goes, a path under a file, a folder one may not write)
+    fails at once, not after an hour of training, and never replaces something
+    that is not a plain file (``-o /dev/null`` would swap the device for a file).
+    """
+    if path.is_symlink() or path.exists():
+        found = path.stat() if path.exists() else path.lstat()
+        if kind == "file" and not stat.S_ISREG(found.st_mode):
+            thing = "a folder" if stat.S_ISDIR(found.st_mode) else "not a plain file"
+            raise InvalidValue(f"{what} {path} is {thing}", hint="give the path of a file to write")
+        if kind == "folder" and not stat.S_ISDIR(found.st_mode):
+            raise InvalidValue(
+                f"{what} {path} exists and is not a folder", hint="give a folder path"
+            )
+    parent = path.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InvalidValue(
+            f"{what} {path} cannot be made: {parent} is not a folder", hint="check the path"
+        )
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InvalidValue(
+            f"{what} {path} cannot be made: you may not write in {parent}",
+            hint="choose a folder you can write in",
+        )
+    return path
