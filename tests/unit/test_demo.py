@@ -133,7 +133,8 @@ def test_demo_report_has_what_an_analyst_reads_first(demo: Demo) -> None:
     assert "one row per CPU slot" in page
     stages = _rows(page, "Stage times")
     assert [r[0] for r in stages[1:]] == [*STAGES, "total"]
-    assert float(stages[-1][1]) == pytest.approx(sum(float(r[1]) for r in stages[1:-1]), abs=0.2)
+    shown = [float(r[1]) for r in stages[1:-1]]  # each rounded to 0.1 s, as is the total
+    assert float(stages[-1][1]) == pytest.approx(sum(shown), abs=0.05 * (len(shown) + 1))
     assert "href='packages/demo-mlp-v1'" in page  # paths are links from the report's folder
 
 
