@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, get_args
 
 import numpy as np
 import torch
@@ -23,19 +23,28 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from batchml.data.columns import Table
 from batchml.data.errors import CarriedError
 from batchml.data.loader_stats import LoaderStats
-from batchml.data.stream import Batch, RootStream, one_of
+from batchml.data.options import (
+    BatchOptions,
+    Output,
+    PrefetchIn,
+    ReaderPriority,
+    ReadOptions,
+    Retry,
+    Selection,
+    StreamOptions,
+    one_of,
+)
+from batchml.data.stream import Batch, RootStream
 from batchml.errors import BatchmlError, InvalidValue
-
-OUTPUTS = ("torch", "numpy")
 
 
 class RootDataset(IterableDataset[Batch]):
     """Batches of ``features`` (float32, jagged padded) with target, weight and entry number.
 
-    ``options`` are RootStream's (features, target, weights, cut, jagged, split,
-    step_size, shuffle_buffer, seed, prefetch, cache_dir, retry...; see there),
-    checked by its signature. rank/world_size: the DDP layout (default:
-    torch.distributed when initialised, else $RANK/$WORLD_SIZE).
+    The keywords are those of ``Selection`` (what to read), ``ReadOptions`` (how
+    to read) and ``BatchOptions`` (how to batch): see there; ``from_options``
+    takes them as one ``StreamOptions``. rank/world_size: the DDP layout
+    (default: torch.distributed when initialised, else $RANK/$WORLD_SIZE).
     output: 'torch' tensors or 'numpy' arrays.
     """
 
@@ -44,13 +53,80 @@ class RootDataset(IterableDataset[Batch]):
         files: str | Sequence[str],
         tree: str = "events",
         *,
+        features: Sequence[str],
+        target: str | None = None,
+        weights: str | None = None,
+        cut: str | None = None,
+        jagged: Mapping[str, int] | None = None,
+        pad_value: float = Selection.pad_value,
+        split: tuple[str, float] | None = None,
+        step_size: int | str = ReadOptions.step_size,
+        prefetch: str | None = ReadOptions.prefetch,
+        prefetch_in: PrefetchIn = ReadOptions.prefetch_in,
+        reader_priority: ReaderPriority = ReadOptions.reader_priority,
+        decompression_threads: int = ReadOptions.decompression_threads,
+        cache_dir: str | None = None,
+        timeout: float | None = None,
+        retry: Retry | None = None,
+        batch_size: int = BatchOptions.batch_size,
+        range_entries: int = BatchOptions.range_entries,
+        shuffle: bool = BatchOptions.shuffle,
+        shuffle_buffer: int | str = BatchOptions.shuffle_buffer,
+        seed: int = BatchOptions.seed,
         rank: int | None = None,
         world_size: int | None = None,
-        output: str = "torch",
-        **options: Any,
+        output: Output = "torch",
     ) -> None:
-        self.output = one_of("output", output, OUTPUTS)
-        self.stream = RootStream(files, tree, **options)
+        selection = Selection(
+            features=features,
+            target=target,
+            weights=weights,
+            cut=cut,
+            jagged=jagged,
+            pad_value=pad_value,
+            split=split,
+        )
+        reading = ReadOptions(
+            step_size=step_size,
+            prefetch=prefetch,
+            prefetch_in=prefetch_in,
+            reader_priority=reader_priority,
+            decompression_threads=decompression_threads,
+            cache_dir=cache_dir,
+            timeout=timeout,
+            retry=retry or Retry(),
+        )
+        batching = BatchOptions(
+            batch_size=batch_size,
+            range_entries=range_entries,
+            shuffle=shuffle,
+            shuffle_buffer=shuffle_buffer,
+            seed=seed,
+        )
+        options = StreamOptions(
+            files=files, tree=tree, selection=selection, reading=reading, batching=batching
+        )
+        self._set_up(options, rank, world_size, output)
+
+    @classmethod
+    def from_options(
+        cls,
+        options: StreamOptions,
+        *,
+        rank: int | None = None,
+        world_size: int | None = None,
+        output: Output = "torch",
+    ) -> RootDataset:
+        """The dataset of an options object (the keywords of ``RootDataset()``, grouped)."""
+        dataset = cls.__new__(cls)
+        dataset._set_up(options, rank, world_size, output)
+        return dataset
+
+    def _set_up(
+        self, options: StreamOptions, rank: int | None, world_size: int | None, output: Output
+    ) -> None:
+        self.output = one_of("output", output, get_args(Output))
+        self.stream = RootStream(options)
         self.rank, self.world_size = rank, world_size
         self.epoch = 0
 
