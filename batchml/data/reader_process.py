@@ -21,6 +21,7 @@ and on its own when the training process is gone.
 from __future__ import annotations
 
 import contextlib
+import gc
 import mmap
 import os
 import select
@@ -91,6 +92,10 @@ class ReaderProcess:
         parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # the reader: never returns
+            # What the parent holds belongs to the parent: its garbage, collected here,
+            # would run finalizers that act outside the process (a closed dask-jobqueue
+            # cluster's credential files, unlinked under the parent's feet).
+            gc.freeze()
             for fd in (self._commands, self._messages, self._freed):
                 os.close(fd)
             code = 0
