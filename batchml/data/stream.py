@@ -33,7 +33,7 @@ from batchml.data.cache import NodeCache
 from batchml.data.columns import Table, spec_from
 from batchml.data.diagnosis import as_data_error
 from batchml.data.epoch_start import EpochStart
-from batchml.data.loader_stats import SharedCounters
+from batchml.data.loader_stats import SharedCounters, register
 from batchml.data.plan import EntryRange, Split, make_ranges, shard
 from batchml.data.prefetch import Prefetcher, idle_thread
 from batchml.data.reader_process import ReaderProcess, can_fork
@@ -42,6 +42,7 @@ from batchml.data.source import (
     OpenTrees,
     Retry,
     open_tree,
+    origin,
     read_range,
     resolve,
     use_fast_inflate,
@@ -180,12 +181,16 @@ class RootStream:
         self.in_process = where == "process" and can_fork()
         self.idle = one_of("reader_priority", reader_priority, READER_PRIORITIES) == "idle"
         self.decompression_threads = decompression_threads
-        self.cache = NodeCache(cache_dir) if cache_dir else None
         self.timeout = timeout
         self.retry = retry or Retry()
-        self.counters = SharedCounters()
         use_fast_inflate()
         self.urls = resolve([files] if isinstance(files, str) else list(files))
+        origins = [origin(url, cached=cache_dir is not None) for url in self.urls]
+        labels = list(dict.fromkeys(origins))
+        self._origins = [labels.index(o) for o in origins]  # each file's, in counters.origins
+        self.counters = SharedCounters(labels)
+        register(self, self.counters)
+        self.cache = NodeCache(cache_dir, self.counters) if cache_dir else None
         self._lists: frozenset[str] = frozenset()  # branches holding a list per entry
         self.entries = [self._plan_file(url) for url in self.urls]
         self.offsets = np.concatenate([[0], np.cumsum(self.entries)]).astype(np.int64)
@@ -392,12 +397,12 @@ class RootStream:
             with self._decompression() as executor:
                 if first is not None:
                     ranges = [replace(ranges[0], start=first.chunk.stop), *ranges[1:]]
-                    self._count(first.chunk, first.read_s)
+                    self._count(first.file, first.chunk, first.read_s)
                     yield first.file, first.chunk
                 for entry_range in ranges:
                     began = time.perf_counter()
                     for chunk in self._read(entry_range, trees, executor):
-                        self._count(chunk, time.perf_counter() - began)
+                        self._count(entry_range.file, chunk, time.perf_counter() - began)
                         yield entry_range.file, chunk
                         began = time.perf_counter()
         except BaseException:
@@ -435,10 +440,9 @@ class RootStream:
             trees=trees,
         )
 
-    def _count(self, chunk: Chunk, read_s: float) -> None:
-        self.counters.add(
-            read_s=read_s, bytes_read=chunk.bytes_read, events_read=chunk.stop - chunk.start
-        )
+    def _count(self, file: int, chunk: Chunk, read_s: float) -> None:
+        events = chunk.stop - chunk.start
+        self.counters.read(self._origins[file], read_s, chunk.bytes_read, events)
 
 
 def _row_bytes(width: int) -> int:
