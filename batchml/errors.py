@@ -77,12 +77,14 @@ class ConfigError(BatchmlError, ValueError):
 
     exit_code = 2
 
-    def __init__(self, source: Path | str, problems: list[FieldProblem]) -> None:
+    def __init__(
+        self, source: Path | str, problems: list[FieldProblem], *, hint: str | None = None
+    ) -> None:
         self.source = str(source)
         self.problems = problems
         lines = [f"invalid configuration in {self.source}:"]
         lines += [f"  - {p.render()}" for p in problems]
-        super().__init__("\n".join(lines))
+        super().__init__("\n".join(lines), hint=hint)
 
 
 class SiteNotFoundError(BatchmlError, LookupError):

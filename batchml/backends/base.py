@@ -19,7 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from batchml.atomic import FILE_MODE, write_atomic
+from batchml.atomic import FILE_MODE, check_destination, write_atomic
 from batchml.errors import BatchmlError, InvalidValue
 from batchml.launch import launch_words
 from batchml.resources import Resources
@@ -81,13 +81,15 @@ class JobSpec:
     cwd: Path | None = None
 
     def __post_init__(self) -> None:
+        if not self.command or not self.command[0]:
+            raise InvalidValue("the job has no command", hint="give the program and its arguments")
         if not self.name or len(self.name) > 200 or "\x00" in self.name:
             raise InvalidValue(
                 f"job name {self.name!r} is empty, too long or has a NUL byte",
                 hint="use up to 200 characters",
             )
-        if not self.command:
-            raise InvalidValue("the job has no command", hint="give the program and its arguments")
+        if not self.python.strip():
+            raise InvalidValue("the job's python is empty", hint="name a Python, such as python3")
         for key in self.environment:
             check_env_name(key)
         for item in self.array_items or ():
@@ -236,6 +238,7 @@ class Backend(ABC):
         """Write the rendered files into ``job.workdir`` and submit; returns the job ids."""
         rendered = self.render(job)
         self.lint(rendered, job)
+        check_destination(job.workdir, "folder", "the job folder")
         job.workdir.mkdir(parents=True, exist_ok=True)
         for name, text in rendered.files.items():
             mode = 0o775 if name.endswith(".sh") else FILE_MODE
@@ -288,6 +291,9 @@ class Backend(ABC):
     @abstractmethod
     def start_cluster(self, resources: Resources, options: ClusterOptions) -> SpecCluster:
         """The cluster ``cluster()`` returns, from options already checked."""
+
+    def check_cluster(self, resources: Resources, jobs: int | None) -> None:  # noqa: B027
+        """Raise now what ``cluster`` would raise when it starts (before a study journal exists)."""
 
 
 JOB_END_ENV = "BATCHML_JOB_END"  # epoch seconds at which the scheduler ends the worker job

@@ -14,7 +14,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from batchml.cli.arguments import count, positive
 from batchml.cli.terminal_text import safe
+from batchml.units import is_count
 
 
 def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -44,8 +46,8 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--cut", help="a cut such as 'nJet >= 2 and any(Jet_pt > 30)'")
     p.add_argument("--tree", default="events")
     p.add_argument("--step-size", default="50 MB", help="entries (a number) or a size")
-    p.add_argument("--batch-size", type=int, default=4096)
-    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    p.add_argument("--batch-size", type=positive, default=4096)
+    p.add_argument("--workers", type=count, default=0, help="DataLoader worker processes")
     p.add_argument(
         "--shuffle-buffer",
         help="rows mixed across ranges: a size or a number of rows (0: none; "
@@ -101,11 +103,11 @@ def cmd_inspect(args: argparse.Namespace, out: Console) -> int:
 def cmd_bench(args: argparse.Namespace, out: Console) -> int:
     from batchml.data import RootDataset
 
-    step: int | str = int(args.step_size) if args.step_size.isdigit() else args.step_size
+    step: int | str = int(args.step_size) if is_count(args.step_size) else args.step_size
     options: dict[str, Any] = {}
     if args.shuffle_buffer is not None:
         given = args.shuffle_buffer
-        options["shuffle_buffer"] = int(given) if given.isdigit() else given
+        options["shuffle_buffer"] = int(given) if is_count(given) else given
     ds = RootDataset(
         args.urls,
         args.tree,

@@ -47,14 +47,19 @@ def cmd_run(args: argparse.Namespace, out: Console) -> int:
 
 
 def _run(stored: dict[str, Any], out: Console) -> int:
-    from batchml.hpo import run_study
-    from batchml.hpo.config import StudyConfig, objective_of
+    from batchml.hpo.config import objective_of
     from batchml.hpo.interrupts import StudyInterrupted, StudyTerminated
+    from batchml.site_files import load_site
 
-    config = StudyConfig(**{k: v for k, v in stored.items() if k != "base"})
+    config = _stored_config(stored)
+    objective = objective_of(config, Path(stored["base"]))
+    load_site(config.site)  # a bad site is named before the search is set up
+
+    from batchml.hpo import run_study
+
     try:
         study = run_study(
-            objective_of(config, Path(stored["base"])),
+            objective,
             config.distributions(),
             n_trials=config.n_trials,
             site=config.site,
@@ -74,6 +79,27 @@ def _run(stored: dict[str, Any], out: Console) -> int:
         return stopped.stop.exit_code
     _print_best(study, out)
     return 0
+
+
+def _stored_config(stored: Any) -> Any:
+    """The study file a study was run with, as `hpo run` stored it; ConfigError if it is damaged."""
+    from pydantic import ValidationError
+
+    from batchml.config_files import field_problem
+    from batchml.errors import ConfigError, FieldProblem
+    from batchml.hpo.config import STUDY_FILE_HINT, StudyConfig
+
+    name = stored.get("study_name") if isinstance(stored, dict) else None
+    where = f"the configuration stored in study {name!r}"
+    if not isinstance(stored, dict) or not isinstance(stored.get("base"), str):
+        fix = "run the study again from its YAML file with batchml hpo run"
+        problem = FieldProblem("base", "missing or not a folder path", fix)
+        raise ConfigError(where, [problem], hint=STUDY_FILE_HINT)
+    try:
+        return StudyConfig(**{k: v for k, v in stored.items() if k != "base"})
+    except ValidationError as exc:
+        problems = [field_problem(e, StudyConfig, {}, top=where) for e in exc.errors()]
+        raise ConfigError(where, problems, hint=STUDY_FILE_HINT) from None
 
 
 def _print_resume(what: str, config: Any, out: Console) -> None:
@@ -110,7 +136,7 @@ def cmd_resume(args: argparse.Namespace, out: Console) -> int:
             f"study {args.study!r} was not started by `batchml hpo run`: its objective is unknown",
             hint="call batchml.hpo.run_study again with the same study_name: it resumes",
         )
-    if args.storage:
+    if args.storage and isinstance(stored, dict):
         stored = {**stored, "storage": args.storage}
     return _run(stored, out)
 
@@ -150,8 +176,10 @@ def cmd_status(args: argparse.Namespace, out: Console) -> int:
 
 
 def cmd_report(args: argparse.Namespace, out: Console) -> int:
+    from batchml.atomic import check_destination
     from batchml.hpo.report import study_report
 
+    check_destination(args.output, "file", "the report")
     with out.status("drawing the study's plots"):
         study_report(_load(args)).write(args.output)
     out.print(f"wrote {safe(args.output.resolve())}")
@@ -160,7 +188,7 @@ def cmd_report(args: argparse.Namespace, out: Console) -> int:
 
 def cmd_best(args: argparse.Namespace, out: Console) -> int:
     study = _load(args)
-    best = study.best_trial
+    best = _best_trial(study)
     if args.json:
         print(json.dumps({"number": best.number, "value": best.value, "params": best.params}))
     else:
@@ -168,8 +196,24 @@ def cmd_best(args: argparse.Namespace, out: Console) -> int:
     return 0
 
 
+def _best_trial(study: Any) -> Any:
+    """The best completed trial; a BatchmlError (exit 1) when none has completed yet."""
+    from optuna.trial import TrialState
+
+    from batchml.errors import BatchmlError
+
+    if not any(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False)):
+        ended = len(study.get_trials(deepcopy=False))
+        raise BatchmlError(
+            f"study {study.study_name!r} has no completed trial yet ({ended} trial(s) in all)",
+            hint=f"batchml hpo status {study.study_name} shows their states; a failed trial's "
+            "error is in its user attributes and its worker's log",
+        )
+    return study.best_trial
+
+
 def _print_best(study: Any, out: Console) -> None:
-    best = study.best_trial
+    best = _best_trial(study)
     params = ", ".join(
         f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best.params.items()
     )

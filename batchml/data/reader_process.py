@@ -22,6 +22,7 @@ and on its own when the training process is gone.
 from __future__ import annotations
 
 import contextlib
+import gc
 import mmap
 import os
 import pickle
@@ -80,6 +81,10 @@ class ReaderProcess:
         parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # the reader: never returns
+            # What the parent holds belongs to the parent: its garbage, collected here,
+            # would run finalizers that act outside the process (a closed dask-jobqueue
+            # cluster's credential files, unlinked under the parent's feet).
+            gc.freeze()
             for fd in (self._commands, self._messages, self._freed):
                 os.close(fd)
             code = 0

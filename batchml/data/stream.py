@@ -68,7 +68,7 @@ def parse_step_size(value: int | str) -> int | str:
     """Entries (an int) or a memory size ('50 MB'), checked here rather than deep in uproot."""
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
         return value
-    if isinstance(value, str):
+    if isinstance(value, str) and parse_size(value) > 0:
         return f"{parse_size(value)} B"
     raise InvalidValue(
         f"step_size={value!r} is neither a number of entries nor a size",

@@ -23,7 +23,7 @@ from optuna.storages import BaseStorage
 
 from batchml.backends import dask_log
 from batchml.hpo.bookkeeping import retry_orphans
-from batchml.hpo.cluster import SearchCluster, connect, declares_trial_slots
+from batchml.hpo.cluster import SearchCluster, check_request, connect, declares_trial_slots
 from batchml.hpo.driver import Driver, TrialSetup, reader_of
 from batchml.hpo.interrupts import Stop, StopRequests, stopped
 from batchml.hpo.spec import Objective, Search, Where
@@ -44,6 +44,7 @@ def run(search: Search, where: Where | None = None, *, progress: bool = True) ->
     from optuna_integration.dask import DaskStorage
 
     where = where or Where()
+    check_request(where)  # a bad site or request fails before a journal is made
     real_storage = open_storage(search.storage, search.study_name)  # bad: fails before any job
     stop: Stop | None = None
     with (

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import dask
 from distributed import Client
@@ -20,6 +21,10 @@ from distributed.deploy import SpecCluster
 from batchml.hpo.spec import Where
 from batchml.hpo.walltime import TRIAL_RESOURCE
 from batchml.sites import Paths
+
+if TYPE_CHECKING:
+    from batchml.resources import Resources
+    from batchml.sites import Site
 
 # A task whose worker died comes back to the driver at once (to be recorded as preempted
 # and retried as a new trial) rather than being rerun by dask under the same trial; and
@@ -47,21 +52,37 @@ def connect(where: Where) -> Iterator[SearchCluster]:
         yield SearchCluster(where.client, None, where.site or "given-client", Paths())
         return
     from batchml.backends import backend_for
+
+    site, resources = _request(where)
+    with (
+        dask.config.set(TRIAL_DASK_CONFIG),
+        backend_for(site).cluster(
+            resources, jobs=where.max_jobs, worker_resources={TRIAL_RESOURCE: where.trials_per_job}
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield SearchCluster(client, cluster, site.name, site.paths)
+
+
+def check_request(where: Where) -> None:
+    """Raise now what starting the cluster would raise (a bad site, too many workers for the
+    GPUs), before a study journal is made; nothing with the caller's client."""
+    if where.client is None:
+        from batchml.backends import backend_for
+
+        site, resources = _request(where)
+        backend_for(site).check_cluster(resources, where.max_jobs)
+
+
+def _request(where: Where) -> tuple[Site, Resources]:
+    """The site and what each of its worker jobs asks for (the GPUs of its trials)."""
     from batchml.resources import Resources
     from batchml.site_files import load_site
 
     site = load_site(where.site).site
     per_job = where.trials_per_job
     cores = max(site.defaults.cores, per_job)  # one thread per concurrent trial
-    resources = Resources.from_site(site, gpus=where.gpus_per_trial * per_job, cores=cores)
-    with (
-        dask.config.set(TRIAL_DASK_CONFIG),
-        backend_for(site).cluster(
-            resources, jobs=where.max_jobs, worker_resources={TRIAL_RESOURCE: per_job}
-        ) as cluster,
-        Client(cluster) as client,
-    ):
-        yield SearchCluster(client, cluster, site.name, site.paths)
+    return site, Resources.from_site(site, gpus=where.gpus_per_trial * per_job, cores=cores)
 
 
 def declares_trial_slots(client: Client) -> bool:

@@ -10,12 +10,11 @@ publishing that model as a new version first.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from batchml.errors import InvalidValue
-from batchml.package.checksums import check_manifest
+from batchml.package.checksums import check_manifest, read_metadata
 
 if TYPE_CHECKING:
     from batchml.registry import Attachment, Registry
@@ -32,7 +31,7 @@ def publish_package(registry: Registry, package_dir: str | Path) -> Attachment:
             f"{folder} does not match its MANIFEST: {'; '.join(problems[:5])}",
             hint="rebuild the package with 'batchml package build'",
         )
-    meta = json.loads((folder / "metadata.json").read_text())
+    meta = read_metadata(folder)
     source = registry.get(meta["registry_uri"].removeprefix("batchml:"))
     if f"sha256:{source.digest}" != meta["digest"]:
         raise InvalidValue(

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from batchml.atomic import write_atomic
-from batchml.errors import BatchmlError
+from batchml.errors import BatchmlError, InvalidValue
 
 CSV_NAME = "benchmark.csv"
 PLOT_NAME = "benchmark.png"
@@ -68,7 +68,13 @@ def measure(model: Path, threads: int, sizes: list[int], seconds: float) -> list
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     start = time.perf_counter()
-    session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+    try:
+        session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime's own kinds (InvalidProtobuf, NoSuchFile, Fail)
+        raise InvalidValue(
+            f"ONNX Runtime cannot load {model}: {str(exc).strip()}",
+            hint="rebuild the package with 'batchml package build'",
+        ) from None
     created = time.perf_counter() - start
     inputs = [
         (i.name, event_shape(i.name, i.shape, str(model)), onnx_dtype(i.name, i.type, str(model)))

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from batchml.atomic import write_atomic
+from batchml.errors import InvalidValue
 from batchml.registry.manifest import sha256_file
 
 NAME = "MANIFEST"
@@ -55,3 +57,25 @@ def check_manifest(folder: Path) -> list[str]:
         if sha256_file(present[rel])[0] != listed[rel]
     ]
     return problems
+
+
+def read_metadata(folder: Path) -> dict[str, Any]:
+    """A package's ``metadata.json``; InvalidValue when ``folder`` is no package folder."""
+    path = folder / "metadata.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        problem = "does not exist" if not folder.exists() else "has no metadata.json"
+        raise _not_package(folder, problem) from None
+    except (OSError, ValueError) as exc:  # a file, not a folder; unreadable; not JSON
+        raise _not_package(folder, f"has no readable metadata.json ({exc})") from None
+    if not isinstance(data, dict):
+        raise _not_package(folder, "has a metadata.json that is not a JSON object")
+    return data
+
+
+def _not_package(folder: Path, problem: str) -> InvalidValue:
+    return InvalidValue(
+        f"{folder} {problem}: it is not a package folder",
+        hint="pass a folder written by 'batchml package build MODEL -o DIR'",
+    )

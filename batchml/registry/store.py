@@ -335,9 +335,16 @@ class Registry:
         committed (yet, or ever): it does not count.
         """
         self._model(name)
+        known = self.layout.alias_names(name)
+        if alias is not None and alias not in known:
+            check_alias(alias)
+            raise NotFound(
+                f"model {name!r} never had an alias {alias!r}",
+                hint=f"its aliases: {', '.join(known) or 'none'}",
+            )
         pending = self._pending(name)
         records = []
-        for a in [alias] if alias else self.layout.alias_names(name):
+        for a in [alias] if alias else known:
             for record in alias_chain.history(self.layout.alias(name, a)):
                 target = record["to"]
                 moved = record["outcome"] == "moved" and isinstance(target, int)

@@ -283,7 +283,10 @@ def test_cancel_stops_a_queued_job_and_refuses_an_id_slurm_does_not_know(
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert result.returncode == 2, result
-    assert result.stderr == f"error: Slurm has no job {unknown}: squeue does not list it\n"
+    assert result.stderr == (
+        f"error: Slurm has no job {unknown}: squeue does not list it\n"
+        "hint: your jobs are listed by `batchml jobs --site plain-slurm`\n"
+    )
 
 
 def counted_commands(folder: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

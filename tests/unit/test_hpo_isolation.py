@@ -46,10 +46,11 @@ def _spares(used: set[int]) -> set[int]:
     return found - used
 
 
-def _until_a_spare_waits(used: set[int]) -> set[int]:
+def _until_spares_wait(used: set[int], count: int) -> set[int]:
+    """The spares once ``count`` of them wait: none is then still being forked to refill."""
     deadline = time.monotonic() + 30
-    while not (waiting := _spares(used)):
-        assert time.monotonic() < deadline, "no spare trial process was forked"
+    while len(waiting := _spares(used)) < count:
+        assert time.monotonic() < deadline, f"{count} spare trial processes were not forked"
         time.sleep(0.01)
     return waiting
 
@@ -58,8 +59,9 @@ def test_each_trial_runs_in_a_spare_forked_ahead_that_gives_way_once_it_reported
     warm_up(2, preload=())
     study = optuna.create_study()
     used: set[int] = set()
+    steady = len(_until_spares_wait(used, 2))  # with any an earlier test left
     for _ in range(3):
-        waiting = _until_a_spare_waits(used)
+        waiting = _until_spares_wait(used, steady)  # each trial's refill has been forked
         trial = study.ask()
         ended = run_isolated(cloudpickle.dumps(slow_to_exit), trial, CONTEXT, preload=())
         assert ended.outcome is Outcome.COMPLETE, ended

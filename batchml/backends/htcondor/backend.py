@@ -40,6 +40,7 @@ from batchml.resources import Resources, htcondor_submit_entries
 from batchml.sites import HTCondorSettings
 from batchml.submit_language import submit_label, submit_string, submit_value
 from batchml.templates import classad_string, render
+from batchml.units import is_count
 
 if TYPE_CHECKING:
     from batchml._compat.dask_jobqueue import HTCondorCluster
@@ -182,7 +183,8 @@ class HTCondorBackend(Backend):
         if unknown:
             raise UnknownJob(
                 f"the HTCondor schedd {self.settings.schedd or '(local)'} has no job "
-                f"{', '.join(unknown)}: not in its queue, not in its history"
+                f"{', '.join(unknown)}: not in its queue, not in its history",
+                hint=f"your jobs are listed by `batchml jobs --site {self.site.name}`",
             )
         job_ids = [i for i in wanted if i in queued and not queued[i].state.finished]
         if not job_ids:
@@ -200,6 +202,9 @@ class HTCondorBackend(Backend):
                 hint="only the owner of a job can remove it",
             )
         return job_ids
+
+    def check_cluster(self, resources: Resources, jobs: int | None) -> None:
+        self.submit_entries(resources)  # a walltime no job flavour allows, for one
 
     def start_cluster(self, resources: Resources, options: ClusterOptions) -> HTCondorCluster:
         """HTCondorCluster of workers that advertise GPU=N (see cluster.py)."""
@@ -322,7 +327,7 @@ def _int(ad: classad2.ClassAd, key: str) -> int:
 
 def _check_job_id(job_id: str) -> str:
     cluster, dot, proc = str(job_id).partition(".")
-    if not (dot and cluster.isdigit() and proc.isdigit()):
+    if not (dot and is_count(cluster) and is_count(proc)):
         raise InvalidValue(
             f"{job_id!r} is not an HTCondor job id",
             hint="write it as CLUSTER.PROC, such as 1234.0 (see `batchml jobs`)",

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from batchml.atomic import write_atomic
-from batchml.backends._worker import expand_path
+from batchml.backends._worker import expand_path, gpu_slots
 from batchml.backends.base import (
     Backend,
     ClusterOptions,
@@ -24,9 +24,11 @@ from batchml.backends.base import (
     JobState,
     UnknownJob,
 )
+from batchml.errors import InvalidValue
 from batchml.resources import Resources
 from batchml.sites import Site
 from batchml.templates import render
+from batchml.units import is_count
 
 if TYPE_CHECKING:
     from distributed import SpecCluster
@@ -84,6 +86,13 @@ class LocalBackend(Backend):
     def status(self, ids: Sequence[str] | None = None) -> dict[str, JobInfo]:
         if ids is None:
             ids = sorted(p.name for p in self.records.iterdir()) if self.records.is_dir() else []
+        for job_id in ids:
+            if not is_count(job_id):  # never a path: '../x' would read another folder's link
+                listing = f"batchml jobs --site {self.site.name}"
+                raise UnknownJob(
+                    f"{job_id!r} is not a local job id",
+                    hint=f"local job ids are process ids (see `{listing}`)",
+                )
         return {job_id: self._info(job_id) for job_id in ids}
 
     def _info(self, job_id: str) -> JobInfo:
@@ -120,17 +129,25 @@ class LocalBackend(Backend):
     def _workdir(self, job_id: str) -> Path:
         """The folder of a job this backend started; UnknownJob for any other id."""
         link = self.records / job_id
-        if not job_id.isdigit() or not link.is_symlink():
+        if not is_count(job_id) or not link.is_symlink():
             raise UnknownJob(
-                f"no local job {job_id!r}: batchml started none with that id on this machine "
-                f"(its jobs are listed by `batchml jobs --site {self.site.name}`)"
+                f"no local job {job_id!r}: batchml started none with that id on this machine",
+                hint=f"its jobs are listed by `batchml jobs --site {self.site.name}`",
             )
         return link.resolve()
+
+    def check_cluster(self, resources: Resources, jobs: int | None) -> None:
+        if jobs is not None and jobs < 1:
+            raise InvalidValue(
+                f"jobs={jobs}: a local cluster needs one worker or more", hint="ask for 1 or more"
+            )
+        gpu_slots(resources.gpus, jobs)
 
     def start_cluster(self, resources: Resources, options: ClusterOptions) -> SpecCluster:
         """Worker processes here, one per GPU slot (see cluster.py)."""
         from batchml.backends.local.cluster import make_cluster
 
+        self.check_cluster(resources, options.jobs)
         return make_cluster(self.site, resources, options)
 
 

@@ -35,6 +35,7 @@ from batchml.errors import InvalidValue
 from batchml.resources import Resources, slurm_directives
 from batchml.sites import Site
 from batchml.templates import render
+from batchml.units import is_count
 
 if TYPE_CHECKING:
     from batchml._compat.dask_jobqueue import SLURMCluster
@@ -102,6 +103,8 @@ class SlurmBackend(Backend):
         A failed squeue answers with the last rows seen, up to ``failures_tolerated``
         times in a row (slurmctld restarts take seconds); then it raises.
         """
+        if ids is not None:
+            ids = [_check_job_id(job_id) for job_id in ids]  # a typo fails before squeue runs
         try:
             payload = _squeue()
         except SchedulerError as exc:
@@ -134,7 +137,8 @@ class SlurmBackend(Backend):
         if unknown:
             raise UnknownJob(
                 f"Slurm has no job {', '.join(unknown)}: squeue does not list it"
-                + (" and sacct has no record of it" if self.has_accounting else "")
+                + (" and sacct has no record of it" if self.has_accounting else ""),
+                hint=f"your jobs are listed by `batchml jobs --site {self.site.name}`",
             )
         stopping = [job_id for job_id in wanted if job_id in active]
         if stopping:
@@ -211,6 +215,6 @@ def _check_job_id(job_id: str) -> str:
 def parse_sbatch_output(text: str) -> str:
     """The job id from `sbatch --parsable`, which prints ``ID`` or ``ID;CLUSTER``."""
     job_id = text.strip().split(";")[0]
-    if not job_id.isdigit():
+    if not is_count(job_id):
         raise SchedulerError(f"sbatch --parsable printed {text.strip()!r}, not a job id")
     return job_id

@@ -20,6 +20,7 @@ from datetime import timedelta
 from typing import Any
 
 from batchml.backends.base import JobInfo, JobState
+from batchml.units import is_count
 
 # Base states after which a job never runs again, and what they mean to a user.
 _FINAL = {
@@ -82,7 +83,7 @@ def array_tasks(spec: str) -> list[int]:
     for part in spec.split("%")[0].split(","):
         bounds, _, step = part.partition(":")
         first, _, last = bounds.partition("-")
-        if first.strip().isdigit():
+        if is_count(first.strip()):
             stop = int(last) if last else int(first)
             tasks.extend(range(int(first), stop + 1, int(step) if step else 1))
     return tasks

@@ -30,6 +30,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from batchml.atomic import check_destination
 from batchml.errors import InvalidValue
 from batchml.package.triton.install import (
     Installation,
@@ -125,8 +126,15 @@ def serve(package_dir: str | Path, options: ServeOptions | None = None) -> Trito
     repository, models = repository_of(Path(package_dir).absolute())
     installation = find_server(options.tritonserver)
     check_backends(models, installation)
-    _check_host(options.host)
+    check_host(options.host)
+    if options.log is not None:
+        check_destination(options.log, "file", "the server log")
     given = [p for p in (options.http_port, options.grpc_port, options.metrics_port) if p]
+    if len(set(given)) < len(given):
+        raise InvalidValue(
+            f"the HTTP, gRPC and metrics ports must differ, not {', '.join(map(str, given))}",
+            hint="give each its own port, or leave them out for free ones",
+        )
     for port in given:
         if not _free(options.host, port):
             raise _port_in_use(options.host, port)
@@ -147,7 +155,8 @@ def serve(package_dir: str | Path, options: ServeOptions | None = None) -> Trito
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _check_host(host: str) -> None:
+def check_host(host: str) -> None:
+    """InvalidValue unless ``host`` resolves to an address (checked before anything starts)."""
     try:
         socket.getaddrinfo(host, None)
     except socket.gaierror as exc:
