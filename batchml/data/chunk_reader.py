@@ -3,7 +3,8 @@
 ``stream.py`` decides which ranges a reader reads and when (an epoch, the next
 epoch's first chunk); this module reads them: through the files the reader
 keeps open (``source.OpenTrees``), in uproot's decompression pool, counting what
-was read, and turns each chunk into the rows that pass the cut and split.
+was read under where it came from (``source.origin``), and turns each chunk into
+the rows that pass the cut and split.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class ChunkReader:
     library: uproot's ("np" for flat branches, "ak" where a branch holds lists).
     step_size: entries, or bytes as uproot takes them ("52428800 B").
     idle: run the reading threads at idle priority (``prefetch.idle_thread``).
+    origins: each file's origin, as its index in ``counters.origins``.
     """
 
     tree: str
@@ -64,6 +66,7 @@ class ChunkReader:
     decompression_threads: int
     idle: bool
     counters: SharedCounters
+    origins: Sequence[int]
 
     def open_trees(self) -> OpenTrees:
         return OpenTrees(self.tree, self.spec.branches, timeout=self.timeout, cache=self.cache)
@@ -119,12 +122,12 @@ class ChunkReader:
             with self._decompression() as executor:
                 if first is not None:
                     ranges = [replace(ranges[0], start=first.chunk.stop), *ranges[1:]]
-                    self._count(first.chunk, first.read_s)
+                    self._count(first.file, first.chunk, first.read_s)
                     yield first.file, first.chunk
                 for entry_range in ranges:
                     began = time.perf_counter()
                     for chunk in self._read(entry_range, trees, executor):
-                        self._count(chunk, time.perf_counter() - began)
+                        self._count(entry_range.file, chunk, time.perf_counter() - began)
                         yield entry_range.file, chunk
                         began = time.perf_counter()
         except BaseException:
@@ -159,7 +162,6 @@ class ChunkReader:
             trees=trees,
         )
 
-    def _count(self, chunk: Chunk, read_s: float) -> None:
-        self.counters.add(
-            read_s=read_s, bytes_read=chunk.bytes_read, events_read=chunk.stop - chunk.start
-        )
+    def _count(self, file: int, chunk: Chunk, read_s: float) -> None:
+        events = chunk.stop - chunk.start
+        self.counters.read(self.origins[file], read_s, chunk.bytes_read, events)

@@ -12,7 +12,6 @@ This is the only module of ``batchml.data`` that imports torch.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, get_args
 
@@ -22,7 +21,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from batchml.data.columns import Table
 from batchml.data.errors import CarriedError
-from batchml.data.loader_stats import LoaderStats
+from batchml.data.loader_stats import LoaderStats, timed
 from batchml.data.options import (
     BatchOptions,
     Output,
@@ -137,7 +136,8 @@ class RootDataset(IterableDataset[Batch]):
 
     @property
     def stats(self) -> LoaderStats:
-        """Counters summed over every worker process (timings only through ``loader()``)."""
+        """Counters summed over every worker process; the loop's timings where it iterates
+        this dataset itself or through ``loader()`` (not a plain DataLoader with workers)."""
         return self.stream.counters.snapshot()
 
     def set_epoch(self, epoch: int) -> None:
@@ -158,8 +158,11 @@ class RootDataset(IterableDataset[Batch]):
         rank, world = self._layout()
         reader, readers = rank * workers + index, world * workers
         # a DataLoader worker is a process already: it reads in threads
+        tables = self.stream.batches(self.epoch, reader, readers, fork=worker is None)
+        if worker is None:  # the training loop itself: time it (a worker's loop is torch's)
+            tables = timed(tables, self.stream.counters)
         try:
-            for table in self.stream.batches(self.epoch, reader, readers, fork=worker is None):
+            for table in tables:
                 yield self._convert(table)
         except BatchmlError as exc:
             if worker is None:
@@ -191,6 +194,7 @@ class RootLoader:
 
     ``wait_s`` is the time spent inside ``next()``, ``consume_s`` the time from
     handing a batch out until the next one was asked for (the training step).
+    Without workers the dataset, iterated in this process, times itself.
     """
 
     def __init__(self, dataset: RootDataset, **kwargs: Any) -> None:
@@ -202,16 +206,7 @@ class RootLoader:
         return self.dataset.stats
 
     def __iter__(self) -> Iterator[Batch]:
-        counters = self.dataset.stream.counters
         batches = iter(self.dataloader)
-        while True:
-            asked = time.perf_counter()
-            try:
-                batch = next(batches)
-            except StopIteration:
-                counters.add(wait_s=time.perf_counter() - asked)
-                return
-            handed = time.perf_counter()
-            counters.add(wait_s=handed - asked)
-            yield batch
-            counters.add(consume_s=time.perf_counter() - handed)
+        if self.dataloader.num_workers == 0:
+            return batches
+        return timed(batches, self.dataset.stream.counters)

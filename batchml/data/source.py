@@ -83,6 +83,13 @@ def resolve(patterns: Sequence[str]) -> list[str]:
     return urls
 
 
+def origin(url: str, cached: bool) -> str:
+    """Where a file's bytes are read from: "local", "cache" (cache_dir's copy) or its server."""
+    if not xrootd.is_remote(url):
+        return "local"
+    return "cache" if cached else xrootd.split_url(url)[0]
+
+
 @contextmanager
 def open_file_trees(url: str) -> Iterator[tuple[dict[str, Any], list[str]]]:
     """Every TTree and RNTuple of a file by name, and what else it holds ("TH1D 'h'")."""

@@ -31,12 +31,12 @@ from batchml.data.chunk_reader import ChunkReader, FirstChunk
 from batchml.data.columns import Table, spec_from
 from batchml.data.diagnosis import as_data_error
 from batchml.data.epoch_start import EpochStart
-from batchml.data.loader_stats import SharedCounters
+from batchml.data.loader_stats import SharedCounters, register
 from batchml.data.options import StreamOptions, buffer_rows, parse_step_size
 from batchml.data.plan import EntryRange, make_ranges, shard
 from batchml.data.prefetch import Prefetcher, idle_thread
 from batchml.data.reader_process import Column, ReaderProcess, can_fork
-from batchml.data.source import OpenTrees, open_tree, resolve, use_fast_inflate
+from batchml.data.source import OpenTrees, open_tree, origin, resolve, use_fast_inflate
 
 
 class Batch(NamedTuple):
@@ -66,11 +66,14 @@ class RootStream:
         self.prefetch = reading.prefetch_bytes()
         self.in_process = reading.prefetch_in == "process" and can_fork()
         self.idle = reading.reader_priority == "idle"
-        self.cache = NodeCache(reading.cache_dir) if reading.cache_dir else None
-        self.counters = SharedCounters()
         use_fast_inflate()
         files = options.files
         self.urls = resolve([files] if isinstance(files, str) else list(files))
+        origins = [origin(url, cached=reading.cache_dir is not None) for url in self.urls]
+        labels = list(dict.fromkeys(origins))
+        self.counters = SharedCounters(labels)
+        register(self, self.counters)
+        self.cache = NodeCache(reading.cache_dir, self.counters) if reading.cache_dir else None
         self._lists: frozenset[str] = frozenset()  # branches holding a list per entry
         self.entries = [self._plan_file(url) for url in self.urls]
         self.offsets = np.concatenate([[0], np.cumsum(self.entries)]).astype(np.int64)
@@ -89,6 +92,7 @@ class RootStream:
             decompression_threads=reading.decompression_threads,
             idle=self.idle,
             counters=self.counters,
+            origins=[labels.index(o) for o in origins],
         )
         # per reader (reader, readers): the epoch it read last, and the next one's start
         self._last_epoch: dict[tuple[int, int], int] = {}
