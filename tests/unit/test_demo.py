@@ -23,6 +23,7 @@ import onnxruntime as ort
 import pytest
 
 from batchml.data.synthetic import write_sample
+from batchml.hpo.report import READING_HEADER
 from batchml.registry import Registry
 from tests.unit.browser import WIDTH, render, screenshot
 from tests.unit.package_fixtures import Runtime, run_without_batchml
@@ -131,6 +132,9 @@ def test_demo_report_has_what_an_analyst_reads_first(demo: Demo) -> None:
     assert all(0.0 <= float(r[4]) <= 1.0 for r in ks[1:])
     assert "importances are not drawn: 4 completed trial(s)" in page  # too few to mean anything
     assert "one row per CPU slot" in page
+    reading = _rows(page, "Data reading per trial")  # every trial read the local sample
+    assert reading[0] == list(READING_HEADER) and len(reading) == 5
+    assert all(row[5] == "-" and row[6].startswith("local ") for row in reading[1:])
     stages = _rows(page, "Stage times")
     assert [r[0] for r in stages[1:]] == [*STAGES, "total"]
     shown = [float(r[1]) for r in stages[1:-1]]  # each rounded to 0.1 s, as is the total
