@@ -25,7 +25,7 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     for name, handler, text in (
         ("report", cmd_report, "one HTML page: plots, slot timeline, best trial"),
         ("resume", cmd_resume, "continue a study whose driver stopped, up to its n_trials"),
-        ("status", cmd_status, "counts by state, best so far, trials per hour"),
+        ("status", cmd_status, "counts by state, best so far, trials per hour, I/O-bound trials"),
         ("best", cmd_best, "the best trial's value and parameters"),
     ):
         p = commands.add_parser(name, help=text)
@@ -144,6 +144,7 @@ def cmd_resume(args: argparse.Namespace, out: Console) -> int:
 def cmd_status(args: argparse.Namespace, out: Console) -> int:
     from optuna.trial import TrialState
 
+    from batchml.hpo.io_profile import status_lines
     from batchml.hpo.outcome import FAILURES, JOBS_REPLACED_ATTR, OUTCOME_ATTR, has_ended
 
     study = _load(args)
@@ -163,6 +164,8 @@ def cmd_status(args: argparse.Namespace, out: Console) -> int:
     replaced = study.user_attrs.get(JOBS_REPLACED_ATTR, 0)
     if replaced:
         out.print(f"{replaced} worker job(s) ended early and were replaced")
+    for line in status_lines(trials):
+        out.print(safe(line))
     finished = [t for t in trials if t.state == TrialState.COMPLETE and t.datetime_complete]
     if finished:
         start = min(t.datetime_start for t in trials if t.datetime_start)

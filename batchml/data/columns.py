@@ -15,7 +15,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import awkward as ak
 import numpy as np
@@ -25,7 +25,9 @@ from batchml.data.cut import Cut
 from batchml.data.diagnosis import as_data_error
 from batchml.data.errors import BranchNotFoundError, UnsupportedBranchError, where
 from batchml.data.plan import Split
-from batchml.errors import InvalidValue
+
+if TYPE_CHECKING:
+    from batchml.data.options import Selection
 
 Table = dict[str, np.ndarray]
 """One block of rows as numpy columns: features (n, F) float32, target, weight, entry (int64)."""
@@ -209,57 +211,13 @@ def _kind(layout: Any) -> str:
     return "record" if layout.is_record else "unsupported"
 
 
-def spec_from(
-    features: Sequence[str],
-    jagged: Mapping[str, int] | None,
-    target: str | None,
-    weights: str | None,
-    cut: str | None,
-    pad_value: float,
-) -> ColumnSpec:
-    """A ColumnSpec from RootDataset's keyword arguments, checked before any file is opened.
-
-    Each mistake gets its own message: a string where a list belongs (which
-    Python would read as one branch per letter), a name that is not a string,
-    a jagged length that is not a positive whole number, no column at all.
-    """
-    if isinstance(features, str) or not isinstance(features, Sequence):
-        raise InvalidValue(
-            f"features={features!r} is not a list of branch names",
-            hint=f"write features=[{features!r}]" if isinstance(features, str) else _FEATURES,
-        )
-    if not isinstance(jagged, (Mapping, type(None))):
-        raise InvalidValue(f"jagged={jagged!r} is not a mapping of branch to length", hint=_JAGGED)
-    names = [*features, *(jagged or {}), *(b for b in (target, weights) if b is not None)]
-    for name in names:
-        if not isinstance(name, str) or not name:
-            raise InvalidValue(f"branch name {name!r} is not a non-empty string", hint=_FEATURES)
-    repeated = sorted({f for f in features if list(features).count(f) > 1})
-    if repeated:
-        raise InvalidValue(
-            f"features lists {', '.join(map(repr, repeated))} more than once",
-            hint="list each branch once",
-        )
-    for branch, width in (jagged or {}).items():
-        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
-            raise InvalidValue(
-                f"jagged={{{branch!r}: {width!r}}}: the length to pad or clip to must be "
-                "a whole number of at least 1",
-                hint=_JAGGED,
-            )
-    if not features and not jagged:
-        raise InvalidValue(
-            "no feature columns: features is empty and jagged names no branch", hint=_FEATURES
-        )
+def spec_from(selection: Selection) -> ColumnSpec:
+    """The columns a Selection makes (its fields were checked when it was made)."""
     return ColumnSpec(
-        features=tuple(features),
-        jagged=dict(jagged or {}),
-        target=target,
-        weights=weights,
-        cut=Cut(cut) if cut else None,
-        pad_value=float(pad_value),
+        features=tuple(selection.features),
+        jagged=dict(selection.jagged or {}),
+        target=selection.target,
+        weights=selection.weights,
+        cut=selection.parsed_cut(),
+        pad_value=float(selection.pad_value),
     )
-
-
-_FEATURES = "write features=['HT', 'nJet'] (and jagged={'Jet_pt': 4} for lists)"
-_JAGGED = "write jagged={'Jet_pt': 4}: each list padded or clipped to 4 columns"

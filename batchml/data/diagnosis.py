@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import os
 import struct
-import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
+from batchml._compat.uproot import raised_inflating
 from batchml.data import xrootd
 from batchml.data.errors import (
     DataError,
@@ -70,7 +70,7 @@ def as_data_error(
         )
     if remote and isinstance(exc, OSError) and "XRootD error" in text:
         return _unreachable(place, text)
-    if _raised_in(exc, "uproot/compression.py"):
+    if raised_inflating(exc):
         return UnreadableFileError(
             f"a basket of {place} does not decompress ({type(exc).__name__}: {text}): "
             "the file is damaged",
@@ -138,12 +138,6 @@ def _unreachable(place: str, text: str) -> DataUnreachableError:
         f"cannot reach the server for {place}: {text}",
         hint="check the host name and port, and that the server is up",
     )
-
-
-def _raised_in(exc: BaseException, module_path: str) -> bool:
-    """Whether ``exc`` was raised inside the module at ``module_path`` (or below it)."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    return any(frame.filename.replace(os.sep, "/").endswith(module_path) for frame in frames)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -11,22 +11,21 @@ codes to FileNotFoundError/TimeoutError, so it is pinned here.
 
 ZLIB baskets (ROOT's default compression, and the XRootD test files') are
 inflated by ISA-L when the ``isal`` package is there: uproot offers it as its
-own option, the bytes out are the same, and it reads 1.2-1.3x more events/s
-than the standard library's zlib on the benchmark's files (see BENCHMARKS.md).
+own option, the bytes out are the same, and it reads more events/s than the
+standard library's zlib (BENCHMARKS.md, data run 2).
 """
 
 from __future__ import annotations
 
-import functools
 import glob
 import time
 from collections import OrderedDict
 from collections.abc import Generator, Iterator, Sequence
 from concurrent.futures import Executor
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from batchml._compat.uproot import inflate_library, set_inflate_library, xrootd_source
 from batchml.data import listing, rntuple, xrootd
 from batchml.data.diagnosis import as_data_error
 from batchml.data.errors import (
@@ -41,26 +40,10 @@ if TYPE_CHECKING:
     import numpy as np
 
     from batchml.data.cache import NodeCache
+    from batchml.data.options import Retry
 
 
 TREE_CLASSES = ("TTree", "ROOT::RNTuple")
-
-
-@dataclass(frozen=True)
-class Retry:
-    """How long a read keeps trying after the server went away: bounded in count and time.
-
-    The delay doubles from ``first_delay`` up to ``max_delay``; a read that made
-    progress since the last failure starts counting again.
-    """
-
-    attempts: int = 6
-    first_delay: float = 0.5
-    max_delay: float = 10.0
-    deadline: float = 300.0
-
-    def delay(self, failure: int) -> float:
-        return float(min(self.max_delay, self.first_delay * 2 ** (failure - 1)))
 
 
 class Chunk(NamedTuple):
@@ -73,18 +56,11 @@ class Chunk(NamedTuple):
 
 
 def use_fast_inflate() -> None:
-    """Have uproot inflate ZLIB baskets with ISA-L, unless someone chose a library already.
-
-    uproot's public ``ZLIB.library`` only chooses how files are written; reading
-    goes through one module-level decompressor, whose ``library`` is set here.
-    """
+    """Have uproot inflate ZLIB baskets with ISA-L, unless someone chose a library already."""
     import importlib.util
 
-    import uproot.compression
-
-    inflate = getattr(uproot.compression, "_decompress_ZLIB", None)
-    if getattr(inflate, "library", None) == "zlib" and importlib.util.find_spec("isal"):
-        inflate.library = "isal"  # type: ignore[union-attr]
+    if inflate_library() == "zlib" and importlib.util.find_spec("isal"):
+        set_inflate_library("isal")
 
 
 def resolve(patterns: Sequence[str]) -> list[str]:
@@ -105,6 +81,13 @@ def resolve(patterns: Sequence[str]) -> list[str]:
     if not urls:
         raise DataFileNotFoundError("no input files given", hint="pass at least one path or URL")
     return urls
+
+
+def origin(url: str, cached: bool) -> str:
+    """Where a file's bytes are read from: "local", "cache" (cache_dir's copy) or its server."""
+    if not xrootd.is_remote(url):
+        return "local"
+    return "cache" if cached else xrootd.split_url(url)[0]
 
 
 @contextmanager
@@ -164,7 +147,7 @@ def _open(
         if cache is not None:
             path = cache.local_copy(url)
         else:
-            options = {"handler": _xrootd_handler(), "timeout": timeout}
+            options = {"handler": xrootd_source(), "timeout": timeout}
     try:
         file = uproot.open(path, **options)
     except Exception as exc:
@@ -176,8 +159,8 @@ def _open(
 class OpenTrees:
     """Trees kept open between the entry ranges one reader reads (at most ``limit`` files).
 
-    Opening a file costs round trips and the TTree's metadata (about 5 ms over
-    loopback XRootD, more to a remote server); a reader that reads several
+    Opening a file costs round trips and the TTree's metadata (BENCHMARKS.md,
+    data: figures that were in the data docstrings); a reader that reads several
     ranges of a file opens it once; with prefetch on, they stay open into the
     next epoch. Use as a context manager: everything is closed at the end, and
     a file whose read failed is closed and reopened on the next try.
@@ -229,26 +212,6 @@ class OpenTrees:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-@functools.cache
-def _xrootd_handler() -> type:
-    """uproot's XRootDSource, minus one request that makes the server drop the file.
-
-    uproot 5.7 asks for an empty vector read when a step's baskets were all read
-    by the step before (steps smaller than baskets); the server answers "[3000]
-    Read vector is invalid" and the source closes the file, so the next read of
-    that open file fails. A file kept open between ranges (``OpenTrees``) hits it.
-    """
-    import uproot
-
-    class XRootDSource(uproot.source.xrootd.XRootDSource):
-        def chunks(self, ranges: list[tuple[int, int]], notifications: Any) -> list[Any]:
-            if not ranges:
-                return []
-            return super().chunks(ranges, notifications=notifications)
-
-    return XRootDSource
 
 
 def _steps(

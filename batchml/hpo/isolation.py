@@ -30,6 +30,7 @@ import multiprocessing.connection
 import multiprocessing.util
 import os
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -41,7 +42,7 @@ from typing import Any
 import cloudpickle
 import optuna
 
-from batchml.hpo.outcome import Outcome, TrialEnd
+from batchml.hpo.outcome import IO_ATTR, Outcome, TrialEnd
 
 # The optuna.Trial methods a child may call through the pipe.
 FORWARDED = (
@@ -66,7 +67,11 @@ class TrialContext:
 
 
 class ProxyTrial:
-    """The trial object the objective sees in the child process."""
+    """The trial object the objective sees in the child process.
+
+    It also writes what the trial's RootDatasets read (``record_io``) before
+    each report and once at the end: see io_profile.py for why then.
+    """
 
     def __init__(
         self, conn: multiprocessing.connection.Connection, number: int, params: dict[str, Any]
@@ -74,6 +79,7 @@ class ProxyTrial:
         self._conn = conn
         self.number = number
         self._params = dict(params)
+        self._began = time.perf_counter()
 
     @property
     def params(self) -> dict[str, Any]:
@@ -98,7 +104,20 @@ class ProxyTrial:
         return self._call("suggest_categorical", name, list(choices))
 
     def report(self, value: float, step: int) -> None:
+        self.record_io()  # written before the report, whose write waits for it
         self._call("report", float(value), int(step))
+
+    def record_io(self) -> None:
+        """Write what this process's datasets read and waited so far (nothing if none read)."""
+        if "batchml.data.loader_stats" not in sys.modules:
+            return  # no dataset in this trial: skip importing the data module
+        from batchml.data.loader_stats import process_totals
+        from batchml.hpo.io_profile import IoProfile
+
+        stats = process_totals()
+        if stats.batches or stats.events_read:
+            profile = IoProfile(time.perf_counter() - self._began, stats)
+            self._call("set_user_attr", IO_ATTR, profile.to_attr())
 
     def should_prune(self) -> bool:
         return bool(self._call("should_prune"))
@@ -118,13 +137,15 @@ def _child(conn: multiprocessing.connection.Connection) -> None:
     os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(context.devices)
     trial = ProxyTrial(conn, number, params)
     try:
-        value = function(trial, context)
-    except optuna.TrialPruned:
-        conn.send((Outcome.PRUNED, None))
-    except BaseException:  # everything the objective raises is reported
-        conn.send((Outcome.RAISED, traceback.format_exc()))
-    else:
-        conn.send((Outcome.COMPLETE, value))
+        try:
+            ended: tuple[Outcome, Any] = (Outcome.COMPLETE, function(trial, context))
+        except optuna.TrialPruned:
+            ended = (Outcome.PRUNED, None)
+        except BaseException:  # everything the objective raises is reported
+            ended = (Outcome.RAISED, traceback.format_exc())
+        with contextlib.suppress(Exception):  # how the trial ended matters more
+            trial.record_io()
+        conn.send(ended)
     finally:
         conn.close()
         # Tearing down a process that imported torch takes milliseconds of CPU, when the

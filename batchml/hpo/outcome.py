@@ -68,6 +68,7 @@ HOST_ATTR = "batchml.host"
 WORKER_ATTR = "batchml.worker"  # the dask worker's address
 STARTED_ATTR = "batchml.started"  # epoch seconds when the trial took its GPU slot
 SCRATCH_ATTR = "batchml.scratch"  # a kept scratch folder (site paths.keep_scratch)
+IO_ATTR = "batchml.io"  # set by the trial process: what it read and waited (io_profile.py)
 
 
 def has_ended(trial: FrozenTrial) -> bool:

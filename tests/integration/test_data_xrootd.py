@@ -109,6 +109,8 @@ def test_node_local_cache_is_reused_and_verified(
     assert sorted(entries(first)) == list(range(2000))
     cache = first.stream.cache
     assert cache is not None and (cache.copies, cache.hits) == (4, 0)
+    stats = first.stats  # the copies' bytes are read from the cache, not the server
+    assert (stats.cache_copies, stats.bytes_from) == (4, {"cache": stats.bytes_read})
 
     second = remote(xrootd_env, folder, **options)
     victim = second.stream.cache.path_for(second.stream.urls[0])  # type: ignore[union-attr]
@@ -117,6 +119,7 @@ def test_node_local_cache_is_reused_and_verified(
     victim.write_bytes(bytes(data))
     assert sorted(entries(second)) == list(range(2000))
     assert (second.stream.cache.copies, second.stream.cache.hits) == (1, 3)  # type: ignore[union-attr]
+    assert (second.stats.cache_copies, second.stats.cache_hits) == (1, 3)
 
 
 def test_missing_remote_file_names_the_url(xrootd_env: dict[str, str], folder: Path) -> None:

@@ -1,9 +1,10 @@
 """Cuts select what Python says they select, entry by entry, on every branch type of real files.
 
-Each cut runs through RootStream on a NanoAOD-like file written with uproot;
-the expected entries come from Python itself on the same events (``eval`` of
-the same text on each entry's values, or a plain Python function for the
-reductions of lists), so ``not nMuon`` must keep exactly the events without a muon.
+Each cut runs through RootStream, given its typed options, on a NanoAOD-like file
+written with uproot; the expected entries come from Python itself on the same
+events (``eval`` of the same text on each entry's values, or a plain Python
+function for the reductions of lists), so ``not nMuon`` must keep exactly the
+events without a muon.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import awkward as ak
 import numpy as np
 import pytest
 
-from batchml.data import RootStream
+from batchml.data import ReadOptions, RootStream, Selection, StreamOptions
 from batchml.errors import InvalidValue
 from tests.unit.nano_files import INTEGERS, nano_events, write_nano
 
@@ -95,9 +96,18 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
 
 
-def kept(path: Path, cut: str, **options: Any) -> list[int]:
-    stream = RootStream(str(path), "Events", features=["HT"], cut=cut, prefetch=None, **options)
-    return sorted(int(e) for table in stream.batches(0) for e in table["entry"])
+def stream(path: Path, selection: Selection) -> RootStream:
+    """The tree Events of ``path``, read in this thread (no read-ahead)."""
+    return RootStream(
+        StreamOptions(
+            files=str(path), tree="Events", selection=selection, reading=ReadOptions(prefetch=None)
+        )
+    )
+
+
+def kept(path: Path, cut: str) -> list[int]:
+    tables = stream(path, Selection(features=["HT"], cut=cut)).batches(0)
+    return sorted(int(e) for table in tables for e in table["entry"])
 
 
 def test_not_keeps_only_the_events_without_a_muon(files: dict[str, Path]) -> None:
@@ -129,11 +139,9 @@ def test_reductions_of_jagged_and_fixed_size_branches(
 
 
 def test_a_jagged_branch_may_be_padded_and_cut_on_in_one_dataset(files: dict[str, Path]) -> None:
-    stream = RootStream(
-        str(files["ttree"]), "Events", features=["HT"], jagged={"Jet_pt": 2},
-        cut="len(Jet_pt) >= 1 and max(Jet_pt) > 40", prefetch=None, shuffle=False,
-    )  # fmt: skip
-    tables = list(stream.batches(0))
+    cut = "len(Jet_pt) >= 1 and max(Jet_pt) > 40"
+    selection = Selection(features=["HT"], jagged={"Jet_pt": 2}, cut=cut)
+    tables = list(stream(files["ttree"], selection).batches(0))
     entries = np.concatenate([t["entry"] for t in tables])
     features = np.concatenate([t["features"] for t in tables])
     expected = [i for i, r in enumerate(ROWS) if r["Jet_pt"] and max(r["Jet_pt"]) > 40]
@@ -168,6 +176,6 @@ def test_a_cut_outside_the_language_or_giving_lists_is_refused_before_reading(
     files: dict[str, Path], cut: str, words: str
 ) -> None:
     with pytest.raises(InvalidValue) as caught:
-        RootStream(str(files["ttree"]), "Events", features=["HT"], cut=cut, prefetch=None)
+        stream(files["ttree"], Selection(features=["HT"], cut=cut))
     assert words in str(caught.value) and caught.value.hint
     assert "\n" not in caught.value.message

@@ -13,7 +13,7 @@ import uproot
 from batchml.cli import main
 from batchml.data import (
     DataFileNotFoundError,
-    RootStream,
+    RootDataset,
     TreeNotFoundError,
     UnsupportedBranchError,
 )
@@ -50,7 +50,7 @@ def corrupt_basket(source: Path, target: Path, branch: str, basket: int) -> Path
 
 def one_error(**options: Any) -> BatchmlError:
     with pytest.raises(BatchmlError) as caught:
-        RootStream(tree="Events", features=["HT", "nJet"], prefetch=None, **options)
+        RootDataset(tree="Events", features=["HT", "nJet"], prefetch=None, **options)
     error = caught.value
     assert "\n" not in error.message and error.hint and "\n" not in error.hint
     return error
@@ -68,7 +68,7 @@ def test_a_damaged_first_basket_is_named_when_the_dataset_is_built(
 
 def test_a_branch_uproot_cannot_read_is_named_with_its_type() -> None:
     with pytest.raises(UnsupportedBranchError) as caught:
-        RootStream(str(BITSET), "Events", features=["Info/runNum", "Info/triggerBits"])
+        RootDataset(str(BITSET), "Events", features=["Info/runNum", "Info/triggerBits"])
     assert "'Info/triggerBits'" in caught.value.message
     assert "std::bitset<256>" in caught.value.message
     assert "leave it out" in (caught.value.hint or "")
@@ -128,18 +128,20 @@ def test_bad_options_are_refused_at_construction_one_message_each(
 ) -> None:
     settings = {"features": ["HT"], **options}
     with pytest.raises(InvalidValue) as caught:
-        RootStream(str(nano), "Events", prefetch=None, **settings)  # type: ignore[arg-type]
+        RootDataset(str(nano), "Events", prefetch=None, **settings)  # type: ignore[arg-type]
     assert words in str(caught.value) and caught.value.hint
 
 
 def test_fixed_size_arrays_are_features_of_their_stated_width(nano: Path) -> None:
     with pytest.raises(UnsupportedBranchError, match=r"jagged=\{'vtx': 3\}"):
-        RootStream(str(nano), "Events", features=["vtx"], prefetch=None)
-    stream = RootStream(str(nano), "Events", features=["HT"], jagged={"vtx": 2}, prefetch=None)
-    assert stream.columns == ("HT", "vtx[0]", "vtx[1]")
-    tables = list(stream.batches(0))
-    entries = np.concatenate([t["entry"] for t in tables])
-    features = np.concatenate([t["features"] for t in tables])
+        RootDataset(str(nano), "Events", features=["vtx"], prefetch=None)
+    ds = RootDataset(
+        str(nano), "Events", features=["HT"], jagged={"vtx": 2}, prefetch=None, output="numpy"
+    )
+    assert ds.columns == ("HT", "vtx[0]", "vtx[1]")
+    batches = list(ds)
+    entries = np.concatenate([b.entry for b in batches])
+    features = np.concatenate([b.features for b in batches])
     vtx = uproot.open(nano)["Events"]["vtx"].array(library="np")
     np.testing.assert_array_equal(features[:, 1:], vtx[entries, :2])
 
@@ -185,9 +187,9 @@ def test_inspect_of_a_file_without_trees_says_what_it_holds_and_exits_2(
 
 def test_a_missing_branch_of_a_large_tree_suggests_close_names() -> None:
     with pytest.raises(TreeNotFoundError):
-        RootStream(str(NANOAOD), "events", features=["nJet"])
+        RootDataset(str(NANOAOD), "events", features=["nJet"])
     with pytest.raises(BatchmlError) as caught:
-        RootStream(str(NANOAOD), "Events", features=["Jet_Pt"])
+        RootDataset(str(NANOAOD), "Events", features=["Jet_Pt"])
     assert "Jet_pt" in (caught.value.hint or "") and "all 947" in (caught.value.hint or "")
 
 
@@ -201,14 +203,15 @@ def test_an_rntuple_gives_the_batches_its_ttree_gives(folder: Path, step_size: i
     }
     batches = {}
     for kind, path in paths.items():
-        stream = RootStream(
+        ds = RootDataset(
             str(path), "Events", features=["HT", "MET", "u16", "flag"], jagged={"Jet_pt": 3},
             target="nMuon", cut="len(Jet_pt) < 4", step_size=step_size, range_entries=330,
-            batch_size=64, decompression_threads=2, seed=9, prefetch=None,
+            batch_size=64, decompression_threads=2, seed=9, prefetch=None, output="numpy",
         )  # fmt: skip
-        batches[kind] = list(stream.batches(1))
-        assert stream.counters.snapshot().bytes_read > 0
+        ds.set_epoch(1)
+        batches[kind] = list(ds)
+        assert ds.stats.bytes_read > 0
     assert len(batches["ttree"]) == len(batches["rntuple"]) > 5
     for tree, ntuple in zip(batches["ttree"], batches["rntuple"], strict=True):
-        for column in ("features", "target", "weight", "entry"):
-            np.testing.assert_array_equal(tree[column], ntuple[column])
+        for a, b in zip(tree, ntuple, strict=True):
+            np.testing.assert_array_equal(a, b)

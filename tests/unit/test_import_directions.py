@@ -2,8 +2,9 @@
 and the size of what they hold.
 
 cli -> demo -> areas -> config -> errors; everything may use _fs and _compat;
-hpo uses backends and registry, package uses registry and inference; data and
-inference stand alone; nothing imports cli. Imports are read with ast (those in
+hpo uses backends and registry (and data's loader statistics, for a trial's I/O
+profile), package uses registry and inference; data and inference import no
+other area; nothing imports cli. Imports are read with ast (those in
 functions and under TYPE_CHECKING too: an arrow is an arrow), so a new import
 against the direction fails here, naming the file, the import and the rule.
 """
@@ -31,7 +32,7 @@ ALLOWED: dict[str, set[str]] = {
     "inference": EVERYWHERE,  # a deployed package has onnxruntime and numpy, no pydantic
     "registry": EVERYWHERE | {"config"},
     "backends": EVERYWHERE | {"config"},
-    "hpo": EVERYWHERE | {"config", "backends", "registry", "trial_report"},
+    "hpo": EVERYWHERE | {"config", "backends", "registry", "data", "trial_report"},
     "package": EVERYWHERE | {"config", "registry", "inference"},
     "triton_session": {"inference"},  # the old import path of TritonSession
     "demo": EVERYWHERE | {"config"} | AREAS,
