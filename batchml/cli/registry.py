@@ -7,7 +7,7 @@ Exit status: 0 fine, 1 corrupt or damaged files, a refusing filesystem or a lost
 compare-and-swap, 2 bad input. ``list`` and ``show`` keep working beside damaged
 versions and name them; ``verify`` names each with its file and fix. The
 commands that write for people to read (``annotate``, ``card``, ``html``) are in
-registry_pages.py.
+registry_pages.py, ``import-mlflow`` in registry_import.py.
 """
 
 from __future__ import annotations
@@ -112,9 +112,10 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("old")
     p.add_argument("new")
     p.set_defaults(handler=cmd_diff)
-    from batchml.cli import registry_pages  # it uses open_registry
+    from batchml.cli import registry_import, registry_pages  # they use open_registry
 
     registry_pages.register(commands)
+    registry_import.register(commands)
 
 
 def open_registry(args: argparse.Namespace) -> Registry:
