@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from batchml.cli.terminal_text import safe
 
-_NOTES = ("torch", "input_example", "program")
+_NOTES = ("run", "torch", "input_example", "program")
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

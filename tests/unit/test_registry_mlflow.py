@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -250,10 +252,17 @@ def test_import_from_a_server_then_package_the_pytorch_model(server: str, tmp_pa
 def test_bad_sources_exit_2_and_create_nothing(made: MadeSource, tmp_path: Path) -> None:
     root = tmp_path / "new-registry"
     missing_db = tmp_path / "typo.db"
+    junk, other = tmp_path / "junk.db", tmp_path / "other.db"
+    junk.write_bytes(b"not a database " * 100)
+    with contextlib.closing(sqlite3.connect(other)) as db:
+        db.execute("CREATE TABLE events (x)")
+        db.commit()
     cases = [
         (f"sqlite:///{missing_db}", "no SQLite database at"),
         (str(tmp_path / "no-such-mlruns"), "is not a folder: no MLflow file store there"),
         ("ftp://example.org/mlruns", "is not an MLflow store URI batchml reads"),
+        (f"sqlite:///{junk}", "cannot be read as a SQLite database"),
+        (f"sqlite:///{other}", "is a SQLite database without MLflow's tables"),
     ]
     for uri, message in cases:
         result = batchml("registry", "--root", str(root), "import-mlflow", uri)
@@ -266,6 +275,33 @@ def test_bad_sources_exit_2_and_create_nothing(made: MadeSource, tmp_path: Path)
                       "--model", "jets=no/slashes")  # fmt: skip
     assert renamed.returncode == 2 and "cannot keep its name in batchml" in renamed.stderr
     assert not root.exists() and not missing_db.exists()
+    with contextlib.closing(sqlite3.connect(other)) as db:  # MLflow added no tables to it
+        assert [row[0] for row in db.execute("SELECT name FROM sqlite_master")] == ["events"]
+    down = batchml(
+        "registry", "--root", str(root), "import-mlflow", f"http://127.0.0.1:{_free_port()}"
+    )
+    assert down.returncode == 1 and "no MLflow server answers at" in down.stderr, down.stderr
+    assert "Traceback" not in down.stderr and not root.exists()
+
+
+@pytest.mark.parametrize("made", ["file"], indirect=True)
+def test_a_damaged_store_is_named_and_a_lost_run_is_said(made: MadeSource, tmp_path: Path) -> None:
+    store = Path(urlparse(made.uri).path)
+    meta = store / "models" / NAME / "version-2" / "meta.yaml"
+    kept = meta.read_text()
+    meta.write_text("{{{: not yaml")
+    registry = Registry(tmp_path / "registry")
+    with pytest.raises(RegistryError, match=r"version-2/meta\.yaml") as caught:
+        import_mlflow(registry, made.uri)
+    assert "damaged" in caught.value.hint
+    assert registry.versions(NAME) == []  # the store is read whole before anything is written
+    meta.write_text(kept)
+    [run] = store.glob(f"*/{made.run_ids[1]}")
+    shutil.rmtree(run)  # the run of version 1 deleted for good ('mlflow gc')
+    report = import_mlflow(registry, made.uri)
+    lost = report.imported[0]
+    assert lost.source == "jets/1" and made.run_ids[1] in lost.how["run"]
+    assert registry.get(lost.uri).metrics == {}
 
 
 def test_a_model_without_example_or_signature_keeps_its_weights_only(tmp_path: Path) -> None:

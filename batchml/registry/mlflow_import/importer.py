@@ -30,7 +30,8 @@ from typing import Any
 from batchml.errors import InvalidValue
 from batchml.registry.errors import BadReference
 from batchml.registry.mlflow_import.convert import convert
-from batchml.registry.mlflow_import.source import Source, SourceModel, SourceVersion, open_source
+from batchml.registry.mlflow_import.source import Source, SourceModel, SourceVersion
+from batchml.registry.mlflow_import.uri import open_source
 from batchml.registry.names import check_alias, check_name
 from batchml.registry.store import Registry
 from batchml.registry.version import ModelVersion
@@ -111,7 +112,7 @@ def import_mlflow(
                 wanted = _free_aliases(registry, plan, version.version)
                 new = _publish(registry, source, plan, version, wanted)
                 numbers[version.version] = new.version
-                report.imported.append(Imported(label, new.uri, _how(new)))
+                report.imported.append(Imported(label, new.uri, _how(new, version)))
                 report.aliases_set += [(plan.name, a, new.version) for a in wanted]
             done += 1
         _set_aliases(registry, plan, numbers, report)
@@ -288,10 +289,15 @@ def _publish(
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _how(version: ModelVersion) -> dict[str, str]:
-    """How the version was converted, with the export's failure when there was one."""
+def _how(version: ModelVersion, source: SourceVersion) -> dict[str, str]:
+    """How the version was converted: the export's failure, a source run that is gone."""
     how = dict(version.lineage["imported_from"].get("conversion", {}))
     error = version.manifest.get("model", {}).get("exported_error")
     if error:
         how["program"] = f"no torch.export program: {error}"
+    if source.run_id and source.run is None:
+        how["run"] = (
+            f"run {source.run_id} is not in the store (deleted for good): imported without "
+            "its metrics, parameters and tags"
+        )
     return how

@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
 
 from batchml.errors import BatchmlError, InvalidValue
 from batchml.registry.errors import NotFound, RegistryError
@@ -121,11 +120,14 @@ class Source:
             mlflow.set_registry_uri(self.uri)
             try:
                 yield mlflow.MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
-            except mlflow.exceptions.MlflowException as exc:
+            except _read_errors(mlflow) as exc:
+                message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
                 raise RegistryError(
-                    f"MLflow could not read {what or 'the store'} at {self.shown}: {exc.message}",
-                    hint="check the URI: "
-                    "'mlflow ui --backend-store-uri URI' shows what MLflow reads there",
+                    f"MLflow could not read {what or 'the store'} at {self.shown}: "
+                    + " ".join(str(message).split())[:600],
+                    hint="the store is damaged or is not MLflow's: 'mlflow ui --backend-store-uri "
+                    "URI' shows what MLflow itself reads there; to import the other models, "
+                    "name them with --model",
                 ) from None
             finally:  # an unset URI is unset again (MLflow then resolves its default)
                 mlflow.set_tracking_uri(saved["MLFLOW_TRACKING_URI"])
@@ -195,53 +197,6 @@ class Source:
         return Path(local)
 
 
-def open_source(uri: str) -> Source:
-    """Check ``uri`` and say what kind of store it names; nothing is opened or created yet."""
-    parts = urlsplit(uri)
-    scheme = parts.scheme.lower()
-    if scheme in ("", "file"):
-        path = Path(parts.path if scheme else uri).expanduser().absolute()
-        if not path.is_dir():
-            raise NotFound(
-                f"{path} is not a folder: no MLflow file store there",
-                hint="give the mlruns folder, a sqlite:/// URI or an http(s):// server",
-            )
-        if not (path / "models").is_dir():
-            raise NotFound(
-                f"{path} holds no registered models (no models/ folder)",
-                hint="give the folder that MLflow's tracking URI named (the one holding models/)",
-            )
-        return Source(path.as_uri(), path.as_uri(), "file")
-    if scheme == "sqlite":
-        raw = uri[len("sqlite:///") :] if uri.startswith("sqlite:///") else ""
-        path = Path(raw).absolute()
-        if not raw or not path.is_file():
-            raise NotFound(
-                f"no SQLite database at {path if raw else uri!r}",
-                hint="write sqlite:///relative/path.db or sqlite:////absolute/path.db "
-                "(MLflow would create an empty database there)",
-            )
-        return Source(f"sqlite:///{path}", f"sqlite:///{path}", "sqlite")
-    if scheme in ("http", "https"):
-        return Source(uri.rstrip("/"), _without_password(uri).rstrip("/"), "server")
-    if "+" in scheme or scheme in ("postgresql", "mysql", "mssql"):
-        return Source(uri, _without_password(uri), "database")
-    raise InvalidValue(
-        f"{uri!r} is not an MLflow store URI batchml reads",
-        hint="give a file store folder (mlruns), sqlite:///PATH, a database URI "
-        "(postgresql://...) or a server (http://host:port)",
-    )
-
-
-def _without_password(uri: str) -> str:
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    host = parts.hostname or ""
-    netloc = f"{parts.username}@{host}" if parts.username else host
-    return urlunsplit(parts._replace(netloc=netloc + (f":{parts.port}" if parts.port else "")))
-
-
 @contextlib.contextmanager
 def _environment(settings: dict[str, str], keep: tuple[str, ...] = ()) -> Iterator[None]:
     """Environment variables set for a while, then put back as they were (``keep``: too)."""
@@ -255,6 +210,24 @@ def _environment(settings: dict[str, str], keep: tuple[str, ...] = ()) -> Iterat
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def _read_errors(mlflow: Any) -> tuple[type[BaseException], ...]:
+    """What MLflow's stores raise on damaged files and databases, besides its own exception.
+
+    The file store lets a malformed meta.yaml's YAML error through, and the
+    SQLAlchemy store a database driver's; anything else is a bug, and shows as one.
+    """
+    import yaml
+
+    errors: tuple[type[BaseException], ...] = (
+        mlflow.exceptions.MlflowException, yaml.YAMLError, OSError
+    )  # fmt: skip
+    try:
+        from sqlalchemy.exc import SQLAlchemyError
+    except ImportError:  # mlflow-skinny: no database stores
+        return errors
+    return (*errors, SQLAlchemyError)
 
 
 def _paged(search: Any, filter_string: str | None = None) -> list[Any]:
