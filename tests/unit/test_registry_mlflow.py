@@ -322,3 +322,18 @@ def test_a_model_without_example_or_signature_keeps_its_weights_only(tmp_path: P
     assert drawn.how["input_example"].startswith("synthesised from the MLflow tensor signature")
     [array] = drawn.input_example.values()
     assert array.shape == (8, 4) and array.dtype == np.float32
+
+
+def test_a_pickled_model_is_kept_as_files_when_mlflow_refuses_pickles(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "pickled"
+    with warnings.catch_warnings():  # MLflow's notice about pickles
+        warnings.simplefilter("ignore")
+        mlflow.pytorch.save_model(MLP(seed=3).eval(), folder, serialization_format="pickle")
+    monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
+    refused = convert(folder)
+    assert refused.model == folder and refused.files == {}
+    assert refused.how["torch"].startswith("not converted: mlflow.pytorch.load_model failed")
+    version = Registry(tmp_path / "registry").publish("refused", refused.model, files=refused.files)
+    assert "model/MLmodel" in version.files and version.manifest["model"]["kind"] == "files"

@@ -12,7 +12,7 @@ recorded as synthesised). A model with neither keeps only its state dict, and
 packaging it then needs an input example given from Python.
 
 Loading a pickled model runs code stored in the source, as MLflow's own loader
-does; MLflow's ``MLFLOW_ALLOW_MODEL_CODE_EXECUTION=false`` refuses it, and the
+does; MLflow's ``MLFLOW_ALLOW_PICKLE_DESERIALIZATION=false`` refuses it, and the
 folder is then imported as files with the reason recorded.
 """
 
