@@ -13,7 +13,11 @@ import contextlib
 import os
 import secrets
 import socket
+import stat
 from pathlib import Path
+from typing import Literal
+
+from batchml.errors import InvalidValue
 
 FILE_MODE = 0o664  # umask applies; 'other' never gets write permission
 
@@ -64,3 +68,35 @@ def write_atomic(path: Path, data: bytes, mode: int = FILE_MODE) -> None:
         with contextlib.suppress(FileNotFoundError):
             temp.unlink()
     fsync_dir(path.parent)
+
+
+def check_destination(path: Path, kind: Literal["file", "folder"], what: str) -> Path:
+    """``path`` when a ``kind`` can be written there; InvalidValue naming ``what`` otherwise.
+
+    Called before the work that produces it starts, so a mistyped destination (a
+    folder where a file goes, a path under a file, a folder one may not write)
+    fails at once, not after an hour of training, and never replaces something
+    that is not a plain file (``-o /dev/null`` would swap the device for a file).
+    """
+    if path.is_symlink() or path.exists():
+        found = path.stat() if path.exists() else path.lstat()
+        if kind == "file" and not stat.S_ISREG(found.st_mode):
+            thing = "a folder" if stat.S_ISDIR(found.st_mode) else "not a plain file"
+            raise InvalidValue(f"{what} {path} is {thing}", hint="give the path of a file to write")
+        if kind == "folder" and not stat.S_ISDIR(found.st_mode):
+            raise InvalidValue(
+                f"{what} {path} exists and is not a folder", hint="give a folder path"
+            )
+    parent = path.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InvalidValue(
+            f"{what} {path} cannot be made: {parent} is not a folder", hint="check the path"
+        )
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InvalidValue(
+            f"{what} {path} cannot be made: you may not write in {parent}",
+            hint="choose a folder you can write in",
+        )
+    return path

@@ -44,8 +44,11 @@ def _no_duplicate_keys(loader: _StrictLoader, node: yaml.MappingNode) -> dict[An
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicate_keys)
 
 
-def read_yaml_mapping(path: Path, example: str) -> dict[str, Any]:
-    """Read a YAML file whose top level must be a mapping, with errors that name the line."""
+def read_yaml_mapping(path: Path, example: str, hint: str) -> dict[str, Any]:
+    """Read a YAML file whose top level must be a mapping, with errors that name the line.
+
+    ``hint`` says where the file's keys are described (the hint of every error here).
+    """
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -57,6 +60,7 @@ def read_yaml_mapping(path: Path, example: str) -> dict[str, Any]:
                     "(file)", f"cannot be read: {reason}", "check the path and its permissions"
                 )
             ],
+            hint=hint,
         ) from None
     try:
         data = yaml.load(text, Loader=_StrictLoader)
@@ -69,7 +73,8 @@ def read_yaml_mapping(path: Path, example: str) -> dict[str, Any]:
             if isinstance(exc, _DuplicateKey)
             else "fix the syntax at that place"
         )
-        raise ConfigError(path, [FieldProblem(where, f"not valid YAML: {problem}", fix)]) from None
+        problems = [FieldProblem(where, f"not valid YAML: {problem}", fix)]
+        raise ConfigError(path, problems, hint=hint) from None
     if not isinstance(data, dict):
         kind = "empty" if data is None else f"a {type(data).__name__}, not a mapping"
         raise ConfigError(
@@ -79,6 +84,7 @@ def read_yaml_mapping(path: Path, example: str) -> dict[str, Any]:
                     "(top level)", f"the file is {kind}", f"start with a line such as '{example}'"
                 )
             ],
+            hint=hint,
         )
     return data
 
@@ -90,7 +96,7 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
             text += " (the key)"
         else:
             text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
+    return text or "(top level)"  # a check of the whole file, such as 'objective or command'
 
 
 def _model_at(root: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseModel] | None:
@@ -163,6 +169,8 @@ def field_problem(
             f"did you mean {close[0]!r}? " if close else ""
         ) + f"valid keys here: {', '.join(valid)}"
         problem = f"unknown key {loc[-1]!r}"
+    elif kind == "missing" and loc and isinstance(loc[-1], int):  # a short list or pair
+        problem, fix = f"item {loc[-1] + 1} is missing", "write every item of the list"
     elif kind == "missing":
         problem, fix = "required key is missing", _how_to_add(root, loc)
     elif kind == "value_error" and isinstance(ctx.get("error"), InvalidValue):

@@ -25,6 +25,7 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from batchml.atomic import check_destination
 from batchml.data import FeatureStats, xrootd
 from batchml.data.stream import Batch
 from batchml.data.synthetic import FLAT_FEATURES, SampleFiles, write_sample
@@ -52,6 +53,7 @@ from batchml.registry import ModelVersion, Registry
 from batchml.site_files import load_site
 
 MODEL_NAME = "demo-mlp"
+SAMPLE_BRANCHES = (*FLAT_FEATURES, SampleFiles.weight)  # what --features and --weight may name
 STATS_EVENTS = 200_000  # enough for means and widths to 0.5 %, a second to read
 TRAIN_SAMPLE_EVENTS = 100_000  # of those, kept for the overtraining check: held-out size
 
@@ -96,9 +98,10 @@ def _stage(out: Console, title: str, timings: dict[str, float]) -> Iterator[floa
 def run_demo(out: Console, options: DemoOptions) -> int:
     """Run every stage; returns the exit status (errors are raised as BatchmlError)."""
     timings: dict[str, float] = {}
+    site = load_site(options.site).site
+    _check_inputs(options)  # every bad option fails here, before the workdir is made
     root = options.workdir.resolve()
     root.mkdir(parents=True, exist_ok=True)
-    site = load_site(options.site).site
     out.print(f"batchml demo in {root} on site [bold]{site.name}[/bold] ({site.scheduler})")
 
     with _stage(out, "1. sample", timings):
@@ -116,8 +119,10 @@ def run_demo(out: Console, options: DemoOptions) -> int:
         journal = root / "hpo" / "studies.journal"
         study = _search(data, options, options.site, journal)  # a path stays a path
         best = study.best_trial
-        out.print(f"best trial {best.number}: validation loss {best.value:.4f}, "
-                  + ", ".join(f"{k} {format_value(v)}" for k, v in best.params.items()))
+        out.print(
+            f"best trial {best.number}: validation loss {best.value:.4f}, "
+            + ", ".join(f"{k} {format_value(v)}" for k, v in best.params.items())
+        )
     with _stage(out, "4. held-out evaluation", timings), out.status("scoring held-out events"):
         model, params = load_checkpoint(best.user_attrs[CHECKPOINT_ATTR], len(data.features))
         test = read_part(data, "test")
@@ -172,6 +177,33 @@ def run_demo(out: Console, options: DemoOptions) -> int:
     return 0
 
 
+def _check_inputs(options: DemoOptions) -> None:
+    """The workdir, the XRootD URL, and the branches of --data (opened) or of the sample."""
+    check_destination(options.workdir, "folder", "--workdir")
+    if options.xrootd is not None and not xrootd.is_remote(options.xrootd):
+        raise InvalidValue(f"--xrootd {options.xrootd} is not a root:// URL",
+                           hint="give the server, e.g. --xrootd root://127.0.0.1:1094")  # fmt: skip
+    features = options.features or FLAT_FEATURES
+    names = (*features, options.target, options.tree, *([options.weight] if options.weight else []))
+    if not all(name.strip() for name in names) or options.weight == "":
+        raise InvalidValue(
+            "--features, --target, --tree or --weight names an empty branch or tree",
+            hint="write the names, such as --features lep_pt,met",
+        )
+    if options.data:
+        weight = options.weight
+        data = DataSpec(options.data, options.tree, features, options.target, "", weight)
+        data.dataset("train", weights=weight).close()  # opens each file: tree and branches
+        return
+    unknown = [f for f in (*features, options.weight or "weight") if f not in SAMPLE_BRANCHES]
+    if unknown or options.target != SampleFiles.target or options.tree != SampleFiles.tree:
+        raise InvalidValue(
+            f"the generated sample has no branch or tree {', '.join(unknown) or options.tree}",
+            hint=f"its tree is {SampleFiles.tree!r}, its target {SampleFiles.target!r}, its "
+            f"branches {', '.join(SAMPLE_BRANCHES)}; or give your files with --data",
+        )
+
+
 def _input_files(options: DemoOptions, root: Path, out: Console) -> tuple[str, ...]:
     """The ROOT files to read: the user's, or the sample (written if absent), maybe via XRootD."""
     if options.data:
@@ -184,9 +216,6 @@ def _input_files(options: DemoOptions, root: Path, out: Console) -> tuple[str, .
     if options.xrootd is None:
         return tuple(str(p) for p in paths)
     urls = tuple(f"{options.xrootd.rstrip('/')}//{str(p).lstrip('/')}" for p in paths)
-    if not xrootd.is_remote(urls[0]):
-        raise InvalidValue(f"--xrootd {options.xrootd} is not a root:// URL",
-                           hint="give the server, e.g. --xrootd root://127.0.0.1:1094")  # fmt: skip
     xrootd.configure_client()
     xrootd.stat(urls[0])  # the server must export the workdir: say so now, not in a trial
     out.print(f"reading them through {options.xrootd}")

@@ -21,7 +21,7 @@ from batchml.demo_evaluation import CLASSES, Evaluation, Roc, Scored, WorkingPoi
 from batchml.demo_inference import Serving
 from batchml.demo_training import DataSpec, EventCounts
 from batchml.hpo.page import Block, Cell, Figure, Report, Section, TableData, png, pyplot
-from batchml.hpo.report import parameters_table, study_figures, trial_counts
+from batchml.hpo.report import parameters_table, reading_blocks, study_figures, trial_counts
 from batchml.hpo.timeline import timeline_figure
 from batchml.registry import ModelVersion
 
@@ -209,7 +209,7 @@ def _search(run: DemoRun) -> list[Block]:
     blocks: list[Block] = [parameters_table(caption, best.params, best.distributions)]
     blocks += study_figures(run.study)
     timeline = timeline_figure(run.study)
-    return blocks + ([timeline] if timeline else [])
+    return blocks + ([timeline] if timeline else []) + reading_blocks(run.study)
 
 
 def _serving(serving: Serving, package: Path) -> list[Block]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 class BatchmlError(Exception):
@@ -29,6 +30,35 @@ class BatchmlError(Exception):
     def __str__(self) -> str:
         return self.message if self.hint is None else f"{self.message}\n  hint: {self.hint}"
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its class and every field, without calling ``__init__`` again.
+
+        The default pickles only ``args`` (the message) and calls the class with
+        them: the hint is lost, and a subclass with other parameters (ConfigError)
+        cannot be rebuilt at all. Errors cross processes (dask workers, the
+        reading process, DataLoader workers), so each must arrive whole.
+        """
+        return (_restore, (type(self), self.args), self.__dict__)
+
+    def detached(self) -> BatchmlError:
+        """A copy without traceback and chained exceptions, to send to another process.
+
+        dask.distributed installs tblib's pickling of every exception class,
+        which also pickles ``__cause__``: a library's own exception there (ISA-L's
+        ``IsalError`` names a module that cannot be imported) makes the whole
+        error unpicklable. What the user reads is the message and the hint.
+        """
+        copy = _restore(type(self), self.args)
+        copy.__dict__.update(self.__dict__)
+        return copy
+
+
+def _restore(cls: type[BatchmlError], args: tuple[Any, ...]) -> BatchmlError:
+    """A pickled error of ``cls`` with its arguments; its fields are set by pickle afterwards."""
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    return error
+
 
 @dataclass(frozen=True)
 class FieldProblem:
@@ -47,12 +77,14 @@ class ConfigError(BatchmlError, ValueError):
 
     exit_code = 2
 
-    def __init__(self, source: Path | str, problems: list[FieldProblem]) -> None:
+    def __init__(
+        self, source: Path | str, problems: list[FieldProblem], *, hint: str | None = None
+    ) -> None:
         self.source = str(source)
         self.problems = problems
         lines = [f"invalid configuration in {self.source}:"]
         lines += [f"  - {p.render()}" for p in problems]
-        super().__init__("\n".join(lines))
+        super().__init__("\n".join(lines), hint=hint)
 
 
 class SiteNotFoundError(BatchmlError, LookupError):

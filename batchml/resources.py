@@ -16,10 +16,12 @@ from datetime import timedelta
 
 from batchml.errors import InvalidValue
 from batchml.site_values import GPU_NAME
-from batchml.sites import JOB_FLAVOURS, Site
+from batchml.sites import GPU_CAPABILITIES, JOB_FLAVOURS, MAX_CORES, MAX_GPUS, Site
 from batchml.units import format_duration, parse_duration, parse_size
 
 MIB = 2**20
+_POSITIVE_HINT = "ask for at least 1 core, and sizes such as 4GB"
+MAX_JOBS = 10_000  # worker jobs of one cluster or study: more is a typo, not a plan
 
 
 @dataclass(frozen=True)
@@ -41,9 +43,34 @@ class Resources:
     def __post_init__(self) -> None:
         for name in ("cores", "memory", "disk"):
             if getattr(self, name) < 1:
-                raise InvalidValue(f"{name} must be positive, not {getattr(self, name)}")
-        if self.gpus < 0:
-            raise InvalidValue(f"gpus must be 0 or more, not {self.gpus}")
+                raise InvalidValue(
+                    f"{name} must be positive, not {getattr(self, name)}", hint=_POSITIVE_HINT
+                )
+        if self.cores > MAX_CORES:
+            raise InvalidValue(
+                f"cores={self.cores} is more than a job may ask for",
+                hint=f"ask for {MAX_CORES} or fewer",
+            )
+        if not 0 <= self.gpus <= MAX_GPUS:
+            raise InvalidValue(
+                f"gpus={self.gpus} is out of range", hint=f"ask for 0 to {MAX_GPUS} GPUs per job"
+            )
+        if self.mem_per_gpu is not None and self.mem_per_gpu < 1:
+            raise InvalidValue(
+                f"mem_per_gpu must be positive, not {self.mem_per_gpu}", hint=_POSITIVE_HINT
+            )
+        if self.mem_per_gpu is not None and not self.gpus:
+            raise InvalidValue(
+                "mem_per_gpu is memory per GPU, and the job asks for no GPU",
+                hint="add gpus, or ask for memory instead",
+            )
+        low, high = GPU_CAPABILITIES
+        capability = self.gpu_capability
+        if capability is not None and not low <= capability <= high:  # also refuses nan
+            raise InvalidValue(
+                f"gpu_capability={capability} is not a CUDA compute capability",
+                hint=f"write a number from {low} to {high}, such as 8.0 for an A100",
+            )
         if self.gpus_per_task is not None and (self.gpus == 0 or self.gpus % self.gpus_per_task):
             raise InvalidValue(
                 f"gpus_per_task={self.gpus_per_task} does not divide gpus={self.gpus}",
@@ -69,6 +96,16 @@ class Resources:
                 hint=f"use one of {', '.join(sorted(known))}",
             )
         given = {k: _parse(k, v) for k, v in overrides.items() if v is not None}
+        if "mem_per_gpu" in given:
+            if "memory" in given:
+                raise InvalidValue(
+                    "both memory and mem_per_gpu are given: a job gets one of them",
+                    hint="give memory (per job) or mem_per_gpu (per GPU), not both",
+                )
+            # Every scheduler then gets the same total; Slurm is still asked per GPU.
+            per_gpu, gpus = given["mem_per_gpu"], given.get("gpus", site.defaults.gpus)
+            if isinstance(per_gpu, int) and isinstance(gpus, int) and gpus > 0 and per_gpu > 0:
+                given["memory"] = per_gpu * gpus
         defaults = site.defaults
         from_site = {
             "cores": defaults.cores,

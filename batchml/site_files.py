@@ -28,6 +28,10 @@ SHIPPED_DIR = Path(__file__).parent / "site_configs"
 DEFAULT_SITE = "local"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 BUILTIN = "built-in default"
+SITE_FILE_HINT = (
+    "the commented site files in batchml/site_configs/ describe every key; "
+    "check a file with: batchml site validate FILE"
+)
 
 
 @dataclass(frozen=True)
@@ -98,8 +102,14 @@ def find_site_file(name: str, *, after: Path | None = None) -> Path:
             if candidate.is_file():
                 return candidate
     known = sorted({entry[0] for entry in list_sites()})
-    close = difflib.get_close_matches(name, known, n=1)
     looked = ", ".join(str(d.path) for d in dirs)
+    if after is not None and name in known:
+        raise SiteNotFoundError(
+            f"no site named {name!r} below {after.parent} (looked in {looked})",
+            hint="'extends' reaches only the folders after the file's own in the look-up "
+            "order (user, site admin, shipped): merge the two files into one",
+        )
+    close = difflib.get_close_matches(name, known, n=1)
     raise SiteNotFoundError(
         f"no site named {name!r} (looked in {looked})",
         hint=(f"did you mean {close[0]!r}? " if close else "")
@@ -109,6 +119,12 @@ def find_site_file(name: str, *, after: Path | None = None) -> Path:
 
 def load_site(name_or_path: str | Path | None = None) -> ResolvedSite:
     """Resolve a site: an explicit path, a name, or else $BATCHML_SITE, or else 'local'."""
+    if isinstance(name_or_path, str) and not name_or_path.strip():
+        raise SiteNotFoundError(
+            f"{name_or_path!r} is not a site name",
+            hint="give a site name such as lxplus, or a path to a site file "
+            "(leave the option out for $BATCHML_SITE, else 'local')",
+        )
     chosen = name_or_path if name_or_path is not None else os.environ.get("BATCHML_SITE")
     chosen = chosen or DEFAULT_SITE
     text = str(chosen)
@@ -128,13 +144,15 @@ def _resolve(path: Path) -> ResolvedSite:
             raise ConfigError(
                 current,
                 [FieldProblem("extends", f"extends loops back: {names}", "remove one 'extends'")],
+                hint=SITE_FILE_HINT,
             )
-        raw = read_yaml_mapping(current, example="scheduler: local")
+        raw = read_yaml_mapping(current, example="scheduler: local", hint=SITE_FILE_HINT)
         parent = raw.pop("extends", None)
         if "name" in raw:
             raise ConfigError(
                 current,
                 [FieldProblem("name", "a site's name comes from its file name", "remove 'name'")],
+                hint=SITE_FILE_HINT,
             )
         chain.append((current, raw))
         current = None if parent is None else _extended_file(path=chain[-1][0], parent=parent)
@@ -146,7 +164,7 @@ def _resolve(path: Path) -> ResolvedSite:
         site = Site(name=path.stem, **merged)
     except ValidationError as exc:
         problems = [field_problem(error, Site, origins, top=str(path)) for error in exc.errors()]
-        raise ConfigError(path, problems) from None
+        raise ConfigError(path, problems, hint=SITE_FILE_HINT) from None
     return ResolvedSite(site=site, files=tuple(p for p, _ in chain), origins=origins)
 
 
@@ -155,11 +173,13 @@ def _extended_file(*, path: Path, parent: Any) -> Path:
         raise ConfigError(
             path,
             [FieldProblem("extends", f"{parent!r} is not a site name", "write extends: lxplus")],
+            hint=SITE_FILE_HINT,
         )
     try:
         return find_site_file(parent, after=path)
     except SiteNotFoundError as exc:
-        raise ConfigError(path, [FieldProblem("extends", exc.message, exc.hint or "")]) from None
+        problems = [FieldProblem("extends", exc.message, exc.hint or "")]
+        raise ConfigError(path, problems, hint=SITE_FILE_HINT) from None
 
 
 def _merge_into(

@@ -36,7 +36,7 @@ from batchml.site_values import (
     Token,
     check_classad_entry,
 )
-from batchml.units import format_duration, format_size, parse_duration, parse_size
+from batchml.units import format_duration, format_size, is_count, parse_duration, parse_size
 
 # lxplus job flavours and the longest walltime each allows.
 JOB_FLAVOURS: dict[str, timedelta] = {
@@ -54,6 +54,10 @@ Duration = Annotated[
 ]
 Size = Annotated[int, BeforeValidator(parse_size), PlainSerializer(format_size, return_type=str)]
 Port = Annotated[int, Field(ge=1024, le=65535)]
+# The largest request any job may make, in a site file or on the command line (batchml.resources).
+MAX_CORES = 1024
+MAX_GPUS = 64
+GPU_CAPABILITIES = (1.0, 20.0)  # CUDA compute capability: 3.5 (Kepler) ... 12.x (Blackwell)
 
 
 class _Section(BaseModel):
@@ -65,11 +69,11 @@ class _Section(BaseModel):
 class JobDefaults(_Section):
     """What one batch job asks for when the caller does not say."""
 
-    cores: int = Field(1, ge=1, le=1024)
+    cores: int = Field(1, ge=1, le=MAX_CORES)
     memory: Size = parse_size("2GB")
     disk: Size = parse_size("10GB")
-    gpus: int = Field(0, ge=0, le=64)
-    gpu_capability: float | None = Field(None, ge=1.0, le=20.0)
+    gpus: int = Field(0, ge=0, le=MAX_GPUS)
+    gpu_capability: float | None = Field(None, ge=GPU_CAPABILITIES[0], le=GPU_CAPABILITIES[1])
     gpu_memory: Size | None = None
     gpu_names: tuple[GpuName, ...] = ()
     walltime: Duration = timedelta(hours=1)
@@ -174,7 +178,7 @@ class Network(_Section):
     def _range_text(cls, value: Any) -> Any:
         if isinstance(value, str):
             low, sep, high = value.partition("-")
-            if not sep or not low.strip().isdigit() or not high.strip().isdigit():
+            if not sep or not is_count(low.strip()) or not is_count(high.strip()):
                 raise InvalidValue(
                     f"{value!r} is not a port range", hint="write it as '40000-40100'"
                 )

@@ -13,7 +13,7 @@ texts no spelling can carry (``$$(`` and ``$(DOLLAR``) are refused, as are
 line breaks and other control characters, so one value is always one line.
 
 Site files are checked with the same rules (``submit_problem``) when they are
-read, and ``htcondor_lint`` checks whole descriptions before they are sent.
+read, and ``batchml.backends.htcondor.lint`` checks whole descriptions before they are sent.
 """
 
 from __future__ import annotations

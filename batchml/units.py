@@ -25,6 +25,15 @@ _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?)(b?)", re.IGNORECASE)
 _SIZE_POWERS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4, "p": 5}
 
 
+def is_count(text: str) -> bool:
+    """Whether ``text`` is a whole number written in ASCII digits, which ``int()`` reads.
+
+    ``str.isdigit()`` alone also takes '²' (which ``int()`` refuses, so a user's
+    '²' became a traceback) and '٣' (which ``int()`` reads as 3).
+    """
+    return text.isascii() and text.isdigit()
+
+
 def parse_duration(text: str) -> timedelta:
     """Parse a human or Slurm-style duration; InvalidValue names the accepted forms."""
     if isinstance(text, timedelta):

@@ -6,8 +6,9 @@ its export folder and reused. Run:
 
     .venv/bin/python benchmarks/data_bench.py [--events 2000000] [--rounds 5]
 
-1. pipeline: XRootD -> shuffled torch batches, vs local uproot.iterate into numpy
-   at the best step size (the limit on this machine). Target >= 0.9.
+1. pipeline: XRootD -> shuffled torch batches (the default row buffer, 32 MB),
+   vs local uproot.iterate into numpy at the best step size (the limit on this
+   machine). Target >= 0.9.
    The baseline inflates ZLIB baskets as uproot does by default (the standard
    library's zlib); the pipeline has uproot use ISA-L (batchml.data.source), so
    the same baseline with ISA-L is printed too.
@@ -89,9 +90,8 @@ def iterate(files: list[str], step: int | str, inflate: str = "zlib", **options:
     decompressor.library = chosen
 
 
-def dataset(
-    urls: str, step: int | str, prefetch: str | None, shuffle_buffer: int = 100_000, **options: Any
-) -> RootDataset:
+def dataset(urls: str, step: int | str, prefetch: str | None, **options: Any) -> RootDataset:
+    """The pipeline as a training job builds it: the default row buffer unless ``options`` say."""
     return RootDataset(
         urls,
         features=list(FLAT_FEATURES),
@@ -100,7 +100,6 @@ def dataset(
         batch_size=BATCH,
         step_size=step,
         range_entries=200_000,  # whole steps of 100k: no short read ending a range
-        shuffle_buffer=shuffle_buffer,
         seed=1,
         prefetch=prefetch,
         decompression_threads=2,
@@ -185,19 +184,23 @@ def spread(ratios: list[float]) -> str:
     return f"per round {min(ratios):.2f}-{max(ratios):.2f}, median {statistics.median(ratios):.2f}"
 
 
+def exported(name: str) -> tuple[Path, str]:
+    """A folder of this name in the XRootD test server's export, and the server's URL."""
+    env = read_service_env("xrootd")
+    if env is None:
+        sys.exit("start the server first: bash tests/services/xrootd.sh start")
+    return Path(env["BATCHML_XROOTD_DATA"]) / name, env["BATCHML_XROOTD_URL"].rstrip("/")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=2_000_000)
     parser.add_argument("--rounds", type=int, default=5, help="alternating runs per case")
     parser.add_argument("--naive-events", type=int, default=200_000, help="per run of case 2")
     args = parser.parse_args()
-    env = read_service_env("xrootd")
-    if env is None:
-        sys.exit("start the server first: bash tests/services/xrootd.sh start")
-    folder = Path(env["BATCHML_XROOTD_DATA"]) / f"bench-{args.events}"
+    folder, base = exported(f"bench-{args.events}")
     sample = write_sample(folder, args.events, files_per_class=2)
     files = sorted(str(p) for p in (*sample.signal, *sample.background))
-    base = env["BATCHML_XROOTD_URL"].rstrip("/")
     remote = [f"{base}/{f}" for f in files]
     pattern = f"{base}/{folder}/*.root"
     total = sum(uproot.open(f)["events"].num_entries for f in files)

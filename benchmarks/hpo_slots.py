@@ -29,7 +29,7 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 from hpo_bench import _span, efficiency_study  # noqa: E402
 
-from batchml.hpo.outcomes import DEVICES_ATTR, STARTED_ATTR  # noqa: E402
+from batchml.hpo.outcome import DEVICES_ATTR, STARTED_ATTR  # noqa: E402
 
 
 def one_run(folder: Path) -> float:

@@ -21,7 +21,8 @@ from pathlib import Path
 import htcondor2
 
 from batchml.backends.base import JobSpec, JobState
-from batchml.backends.htcondor import PROJECTION, HTCondorBackend
+from batchml.backends.htcondor import HTCondorBackend
+from batchml.backends.htcondor.backend import PROJECTION
 from batchml.resources import Resources
 from batchml.sites import HTCondorSettings, JobDefaults, Site
 

@@ -25,10 +25,11 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-import batchml.backends.slurm as slurm_module
+import batchml.backends.slurm.backend as slurm_module
 from batchml.backends import JobSpec, JobState
 from batchml.backends.commands import run_command
-from batchml.backends.slurm import SlurmBackend, parse_sbatch_output
+from batchml.backends.slurm import SlurmBackend
+from batchml.backends.slurm.backend import parse_sbatch_output
 from batchml.resources import Resources
 from batchml.sites import Site
 

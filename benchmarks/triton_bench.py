@@ -39,7 +39,7 @@ import tritonclient.grpc as grpcclient
 from batchml.inference import BatchedSession, TritonSession
 from batchml.package import BuildOptions, build
 from batchml.package.triton import TritonOptions
-from batchml.package.triton_server import ServeOptions, serve
+from batchml.package.triton.server import ServeOptions, serve
 from batchml.registry import Registry
 
 CALLERS = 64

@@ -65,7 +65,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 def _need_tritonserver() -> None:
     from batchml.errors import BatchmlError
-    from batchml.package.triton_install import find_server
+    from batchml.package.triton.install import find_server
 
     try:
         find_server()

@@ -9,9 +9,9 @@ for trials come from ``cluster()``, built on dask-jobqueue or LocalCluster.
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import enum
-import sys
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,20 +19,17 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from batchml.atomic import FILE_MODE, write_atomic, write_new
-from batchml.backends import tls_error_queue
+from batchml.atomic import FILE_MODE, check_destination, write_atomic
 from batchml.errors import BatchmlError, InvalidValue
 from batchml.launch import launch_words
 from batchml.resources import Resources
 from batchml.site_values import check_env_name
-from batchml.sites import Network, Site
+from batchml.sites import Site
 from batchml.templates import render, template_path
 
 if TYPE_CHECKING:
     from distributed import SpecCluster
     from distributed.security import Security
-
-LOOPBACK = "127.0.0.1"
 
 
 class SchedulerError(BatchmlError, RuntimeError):
@@ -84,13 +81,15 @@ class JobSpec:
     cwd: Path | None = None
 
     def __post_init__(self) -> None:
+        if not self.command or not self.command[0]:
+            raise InvalidValue("the job has no command", hint="give the program and its arguments")
         if not self.name or len(self.name) > 200 or "\x00" in self.name:
             raise InvalidValue(
                 f"job name {self.name!r} is empty, too long or has a NUL byte",
                 hint="use up to 200 characters",
             )
-        if not self.command:
-            raise InvalidValue("the job has no command", hint="give the program and its arguments")
+        if not self.python.strip():
+            raise InvalidValue("the job's python is empty", hint="name a Python, such as python3")
         for key in self.environment:
             check_env_name(key)
         for item in self.array_items or ():
@@ -131,6 +130,79 @@ class JobInfo:
     reason: str | None = None  # why a job is held or failed, in the scheduler's words
 
 
+@dataclass(frozen=True)
+class ClusterOptions:
+    """What a caller chooses for a dask cluster besides the resources, alike on every backend.
+
+    Checked when made: a value of the wrong kind is named, and ``from_keywords``
+    refuses a name that is no field, listing the fields, so a misspelt option
+    never silently does nothing.
+    """
+
+    jobs: int | None = None
+    """Worker jobs submitted at once (``cluster.scale`` adds more). Locally, worker
+    processes: by default one per GPU slot, or one without GPUs."""
+    python: str | None = None
+    """The workers' Python; by default the driver's own, which has the same packages."""
+    security: Security | bool = True
+    """True: new TLS credentials for this cluster only; a Security: those; False: plain
+    TCP, for batch sites only (locally, every user of the machine reaches its loopback)."""
+    log_directory: str | os.PathLike[str] | None = None
+    """Where worker jobs write their logs; by default the site's log_dir. Local workers
+    write to the driver's terminal."""
+    worker_resources: Mapping[str, float] = field(default_factory=dict)
+    """dask resources each worker declares besides its GPUs, such as ``{"TRIAL": 2}``."""
+
+    def __post_init__(self) -> None:
+        problem = self._problem()
+        if problem:
+            raise InvalidValue(
+                f"cluster option {problem}",
+                hint="jobs: a whole number; python: a path; security: True, False or a "
+                "Security; log_directory: a folder; worker_resources: {name: amount}",
+            )
+
+    @classmethod
+    def from_keywords(cls, keywords: Mapping[str, Any]) -> ClusterOptions:
+        """The options named in ``keywords``; InvalidValue for a name that is not an option."""
+        unknown = sorted(set(keywords) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise InvalidValue(f"unknown cluster option {unknown[0]!r}", hint=cls._hint())
+        return cls(**keywords)
+
+    def credentials(self) -> Security | None:
+        """The cluster's TLS credentials: new ones for ``security=True``, None for plain TCP."""
+        if self.security is True:
+            from distributed.security import Security
+
+            return Security.temporary()
+        return self.security or None
+
+    def _problem(self) -> str | None:
+        from distributed.security import Security
+
+        jobs, resources = self.jobs, self.worker_resources
+        if jobs is not None and (not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 0):
+            return f"jobs={jobs!r} is not a number of jobs (0 or more)"
+        if self.python is not None and not (isinstance(self.python, str) and self.python):
+            return f"python={self.python!r} is not the path of a Python"
+        if not isinstance(self.security, (bool, Security)):
+            return f"security={self.security!r} is neither True, False nor a Security"
+        folder = self.log_directory
+        if folder is not None and not (isinstance(folder, (str, os.PathLike)) and str(folder)):
+            return f"log_directory={folder!r} is not a folder"
+        if not isinstance(resources, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool)
+            for k, v in resources.items()
+        ):
+            return f"worker_resources={resources!r} is not a mapping of names to amounts"
+        return None
+
+    @classmethod
+    def _hint(cls) -> str:
+        return f"use one of {', '.join(f.name for f in dataclasses.fields(cls))}"
+
+
 class Backend(ABC):
     """One scheduler. Subclasses set ``scheduler`` and implement the abstract methods."""
 
@@ -166,6 +238,7 @@ class Backend(ABC):
         """Write the rendered files into ``job.workdir`` and submit; returns the job ids."""
         rendered = self.render(job)
         self.lint(rendered, job)
+        check_destination(job.workdir, "folder", "the job folder")
         job.workdir.mkdir(parents=True, exist_ok=True)
         for name, text in rendered.files.items():
             mode = 0o775 if name.endswith(".sh") else FILE_MODE
@@ -200,93 +273,27 @@ class Backend(ABC):
         UnknownJob and nothing is cancelled. A job that has ended is left alone.
         """
 
+    def cluster(
+        self, resources: Resources, options: ClusterOptions | None = None, **keywords: Any
+    ) -> SpecCluster:
+        """A dask cluster whose workers are jobs of this scheduler, each advertising its GPUs.
+
+        The options come as a ClusterOptions or as its fields by keyword, checked
+        here once for every backend.
+        """
+        if options is not None and keywords:
+            raise InvalidValue(
+                f"cluster options given twice: as ClusterOptions and as {', '.join(keywords)}",
+                hint="pass either a ClusterOptions or its fields by keyword",
+            )
+        return self.start_cluster(resources, options or ClusterOptions.from_keywords(keywords))
+
     @abstractmethod
-    def cluster(self, resources: Resources, **options: Any) -> SpecCluster:
-        """A dask cluster whose workers are jobs of this scheduler, each advertising GPU slots."""
+    def start_cluster(self, resources: Resources, options: ClusterOptions) -> SpecCluster:
+        """The cluster ``cluster()`` returns, from options already checked."""
+
+    def check_cluster(self, resources: Resources, jobs: int | None) -> None:  # noqa: B027
+        """Raise now what ``cluster`` would raise when it starts (before a study journal exists)."""
 
 
 JOB_END_ENV = "BATCHML_JOB_END"  # epoch seconds at which the scheduler ends the worker job
-
-
-def worker_prologue(site: Site, walltime: timedelta | None = None) -> list[str]:
-    """Shell lines a dask worker job runs first: the site's environment, then batchml's needs.
-
-    Workers start a process per trial (batchml.hpo), which a daemonic worker
-    process may not do, so dask is told so through its environment. A worker
-    job's log is where a user debugs it: INFO, whatever the submitting shell said
-    (sbatch exports the driver's environment, and the CLI quiets dask there).
-    With a ``walltime`` the job notes when it will be ended, taken when it
-    starts (not when it was queued), so a worker can refuse a trial it cannot
-    finish.
-    """
-    lines = [line for line in render("common/environment.sh.j2", site=site).splitlines() if line]
-    lines += [
-        "export DASK_DISTRIBUTED__WORKER__DAEMON=False",
-        "export DASK_LOGGING__DISTRIBUTED=info",
-    ]
-    if walltime is not None:
-        lines.append(f"export {JOB_END_ENV}=$(( $(date +%s) + {int(walltime.total_seconds())} ))")
-    return lines
-
-
-def worker_arguments(
-    resources: Resources, network: Network, pools: Mapping[str, int] | None = None
-) -> list[str]:
-    """dask-worker options: the resources dask schedules by (the job's GPUs, plus ``pools``),
-    the site's open port range (both ends), the TLS fix both worker and nanny load, and
-    the worker's web server on loopback without its dashboard."""
-    declared = {"GPU": resources.gpus} if resources.gpus else {}
-    declared.update(pools or {})
-    arguments = ["--preload", tls_error_queue.PRELOAD, "--preload-nanny", tls_error_queue.PRELOAD]
-    # A worker's own web pages (its tasks, live call stacks) are for nobody else on the node.
-    arguments += ["--no-dashboard", "--dashboard-address", f"{LOOPBACK}:0"]
-    if declared:
-        arguments += ["--resources", ",".join(f"{k}={v}" for k, v in declared.items())]
-    if network.worker_ports:
-        ports = f"{network.worker_ports[0]}:{network.worker_ports[1]}"
-        arguments += ["--worker-port", ports, "--nanny-port", ports]
-    return arguments
-
-
-def web_server(network: Network, host: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The scheduler's web server: its options, and the dask configuration to create it under.
-
-    dask always starts one, and given ``dashboard_address=":0"`` it listens on every
-    interface, unauthenticated: its pages show worker addresses, folders and live
-    call stacks to anyone who can reach the host. With ``network.dashboard`` it
-    listens on ``host`` (default: the site's interface, loopback when it names
-    none; an ssh tunnel reaches it there) at ``network.dashboard_port`` (any free
-    port when unset). Without, it listens on loopback and serves only /health.
-    """
-    if not network.dashboard:
-        off = {"dashboard": False, "dashboard_address": f"{LOOPBACK}:0"}
-        return off, {"distributed.scheduler.http.routes": ["distributed.http.health"]}
-    if host is None:
-        from distributed.utils import get_ip_interface
-
-        host = get_ip_interface(network.interface) if network.interface else LOOPBACK
-    return {"dashboard": True, "dashboard_address": f"{host}:{network.dashboard_port or 0}"}, {}
-
-
-def worker_credentials(security: Security, folder: Path) -> Security:
-    """``security`` with the workers' credentials as files in ``folder`` (a private one).
-
-    Security.temporary() holds its keys in memory, and a worker process needs files.
-    dask-jobqueue would write them itself, as temporary files deleted when collected:
-    at exit, in no set order with the folder that holds them, each then says so
-    on stderr.
-    """
-    with_files = copy.copy(security)
-    for key, value in security.get_tls_config_for_role("worker").items():
-        if value and "\n" in value:  # the PEM text itself, not a path
-            path = folder / f"worker-{key}.pem"
-            write_new(path, value.encode(), 0o600)
-            setattr(
-                with_files, "tls_ca_file" if key == "ca_file" else f"tls_worker_{key}", str(path)
-            )
-    return with_files
-
-
-def worker_python() -> str:
-    """The Python workers start with by default: the driver's own (same packages)."""
-    return sys.executable

@@ -1,7 +1,8 @@
 """How much of dask's own log a user sees: its warnings, unless they asked for more.
 
-A 4-trial study printed 56 INFO lines of dask (the scheduler starting, each
-worker registering, connections, shutdown) around one progress line. dask logs
+A small study printed dozens of INFO lines of dask (the scheduler starting,
+each worker registering, connections, shutdown; counted in BENCHMARKS.md)
+around one progress line. dask logs
 through a handler of its own (its 'distributed' logger does not propagate), so
 a user's logging configuration never reached those lines; dask's own setting
 does: ``logging`` in a dask YAML file, or DASK_LOGGING__DISTRIBUTED (``batchml

@@ -72,9 +72,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BatchmlError as exc:
         report_error(exc, verbose=args.verbose, no_color=args.no_color)
         return exc.exit_code
+    except OSError as exc:  # a filesystem refusing what no check could foresee (a full disk)
+        report_error(_os_error(exc), verbose=args.verbose, no_color=args.no_color)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _os_error(exc: OSError) -> BatchmlError:
+    """An OSError as batchml's error: what failed, on which file, and where to look."""
+    where = f" ({exc.filename})" if exc.filename else ""
+    error = BatchmlError(
+        f"{exc.strerror or exc}{where}",
+        hint="check the path, its permissions and the free space; -v shows where it happened",
+    )
+    error.__cause__ = exc
+    return error
 
 
 def report_error(exc: BatchmlError, *, verbose: bool, no_color: bool) -> None:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from rich.console import Console
 
+from batchml.cli.arguments import positive
+
 
 def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     demo = groups.add_parser(
@@ -15,16 +17,15 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     demo.add_argument(
         "--workdir", type=Path, default=Path("batchml-demo"), help="outputs (default: %(default)s)"
     )
-    demo.add_argument("--trials", type=int, default=16, help="HPO trials (default: %(default)s)")
-    demo.add_argument(
-        "--events", type=int, default=1_000_000, help="events in the sample (default: %(default)s)"
-    )
-    demo.add_argument(
-        "--files", type=int, default=8, help="ROOT files per class (default: %(default)s)"
-    )
-    demo.add_argument(
-        "--workers", type=int, default=2, help="dask workers / batch jobs (default: %(default)s)"
-    )
+    for flag, default, text in (
+        ("--trials", 16, "HPO trials"),
+        ("--events", 1_000_000, "events in the sample"),
+        ("--files", 8, "ROOT files per class"),
+        ("--workers", 2, "dask workers / batch jobs"),
+    ):
+        demo.add_argument(
+            flag, type=positive, default=default, help=f"{text} (default: %(default)s)"
+        )
     demo.add_argument(
         "--site", default="local", help="where trials run: a site name or file (default: local)"
     )

@@ -25,7 +25,7 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     for name, handler, text in (
         ("report", cmd_report, "one HTML page: plots, slot timeline, best trial"),
         ("resume", cmd_resume, "continue a study whose driver stopped, up to its n_trials"),
-        ("status", cmd_status, "counts by state, best so far, trials per hour"),
+        ("status", cmd_status, "counts by state, best so far, trials per hour, I/O-bound trials"),
         ("best", cmd_best, "the best trial's value and parameters"),
     ):
         p = commands.add_parser(name, help=text)
@@ -47,14 +47,19 @@ def cmd_run(args: argparse.Namespace, out: Console) -> int:
 
 
 def _run(stored: dict[str, Any], out: Console) -> int:
-    from batchml.hpo import run_study
-    from batchml.hpo.config import StudyConfig, objective_of
+    from batchml.hpo.config import objective_of
     from batchml.hpo.interrupts import StudyInterrupted, StudyTerminated
+    from batchml.site_files import load_site
 
-    config = StudyConfig(**{k: v for k, v in stored.items() if k != "base"})
+    config = _stored_config(stored)
+    objective = objective_of(config, Path(stored["base"]))
+    load_site(config.site)  # a bad site is named before the search is set up
+
+    from batchml.hpo import run_study
+
     try:
         study = run_study(
-            objective_of(config, Path(stored["base"])),
+            objective,
             config.distributions(),
             n_trials=config.n_trials,
             site=config.site,
@@ -74,6 +79,27 @@ def _run(stored: dict[str, Any], out: Console) -> int:
         return stopped.stop.exit_code
     _print_best(study, out)
     return 0
+
+
+def _stored_config(stored: Any) -> Any:
+    """The study file a study was run with, as `hpo run` stored it; ConfigError if it is damaged."""
+    from pydantic import ValidationError
+
+    from batchml.config_files import field_problem
+    from batchml.errors import ConfigError, FieldProblem
+    from batchml.hpo.config import STUDY_FILE_HINT, StudyConfig
+
+    name = stored.get("study_name") if isinstance(stored, dict) else None
+    where = f"the configuration stored in study {name!r}"
+    if not isinstance(stored, dict) or not isinstance(stored.get("base"), str):
+        fix = "run the study again from its YAML file with batchml hpo run"
+        problem = FieldProblem("base", "missing or not a folder path", fix)
+        raise ConfigError(where, [problem], hint=STUDY_FILE_HINT)
+    try:
+        return StudyConfig(**{k: v for k, v in stored.items() if k != "base"})
+    except ValidationError as exc:
+        problems = [field_problem(e, StudyConfig, {}, top=where) for e in exc.errors()]
+        raise ConfigError(where, problems, hint=STUDY_FILE_HINT) from None
 
 
 def _print_resume(what: str, config: Any, out: Console) -> None:
@@ -110,7 +136,7 @@ def cmd_resume(args: argparse.Namespace, out: Console) -> int:
             f"study {args.study!r} was not started by `batchml hpo run`: its objective is unknown",
             hint="call batchml.hpo.run_study again with the same study_name: it resumes",
         )
-    if args.storage:
+    if args.storage and isinstance(stored, dict):
         stored = {**stored, "storage": args.storage}
     return _run(stored, out)
 
@@ -118,7 +144,8 @@ def cmd_resume(args: argparse.Namespace, out: Console) -> int:
 def cmd_status(args: argparse.Namespace, out: Console) -> int:
     from optuna.trial import TrialState
 
-    from batchml.hpo.outcomes import JOBS_REPLACED_ATTR, OUTCOME_ATTR, has_ended
+    from batchml.hpo.io_profile import status_lines
+    from batchml.hpo.outcome import FAILURES, JOBS_REPLACED_ATTR, OUTCOME_ATTR, has_ended
 
     study = _load(args)
     trials = study.get_trials(deepcopy=False)
@@ -127,16 +154,18 @@ def cmd_status(args: argparse.Namespace, out: Console) -> int:
         count = sum(t.state == state for t in trials)
         if count:
             table.add_row(state.name.lower(), str(count))
-    for kind in ("raised", "crashed", "preempted", "orphaned", "interrupted"):
-        count = sum(t.user_attrs.get(OUTCOME_ATTR) == kind for t in trials)
+    for kind in FAILURES:
+        count = sum(t.user_attrs.get(OUTCOME_ATTR) == kind.value for t in trials)
         if count:
-            table.add_row(f"  of which {kind}", str(count))
+            table.add_row(f"  of which {kind.value}", str(count))
     out.print(table)
     total = (study.user_attrs.get(CONFIG_ATTR) or {}).get("n_trials", "?")
     out.print(f"ended {sum(has_ended(t) for t in trials)} of {safe(total)}")
     replaced = study.user_attrs.get(JOBS_REPLACED_ATTR, 0)
     if replaced:
         out.print(f"{replaced} worker job(s) ended early and were replaced")
+    for line in status_lines(trials):
+        out.print(safe(line))
     finished = [t for t in trials if t.state == TrialState.COMPLETE and t.datetime_complete]
     if finished:
         start = min(t.datetime_start for t in trials if t.datetime_start)
@@ -147,8 +176,10 @@ def cmd_status(args: argparse.Namespace, out: Console) -> int:
 
 
 def cmd_report(args: argparse.Namespace, out: Console) -> int:
+    from batchml.atomic import check_destination
     from batchml.hpo.report import study_report
 
+    check_destination(args.output, "file", "the report")
     with out.status("drawing the study's plots"):
         study_report(_load(args)).write(args.output)
     out.print(f"wrote {safe(args.output.resolve())}")
@@ -157,7 +188,7 @@ def cmd_report(args: argparse.Namespace, out: Console) -> int:
 
 def cmd_best(args: argparse.Namespace, out: Console) -> int:
     study = _load(args)
-    best = study.best_trial
+    best = _best_trial(study)
     if args.json:
         print(json.dumps({"number": best.number, "value": best.value, "params": best.params}))
     else:
@@ -165,8 +196,24 @@ def cmd_best(args: argparse.Namespace, out: Console) -> int:
     return 0
 
 
+def _best_trial(study: Any) -> Any:
+    """The best completed trial; a BatchmlError (exit 1) when none has completed yet."""
+    from optuna.trial import TrialState
+
+    from batchml.errors import BatchmlError
+
+    if not any(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False)):
+        ended = len(study.get_trials(deepcopy=False))
+        raise BatchmlError(
+            f"study {study.study_name!r} has no completed trial yet ({ended} trial(s) in all)",
+            hint=f"batchml hpo status {study.study_name} shows their states; a failed trial's "
+            "error is in its user attributes and its worker's log",
+        )
+    return study.best_trial
+
+
 def _print_best(study: Any, out: Console) -> None:
-    best = study.best_trial
+    best = _best_trial(study)
     params = ", ".join(
         f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best.params.items()
     )

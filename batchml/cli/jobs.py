@@ -10,9 +10,10 @@ from rich.console import Console
 from rich.table import Table
 
 from batchml.backends import JobSpec, backend_for
+from batchml.cli.arguments import bounded
 from batchml.cli.terminal_text import safe
 from batchml.errors import InvalidValue
-from batchml.resources import Resources
+from batchml.resources import MAX_JOBS, Resources
 from batchml.site_files import ResolvedSite, load_site
 from batchml.units import format_duration, format_size
 
@@ -59,7 +60,9 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     cluster_cmds = cluster.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True)
     up = cluster_cmds.add_parser("up", help="start workers as jobs; Ctrl-C stops them")
     _site_and_resources(up)
-    up.add_argument("--jobs", type=int, default=1, help="worker jobs (default: %(default)s)")
+    up.add_argument(
+        "--jobs", type=bounded(1, MAX_JOBS), default=1, help="worker jobs (default: %(default)s)"
+    )
     up.set_defaults(handler=cmd_cluster_up)
 
 
@@ -101,7 +104,7 @@ def cmd_submit(args: argparse.Namespace, out: Console) -> int:
         environment[key] = value
     resolved = load_site(args.site)
     backend = backend_for(resolved.site)
-    name = args.name or Path(command[0]).name
+    name = Path(command[0]).name if args.name is None else args.name
     workdir = Path(args.workdir or Path("batchml-jobs") / _folder_name(name)).resolve()
     job = JobSpec(
         name=name,

@@ -21,25 +21,14 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.table import Table
 
+from batchml.cli.arguments import port, positive, positive_seconds
 from batchml.cli.registry import default_root
 from batchml.cli.terminal_text import safe
 from batchml.package.build import DEFAULT_OPSET
 from batchml.package.triton import BACKENDS, TritonOptions
 
 if TYPE_CHECKING:
-    from batchml.package.triton_server import TritonServer
-
-
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
-    return int(text)
-
-
-def _port(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 65535:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)")
-    return int(text)
+    from batchml.package.triton.server import TritonServer
 
 
 def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -51,13 +40,13 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--root", type=Path, default=None, help="registry folder")
     p.add_argument(
         "--opset",
-        type=_positive,
+        type=positive,
         default=DEFAULT_OPSET,
         help=f"ONNX opset, written exactly or refused (default: {DEFAULT_OPSET}, torch's exporter "
         "writes it without conversion, as ONNX IR 8, which ONNX Runtime 1.16 as in CMSSW loads; "
         "1.16 runs opsets up to 19)",
     )
-    p.add_argument("--max-batch", type=_positive, default=256, help="largest batch (256)")
+    p.add_argument("--max-batch", type=positive, default=256, help="largest batch (256)")
     p.add_argument("--int8", action="store_true", help="also write a dynamic int8 model")
     p.add_argument("--fp16", action="store_true", help="also write a float16 model (GPU)")
     p.add_argument("--no-bench", action="store_true", help="skip the latency table")
@@ -78,14 +67,14 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.set_defaults(handler=cmd_build)
     p = commands.add_parser("bench", help="measure a package again; rewrite benchmark.csv/png")
     p.add_argument("folder", type=Path)
-    p.add_argument("--max-batch", type=_positive, default=None, help="default: the package's")
-    p.add_argument("--seconds", type=float, default=0.5, help="per measured point (0.5)")
+    p.add_argument("--max-batch", type=positive, default=None, help="default: the package's")
+    p.add_argument("--seconds", type=positive_seconds, default=0.5, help="per measured point (0.5)")
     p.set_defaults(handler=cmd_bench)
     p = commands.add_parser("serve", help="serve a package's Triton repository until Ctrl-C")
     p.add_argument("folder", type=Path, help="a folder written by 'batchml package build'")
     p.add_argument("--host", default=None, help="address to listen on (default: 127.0.0.1)")
     for name in ("http", "grpc", "metrics"):
-        p.add_argument(f"--{name}-port", type=_port, default=None, help="default: a free port")
+        p.add_argument(f"--{name}-port", type=port, default=None, help="default: a free port")
     p.add_argument(
         "--log",
         type=Path,
@@ -138,17 +127,19 @@ def cmd_build(args: argparse.Namespace, out: Console) -> int:
 
 
 def cmd_bench(args: argparse.Namespace, out: Console) -> int:
-    import json
-
+    from batchml.errors import InvalidValue
     from batchml.package.bench import benchmark
-    from batchml.package.manifest import write_manifest
+    from batchml.package.checksums import read_metadata, write_manifest
 
-    meta = json.loads((args.folder / "metadata.json").read_text())
+    max_batch = args.max_batch or read_metadata(args.folder).get("max_batch")
+    if not isinstance(max_batch, int) or isinstance(max_batch, bool) or max_batch < 1:
+        raise InvalidValue(
+            f"{args.folder}/metadata.json holds no largest batch (max_batch: {max_batch!r})",
+            hint="pass --max-batch, or rebuild the package with 'batchml package build'",
+        )
     with _steps(out) as step:
         step("measuring latency and throughput")
-        points = benchmark(
-            args.folder, max_batch=args.max_batch or meta["max_batch"], seconds=args.seconds
-        )
+        points = benchmark(args.folder, max_batch=max_batch, seconds=args.seconds)
         step("refreshing the MANIFEST")
         write_manifest(args.folder)
     table = Table("threads", "batch", "p50 ms", "p99 ms", "rows/s", box=None, pad_edge=False)
@@ -186,15 +177,17 @@ def _raise_stopped(signum: int, _frame: object) -> None:
 def cmd_serve(args: argparse.Namespace, out: Console) -> int:
     import signal
 
-    from batchml.package.triton_server import (
+    from batchml.package.triton.server import (
         LOOPBACK,
         ServeError,
         ServeOptions,
+        check_host,
         is_loopback,
         serve,
     )
 
     host = args.host or LOOPBACK
+    check_host(host)
     if not is_loopback(host):
         Console(stderr=True, no_color=args.no_color or None, highlight=False).print(
             f"[yellow]warning:[/yellow] serving on {safe(host)}: anyone who can reach this "

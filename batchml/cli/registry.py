@@ -21,8 +21,10 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
+from batchml.cli.arguments import count, duration_seconds
 from batchml.cli.terminal_text import safe
 from batchml.errors import InvalidValue
+from batchml.units import is_count
 
 if TYPE_CHECKING:
     from batchml.registry import Problem, Registry
@@ -39,25 +41,9 @@ def _version_or_none(text: str) -> int | None:
     """A version number or 'none' (the alias points nowhere)."""
     if text.lower() == "none":
         return None
-    if text.isdigit() and int(text) > 0:
+    if is_count(text) and int(text) > 0:
         return int(text)
     raise argparse.ArgumentTypeError(f"{text!r} is not a version number or 'none'")
-
-
-def _seconds(text: str) -> float:
-    """A duration such as '1d' or '6h', in seconds (argparse exits 2 on a bad one)."""
-    from batchml.units import parse_duration
-
-    try:
-        return parse_duration(text).total_seconds()
-    except InvalidValue as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _count(text: str) -> int:
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"{text!r} is not a count of versions (0 or more)")
-    return int(text)
 
 
 def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -92,12 +78,12 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("name", nargs="?")
     p.set_defaults(handler=cmd_verify)
     p = commands.add_parser("gc", help="remove interrupted publishes, optionally old versions")
-    p.add_argument("--keep", type=_count, default=None, help="keep this many best versions a model")
+    p.add_argument("--keep", type=count, default=None, help="keep this many best versions a model")
     p.add_argument("--metric", default=None, help="rank by this metric (default: newest)")
     p.add_argument("--maximize", action="store_true", help="higher metric is better")
     p.add_argument(
         "--grace",
-        type=_seconds,
+        type=duration_seconds,
         default="1d",
         help="age after which another host's leftovers go (default: 1d)",
     )
@@ -234,7 +220,22 @@ def cmd_verify(args: argparse.Namespace, out: Console) -> int:
 
 
 def cmd_gc(args: argparse.Namespace, out: Console) -> int:
-    report = open_registry(args).gc(
+    registry = open_registry(args)
+    if (args.metric is not None or args.maximize) and args.keep is None:
+        raise InvalidValue(
+            "--metric and --maximize rank the versions --keep keeps, and --keep is not given",
+            hint="add --keep N, or leave them out to collect only interrupted publishes",
+        )
+    if args.maximize and args.metric is None:
+        raise InvalidValue("--maximize needs --metric", hint="add --metric NAME")
+    if args.metric is not None:
+        recorded = {m for n in registry.models() for v in registry.list(n) for m in v.metrics}
+        if args.metric not in recorded:
+            raise InvalidValue(
+                f"no version records the metric {args.metric!r} (gc would keep every version)",
+                hint=f"metrics recorded: {', '.join(sorted(recorded)) or 'none'}",
+            )
+    report = registry.gc(
         keep=args.keep,
         metric=args.metric,
         maximize=args.maximize,

@@ -56,7 +56,7 @@ def cmd_annotate(args: argparse.Namespace, out: Console) -> int:
 
 
 def cmd_card(args: argparse.Namespace, out: Console) -> int:
-    from batchml.atomic import write_atomic
+    from batchml.atomic import check_destination, write_atomic
     from batchml.cli.registry import open_registry
     from batchml.registry.pages import model_card, to_html, to_markdown
 
@@ -66,6 +66,8 @@ def cmd_card(args: argparse.Namespace, out: Console) -> int:
             f"{args.output}: a card is written as .md or .html, not {args.output.suffix!r}",
             hint="name the file card.md or card.html",
         )
+    if args.output is not None:
+        check_destination(args.output, "file", "the card")
     registry = open_registry(args)
     version = registry.get(args.ref)
     aliases = [a for a, n in registry.aliases(version.name).items() if n == version.version]
@@ -80,11 +82,13 @@ def cmd_card(args: argparse.Namespace, out: Console) -> int:
 
 
 def cmd_html(args: argparse.Namespace, out: Console) -> int:
+    from batchml.atomic import check_destination
     from batchml.cli.registry import default_root
     from batchml.registry import Registry
     from batchml.registry.pages import write_site
 
     registry = Registry(args.registry or args.root or default_root(), create=False)
+    check_destination(args.output, "folder", "the pages' folder")
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=out, transient=True) as bar:
         task = bar.add_task("pages", total=None)

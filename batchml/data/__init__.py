@@ -20,7 +20,7 @@ from batchml.data.errors import (
     UnsupportedBranchError,
 )
 from batchml.data.loader_stats import LoaderStats
-from batchml.data.source import Retry
+from batchml.data.options import BatchOptions, ReadOptions, Retry, Selection, StreamOptions
 from batchml.data.stats import FeatureStats
 from batchml.data.stream import Batch, RootStream
 from batchml.data.xrootd import configure_client
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Batch",
+    "BatchOptions",
     "BranchNotFoundError",
     "DataError",
     "DataFileNotFoundError",
@@ -38,10 +39,13 @@ __all__ = [
     "DataUnreachableError",
     "FeatureStats",
     "LoaderStats",
+    "ReadOptions",
     "Retry",
     "RootDataset",
     "RootLoader",
     "RootStream",
+    "Selection",
+    "StreamOptions",
     "TreeNotFoundError",
     "UnsupportedBranchError",
     "configure_client",

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from batchml.data import xrootd
 from batchml.data.errors import DataError
+from batchml.data.loader_stats import SharedCounters
 
 _BLOCK = 8 << 20
 
@@ -47,14 +48,24 @@ def adler32(path: Path) -> str:
 class NodeCache:
     """Local copies of remote files under ``folder`` (such as $TMPDIR on a batch node).
 
-    Counts ``hits`` and ``copies`` so tests and users can see the cache worked.
+    Counts ``hits`` and ``copies`` so tests and users can see the cache worked; they are
+    the dataset's ``counters``, which every process reading for it adds to.
     Safe for several processes on one node; not meant for a shared filesystem.
     """
 
-    def __init__(self, folder: str | os.PathLike[str]) -> None:
+    def __init__(
+        self, folder: str | os.PathLike[str], counters: SharedCounters | None = None
+    ) -> None:
         self.folder = Path(folder)
-        self.hits = 0
-        self.copies = 0
+        self.counters = counters or SharedCounters()
+
+    @property
+    def hits(self) -> int:
+        return int(self.counters.snapshot().cache_hits)
+
+    @property
+    def copies(self) -> int:
+        return int(self.counters.snapshot().cache_copies)
 
     def path_for(self, url: str) -> Path:
         digest = hashlib.sha256(url.encode()).hexdigest()[:16]
@@ -72,10 +83,10 @@ class NodeCache:
             and path.stat().st_size == remote.size
             and adler32(path) == entry.adler32
         ):
-            self.hits += 1
+            self.counters.add(cache_hits=1)
             return str(path)
         self._copy(url, path, remote)
-        self.copies += 1
+        self.counters.add(cache_copies=1)
         return str(path)
 
     def _copy(self, url: str, path: Path, remote: xrootd.RemoteStat) -> None:

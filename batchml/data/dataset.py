@@ -12,29 +12,38 @@ This is the only module of ``batchml.data`` that imports torch.
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, get_args
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from batchml.data.columns import Table
-from batchml.data.loader_stats import LoaderStats
-from batchml.data.stream import Batch, RootStream, one_of
-from batchml.errors import InvalidValue
-
-OUTPUTS = ("torch", "numpy")
+from batchml.data.errors import CarriedError
+from batchml.data.loader_stats import LoaderStats, timed
+from batchml.data.options import (
+    BatchOptions,
+    Output,
+    PrefetchIn,
+    ReaderPriority,
+    ReadOptions,
+    Retry,
+    Selection,
+    StreamOptions,
+    one_of,
+)
+from batchml.data.stream import Batch, RootStream
+from batchml.errors import BatchmlError, InvalidValue
 
 
 class RootDataset(IterableDataset[Batch]):
     """Batches of ``features`` (float32, jagged padded) with target, weight and entry number.
 
-    ``options`` are RootStream's (features, target, weights, cut, jagged, split,
-    step_size, shuffle_buffer, seed, prefetch, cache_dir, retry...; see there),
-    checked by its signature. rank/world_size: the DDP layout (default:
-    torch.distributed when initialised, else $RANK/$WORLD_SIZE).
+    The keywords are those of ``Selection`` (what to read), ``ReadOptions`` (how
+    to read) and ``BatchOptions`` (how to batch): see there; ``from_options``
+    takes them as one ``StreamOptions``. rank/world_size: the DDP layout
+    (default: torch.distributed when initialised, else $RANK/$WORLD_SIZE).
     output: 'torch' tensors or 'numpy' arrays.
     """
 
@@ -43,13 +52,80 @@ class RootDataset(IterableDataset[Batch]):
         files: str | Sequence[str],
         tree: str = "events",
         *,
+        features: Sequence[str],
+        target: str | None = None,
+        weights: str | None = None,
+        cut: str | None = None,
+        jagged: Mapping[str, int] | None = None,
+        pad_value: float = Selection.pad_value,
+        split: tuple[str, float] | None = None,
+        step_size: int | str = ReadOptions.step_size,
+        prefetch: str | None = ReadOptions.prefetch,
+        prefetch_in: PrefetchIn = ReadOptions.prefetch_in,
+        reader_priority: ReaderPriority = ReadOptions.reader_priority,
+        decompression_threads: int = ReadOptions.decompression_threads,
+        cache_dir: str | None = None,
+        timeout: float | None = None,
+        retry: Retry | None = None,
+        batch_size: int = BatchOptions.batch_size,
+        range_entries: int = BatchOptions.range_entries,
+        shuffle: bool = BatchOptions.shuffle,
+        shuffle_buffer: int | str = BatchOptions.shuffle_buffer,
+        seed: int = BatchOptions.seed,
         rank: int | None = None,
         world_size: int | None = None,
-        output: str = "torch",
-        **options: Any,
+        output: Output = "torch",
     ) -> None:
-        self.output = one_of("output", output, OUTPUTS)
-        self.stream = RootStream(files, tree, **options)
+        selection = Selection(
+            features=features,
+            target=target,
+            weights=weights,
+            cut=cut,
+            jagged=jagged,
+            pad_value=pad_value,
+            split=split,
+        )
+        reading = ReadOptions(
+            step_size=step_size,
+            prefetch=prefetch,
+            prefetch_in=prefetch_in,
+            reader_priority=reader_priority,
+            decompression_threads=decompression_threads,
+            cache_dir=cache_dir,
+            timeout=timeout,
+            retry=retry or Retry(),
+        )
+        batching = BatchOptions(
+            batch_size=batch_size,
+            range_entries=range_entries,
+            shuffle=shuffle,
+            shuffle_buffer=shuffle_buffer,
+            seed=seed,
+        )
+        options = StreamOptions(
+            files=files, tree=tree, selection=selection, reading=reading, batching=batching
+        )
+        self._set_up(options, rank, world_size, output)
+
+    @classmethod
+    def from_options(
+        cls,
+        options: StreamOptions,
+        *,
+        rank: int | None = None,
+        world_size: int | None = None,
+        output: Output = "torch",
+    ) -> RootDataset:
+        """The dataset of an options object (the keywords of ``RootDataset()``, grouped)."""
+        dataset = cls.__new__(cls)
+        dataset._set_up(options, rank, world_size, output)
+        return dataset
+
+    def _set_up(
+        self, options: StreamOptions, rank: int | None, world_size: int | None, output: Output
+    ) -> None:
+        self.output = one_of("output", output, get_args(Output))
+        self.stream = RootStream(options)
         self.rank, self.world_size = rank, world_size
         self.epoch = 0
 
@@ -60,7 +136,8 @@ class RootDataset(IterableDataset[Batch]):
 
     @property
     def stats(self) -> LoaderStats:
-        """Counters summed over every worker process (timings only through ``loader()``)."""
+        """Counters summed over every worker process; the loop's timings where it iterates
+        this dataset itself or through ``loader()`` (not a plain DataLoader with workers)."""
         return self.stream.counters.snapshot()
 
     def set_epoch(self, epoch: int) -> None:
@@ -81,8 +158,16 @@ class RootDataset(IterableDataset[Batch]):
         rank, world = self._layout()
         reader, readers = rank * workers + index, world * workers
         # a DataLoader worker is a process already: it reads in threads
-        for table in self.stream.batches(self.epoch, reader, readers, fork=worker is None):
-            yield self._convert(table)
+        tables = self.stream.batches(self.epoch, reader, readers, fork=worker is None)
+        if worker is None:  # the training loop itself: time it (a worker's loop is torch's)
+            tables = timed(tables, self.stream.counters)
+        try:
+            for table in tables:
+                yield self._convert(table)
+        except BatchmlError as exc:
+            if worker is None:
+                raise
+            raise CarriedError.carrying(exc) from None  # (torch rebuilds it from its text)
 
     def _layout(self) -> tuple[int, int]:
         if self.rank is not None or self.world_size is not None:
@@ -109,6 +194,7 @@ class RootLoader:
 
     ``wait_s`` is the time spent inside ``next()``, ``consume_s`` the time from
     handing a batch out until the next one was asked for (the training step).
+    Without workers the dataset, iterated in this process, times itself.
     """
 
     def __init__(self, dataset: RootDataset, **kwargs: Any) -> None:
@@ -120,16 +206,7 @@ class RootLoader:
         return self.dataset.stats
 
     def __iter__(self) -> Iterator[Batch]:
-        counters = self.dataset.stream.counters
         batches = iter(self.dataloader)
-        while True:
-            asked = time.perf_counter()
-            try:
-                batch = next(batches)
-            except StopIteration:
-                counters.add(wait_s=time.perf_counter() - asked)
-                return
-            handed = time.perf_counter()
-            counters.add(wait_s=handed - asked)
-            yield batch
-            counters.add(consume_s=time.perf_counter() - handed)
+        if self.dataloader.num_workers == 0:
+            return batches
+        return timed(batches, self.dataset.stream.counters)

@@ -3,9 +3,10 @@
 With prefetch on, the reader ends an epoch before the training loop does: the
 last batches wait in the prefetch queue. The loop's first batch of the next
 epoch would then wait for a file to open and a whole chunk to be read and
-inflated (about 25 ms over loopback, far longer from EOS over a WAN), with
-nothing to overlap it. So when a reader has read its epoch, it starts reading
-the first chunk of the epoch it expects next, with the files it kept open.
+inflated (far longer from EOS over a WAN than over loopback; BENCHMARKS.md,
+data run 5), with nothing to overlap it. So when a reader has read its epoch,
+it starts reading the first chunk of the epoch it expects next, with the files
+it kept open.
 
 At most one chunk and the files it opened are held per reader; a start that
 goes unused (another epoch was asked for) is closed. A start belongs to the

@@ -16,12 +16,13 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
+from typing import Literal, cast, get_args
 
 import numpy as np
 
 from batchml.errors import InvalidValue
 
-SPLIT_SIDES = ("train", "validation")
+SplitSide = Literal["train", "validation"]
 _MIX = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB))
 
 
@@ -38,7 +39,7 @@ class EntryRange:
 class Split:
     """Keep the ``side`` of a deterministic split that gives ``fraction`` of entries to train."""
 
-    side: str
+    side: SplitSide
     fraction: float
 
     @classmethod
@@ -46,12 +47,12 @@ class Split:
         if value is None:
             return None
         side, fraction = value
-        if side not in SPLIT_SIDES or not 0.0 < float(fraction) < 1.0:
+        if side not in get_args(SplitSide) or not 0.0 < float(fraction) < 1.0:
             raise InvalidValue(
                 f"split={value!r} is not a side and a training fraction",
                 hint="write split=('train', 0.8) or split=('validation', 0.8)",
             )
-        return cls(side, float(fraction))
+        return cls(cast(SplitSide, side), float(fraction))
 
     def keep(self, url: str, entries: np.ndarray) -> np.ndarray:
         """A bool mask over ``entries`` of file ``url``: True for the entries of this side."""

@@ -25,8 +25,7 @@ def idle_thread() -> None:
     Reading ahead helps only if it never delays the training step. On a node
     with few cores per GPU, reading at the same priority keeps the training
     thread waiting for a core after each step; at Linux's SCHED_IDLE it gives
-    way at once (benchmarks/data_bench.py case 3, 2 cores: 1.55-1.57x over no
-    prefetch at normal priority, 1.75-1.77x at idle).
+    way at once (BENCHMARKS.md, data run 5: prefetch gains more at idle priority).
     Linux schedules idle threads against the rest of their own cgroup (a batch
     job's) or session, not against other users' jobs. Elsewhere, or where the
     kernel refuses, nothing changes.

@@ -3,14 +3,13 @@
 Reading threads share the training process's GIL, and uproot's work per basket
 holds it about half the time: a training step that waits on a GPU then wakes
 and waits for the GIL, and one that runs Python (launching kernels) competes
-for it. Measured on 2 cores (benchmarks/data_bench.py case 3), with a step a
-third in Python, prefetch gains 1.72-1.74x over none from a process and
-1.59-1.61x from threads. torch's DataLoader workers avoid the GIL too,
-but move every batch into a new shared-memory segment and through a pickle
-(0.6 ms of the training process per batch here, more than a small model's
-step). Here a ring of fixed slots is mapped once, before the fork; a batch
+for it; with a step partly in Python, prefetch gains more from a process than
+from threads (BENCHMARKS.md, data run 5). torch's DataLoader workers avoid the
+GIL too, but move every batch into a new shared-memory segment and through a
+pickle, which costs the training process more per batch than a small model's
+step. Here a ring of fixed slots is mapped once, before the fork; a batch
 costs the training process one copy out of its slot and two short pipe
-messages.
+messages (``reader_messages.py``).
 
 The process is forked at the first epoch and serves every later one of the same
 reader; it runs the thread pipeline of ``stream.py`` (read-ahead, the next
@@ -22,26 +21,40 @@ and on its own when the training process is gone.
 from __future__ import annotations
 
 import contextlib
+import gc
 import mmap
 import os
-import pickle
 import select
 import signal
-import struct
 import traceback
 import weakref
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from batchml.data.columns import Table
 from batchml.data.errors import DataError
+from batchml.data.reader_messages import (
+    NUMBER,
+    BatchReady,
+    Command,
+    DropReadAhead,
+    EpochDone,
+    EpochFailed,
+    ReadEpoch,
+    SlotFreed,
+    decode_command,
+    read_reply,
+)
 
-BATCH, END, ERROR = 1, 2, 3
-DROP = -1  # the command that drops what was read ahead (epochs are >= 0)
-_MESSAGE = struct.Struct("<iqq")  # kind, slot or byte count, rows
-_SLOT = struct.Struct("<q")
+
+class Column(NamedTuple):
+    """A column of the batches: its name, its dtype and the shape of one row."""
+
+    name: str
+    dtype: np.dtype[Any]
+    shape: tuple[int, ...]
 
 
 def can_fork() -> bool:
@@ -52,15 +65,15 @@ class ReaderProcess:
     """A forked process running ``serve(epoch)`` for each epoch asked of it.
 
     drop: run in the process by ``drop`` (to drop what it read ahead).
-    columns: the table's columns as (name, dtype, shape of one row); a slot holds
-    ``batch_size`` rows of each. slots: how many batches may wait (the budget).
+    columns: the table's columns; a slot holds ``batch_size`` rows of each.
+    slots: how many batches may wait (the budget).
     """
 
     def __init__(
         self,
         serve: Callable[[int], Iterator[Table]],
         drop: Callable[[], None],
-        columns: list[tuple[str, np.dtype[Any], tuple[int, ...]]],
+        columns: list[Column],
         batch_size: int,
         slots: int,
         prepare: Callable[[], None] = lambda: None,
@@ -79,6 +92,10 @@ class ReaderProcess:
         parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # the reader: never returns
+            # What the parent holds belongs to the parent: its garbage, collected here,
+            # would run finalizers that act outside the process (a closed dask-jobqueue
+            # cluster's credential files, unlinked under the parent's feet).
+            gc.freeze()
             for fd in (self._commands, self._messages, self._freed):
                 os.close(fd)
             code = 0
@@ -100,29 +117,32 @@ class ReaderProcess:
 
     def batches(self, epoch: int) -> Iterator[Table]:
         """The epoch's tables, each copied out of its slot; leaving early ends the process."""
+        return self._carry_out(ReadEpoch(epoch))
+
+    def drop(self) -> None:
+        """Have the process drop what it read ahead for the next epoch; wait for it."""
+        for _ in self._carry_out(DropReadAhead()):
+            pass
+
+    def _carry_out(self, command: Command) -> Iterator[Table]:
+        """Send ``command`` and yield the batches it makes until it is done."""
         finished, self.busy = False, True
         try:
-            self._write(self._commands, epoch)
+            self._write(self._commands, command.encode())
             while True:
-                kind, value, rows = _MESSAGE.unpack(self._read(_MESSAGE.size))
-                if kind == END:
+                reply = read_reply(self._read)
+                if isinstance(reply, EpochDone):
                     finished, self.busy = True, False
                     return
-                if kind == ERROR:
-                    error = pickle.loads(self._read(value))
+                if isinstance(reply, EpochFailed):
                     finished, self.busy = True, False
-                    raise error
-                table = self._table(value, rows)
-                self._write(self._freed, value)
+                    raise reply.error
+                table = self._table(reply.slot, reply.rows)
+                self._write(self._freed, SlotFreed(reply.slot).encode())
                 yield table
         finally:
             if not finished:
                 self.close()
-
-    def drop(self) -> None:
-        """Have the process drop what it read ahead for the next epoch; wait for it."""
-        for _ in self.batches(DROP):
-            pass
 
     def _table(self, slot: int, rows: int) -> Table:
         """The slot's rows, copied out at once into one block that the columns view."""
@@ -138,9 +158,9 @@ class ReaderProcess:
             for name, dtype, shape, offset in self._layout
         }
 
-    def _write(self, fd: int, value: int) -> None:
+    def _write(self, fd: int, message: bytes) -> None:
         try:
-            os.write(fd, _SLOT.pack(value))
+            os.write(fd, message)
         except BrokenPipeError:
             raise self._gone() from None
 
@@ -188,32 +208,31 @@ class _Serving:
 
     def run(self) -> None:
         while True:
-            command = self._receive(self.commands, _SLOT.size)
-            if command is None:
+            received = self._receive(self.commands, NUMBER.size)
+            if received is None:
                 return
-            (epoch,) = _SLOT.unpack(command)
+            command = decode_command(received)
             try:
-                if epoch == DROP:
+                if isinstance(command, DropReadAhead):
                     self.drop()
                 else:
-                    for table in self.serve(epoch):
+                    for table in self.serve(command.epoch):
                         self._send(table)
-                os.write(self.messages, _MESSAGE.pack(END, 0, 0))
+                os.write(self.messages, EpochDone().encode())
             except Exception as exc:
-                data = pickle.dumps(exc)
-                os.write(self.messages, _MESSAGE.pack(ERROR, len(data), 0) + data)
+                os.write(self.messages, EpochFailed(exc).encode())
 
     def _send(self, table: Table) -> None:
         if not self.free:
-            freed = self._receive(self.freed, _SLOT.size)
+            freed = self._receive(self.freed, NUMBER.size)
             if freed is None:
                 raise SystemExit(0)
-            self.free.append(_SLOT.unpack(freed)[0])
+            self.free.append(SlotFreed.decode(freed).slot)
         slot = self.free.pop()
         rows = len(table["entry"])
         for name, view in self.process._columns(self.process._slot(slot), rows).items():
             view[...] = table[name]
-        os.write(self.messages, _MESSAGE.pack(BATCH, slot, rows))
+        os.write(self.messages, BatchReady(slot, rows).encode())
 
     def _receive(self, fd: int, size: int) -> bytes | None:
         """``size`` bytes from ``fd``; None once the training process is gone."""

@@ -11,31 +11,28 @@ codes to FileNotFoundError/TimeoutError, so it is pinned here.
 
 ZLIB baskets (ROOT's default compression, and the XRootD test files') are
 inflated by ISA-L when the ``isal`` package is there: uproot offers it as its
-own option, the bytes out are the same, and it reads 1.2-1.3x more events/s
-than the standard library's zlib on the benchmark's files (see BENCHMARKS.md).
+own option, the bytes out are the same, and it reads more events/s than the
+standard library's zlib (BENCHMARKS.md, data run 2).
 """
 
 from __future__ import annotations
 
-import functools
 import glob
 import time
 from collections import OrderedDict
 from collections.abc import Generator, Iterator, Sequence
 from concurrent.futures import Executor
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from batchml.data import xrootd
+from batchml._compat.uproot import inflate_library, set_inflate_library, xrootd_source
+from batchml.data import listing, rntuple, xrootd
+from batchml.data.diagnosis import as_data_error
 from batchml.data.errors import (
-    DataError,
     DataFileNotFoundError,
-    DataPermissionError,
     DataTimeoutError,
     DataUnreachableError,
     TreeNotFoundError,
-    where,
 )
 
 if TYPE_CHECKING:
@@ -43,26 +40,10 @@ if TYPE_CHECKING:
     import numpy as np
 
     from batchml.data.cache import NodeCache
+    from batchml.data.options import Retry
 
 
 TREE_CLASSES = ("TTree", "ROOT::RNTuple")
-
-
-@dataclass(frozen=True)
-class Retry:
-    """How long a read keeps trying after the server went away: bounded in count and time.
-
-    The delay doubles from ``first_delay`` up to ``max_delay``; a read that made
-    progress since the last failure starts counting again.
-    """
-
-    attempts: int = 6
-    first_delay: float = 0.5
-    max_delay: float = 10.0
-    deadline: float = 300.0
-
-    def delay(self, failure: int) -> float:
-        return float(min(self.max_delay, self.first_delay * 2 ** (failure - 1)))
 
 
 class Chunk(NamedTuple):
@@ -75,22 +56,17 @@ class Chunk(NamedTuple):
 
 
 def use_fast_inflate() -> None:
-    """Have uproot inflate ZLIB baskets with ISA-L, unless someone chose a library already.
-
-    uproot's public ``ZLIB.library`` only chooses how files are written; reading
-    goes through one module-level decompressor, whose ``library`` is set here.
-    """
+    """Have uproot inflate ZLIB baskets with ISA-L, unless someone chose a library already."""
     import importlib.util
 
-    import uproot.compression
-
-    inflate = getattr(uproot.compression, "_decompress_ZLIB", None)
-    if getattr(inflate, "library", None) == "zlib" and importlib.util.find_spec("isal"):
-        inflate.library = "isal"  # type: ignore[union-attr]
+    if inflate_library() == "zlib" and importlib.util.find_spec("isal"):
+        set_inflate_library("isal")
 
 
 def resolve(patterns: Sequence[str]) -> list[str]:
     """Every file the patterns name, in the given order, each once (globs and wildcards sorted)."""
+    if any(xrootd.is_remote(p) for p in patterns):
+        xrootd.configure_client()  # before the first request: the client's defaults wait 480 s
     urls: list[str] = []
     for pattern in patterns:
         if xrootd.is_remote(pattern):
@@ -107,12 +83,21 @@ def resolve(patterns: Sequence[str]) -> list[str]:
     return urls
 
 
+def origin(url: str, cached: bool) -> str:
+    """Where a file's bytes are read from: "local", "cache" (cache_dir's copy) or its server."""
+    if not xrootd.is_remote(url):
+        return "local"
+    return "cache" if cached else xrootd.split_url(url)[0]
+
+
 @contextmanager
-def open_file_trees(url: str) -> Iterator[dict[str, Any]]:
-    """Every TTree and RNTuple of a file by name (for ``batchml data inspect``)."""
+def open_file_trees(url: str) -> Iterator[tuple[dict[str, Any], list[str]]]:
+    """Every TTree and RNTuple of a file by name, and what else it holds ("TH1D 'h'")."""
     with _open(url, None, (), timeout=None, cache=None) as file:
-        names = [k for k, c in file.classnames(cycle=False).items() if c in TREE_CLASSES]
-        yield {name: file[name] for name in names}
+        classes = file.classnames(cycle=False)
+        names = [k for k, c in classes.items() if c in TREE_CLASSES]
+        others = [f"{c} {k!r}" for k, c in classes.items() if c not in TREE_CLASSES]
+        yield {name: file[name] for name in names}, others
 
 
 @contextmanager
@@ -162,11 +147,11 @@ def _open(
         if cache is not None:
             path = cache.local_copy(url)
         else:
-            options = {"handler": _xrootd_handler(), "timeout": timeout}
+            options = {"handler": xrootd_source(), "timeout": timeout}
     try:
         file = uproot.open(path, **options)
     except Exception as exc:
-        raise _as_data_error(exc, url, tree, branches) from exc
+        raise as_data_error(exc, url, tree, branches) from exc
     with file:
         yield file
 
@@ -174,8 +159,8 @@ def _open(
 class OpenTrees:
     """Trees kept open between the entry ranges one reader reads (at most ``limit`` files).
 
-    Opening a file costs round trips and the TTree's metadata (about 5 ms over
-    loopback XRootD, more to a remote server); a reader that reads several
+    Opening a file costs round trips and the TTree's metadata (BENCHMARKS.md,
+    data: figures that were in the data docstrings); a reader that reads several
     ranges of a file opens it once; with prefetch on, they stay open into the
     next epoch. Use as a context manager: everything is closed at the end, and
     a file whose read failed is closed and reopened on the next try.
@@ -229,24 +214,31 @@ class OpenTrees:
         self.close()
 
 
-@functools.cache
-def _xrootd_handler() -> type:
-    """uproot's XRootDSource, minus one request that makes the server drop the file.
-
-    uproot 5.7 asks for an empty vector read when a step's baskets were all read
-    by the step before (steps smaller than baskets); the server answers "[3000]
-    Read vector is invalid" and the source closes the file, so the next read of
-    that open file fails. A file kept open between ranges (``OpenTrees``) hits it.
-    """
-    import uproot
-
-    class XRootDSource(uproot.source.xrootd.XRootDSource):
-        def chunks(self, ranges: list[tuple[int, int]], notifications: Any) -> list[Any]:
-            if not ranges:
-                return []
-            return super().chunks(ranges, notifications=notifications)
-
-    return XRootDSource
+def _steps(
+    tree: Any,
+    branches: Sequence[str],
+    start: int,
+    stop: int,
+    step_size: int | str,
+    library: str,
+    executor: Executor | None,
+) -> Iterator[tuple[Any, int, int]]:
+    """(arrays, first entry, stop entry) of each step: uproot's iterate, or rntuple.py's."""
+    if listing.is_rntuple(tree):
+        yield from rntuple.iterate(
+            tree, branches, start, stop, step_size=step_size, library=library, executor=executor
+        )
+        return
+    for arrays, report in tree.iterate(
+        list(branches),
+        entry_start=start,
+        entry_stop=stop,
+        step_size=step_size,
+        decompression_executor=executor,
+        library=library,
+        report=True,
+    ):
+        yield arrays, report.tree_entry_start, report.tree_entry_stop
 
 
 def read_range(
@@ -284,20 +276,14 @@ def read_range(
             with opening as opened:
                 source = opened.file.source
                 seen = source.num_requested_bytes
-                for arrays, report in opened.iterate(
-                    list(branches),
-                    entry_start=start,
-                    entry_stop=stop,
-                    step_size=step_size,
-                    decompression_executor=executor,
-                    library=library,
-                    report=True,
+                for arrays, first, end in _steps(
+                    opened, branches, start, stop, step_size, library, executor
                 ):
                     fetched, seen = source.num_requested_bytes - seen, source.num_requested_bytes
-                    start, failures = report.tree_entry_stop, 0
-                    yield Chunk(arrays, report.tree_entry_start, report.tree_entry_stop, fetched)
+                    start, failures = end, 0
+                    yield Chunk(arrays, first, end, fetched)
         except Exception as exc:
-            error = exc if isinstance(exc, DataError) else _as_data_error(exc, url, tree, branches)
+            error = as_data_error(exc, url, tree, branches)
             transient = isinstance(error, (DataUnreachableError, DataTimeoutError))
             failures += 1
             failing_since = failing_since if failures > 1 else time.monotonic()
@@ -305,35 +291,3 @@ def read_range(
             if not transient or failures >= retry.attempts or out_of_time:
                 raise error from exc
             time.sleep(retry.delay(failures))
-
-
-def _as_data_error(
-    exc: Exception, url: str, tree: str | None, branches: Sequence[str]
-) -> DataError:
-    """One batchml error for whatever uproot or the XRootD client raised."""
-    place = where(url, tree, branches)
-    text = str(exc)
-    # uproot raises FileNotFoundError for every failed open; XRootD's code says which
-    if isinstance(exc, PermissionError) or "[3010]" in text:
-        return DataPermissionError(
-            f"permission denied reading {place}",
-            hint="check the file's permissions and your token/proxy",
-        )
-    if isinstance(exc, FileNotFoundError) or "[3011]" in text:
-        return DataFileNotFoundError(
-            f"no such file: {place}", hint="check the path (note the '//' after the port)"
-        )
-    if isinstance(exc, TimeoutError):
-        return DataTimeoutError(
-            f"timed out reading {place}: {text}",
-            hint="the server is slow or overloaded; raise timeout= or retry later",
-        )
-    if isinstance(exc, OSError) and xrootd.is_remote(url):
-        return DataUnreachableError(
-            f"cannot reach the server for {place}: {text}",
-            hint="check the host name and port, and that the server is up",
-        )
-    return DataError(
-        f"cannot read {place}: {type(exc).__name__}: {text}",
-        hint="is it a ROOT file written completely?",
-    )

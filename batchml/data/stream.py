@@ -7,8 +7,8 @@ for the epoch (see ``plan.py``). ``dataset.py`` wraps it for torch.
 
 Memory held per reader, at most: ``prefetch`` bytes of ready batches waiting,
 the chunk being decoded (``step_size``) and, with prefetch on, one decoded chunk
-read ahead, the next epoch's first chunk, ``shuffle_buffer`` rows of the feature
-matrix plus one batch, and the metadata of up to 4 files kept open (between
+read ahead, the next epoch's first chunk, the shuffle buffer (32 MB of rows by
+default) plus one batch, and the metadata of up to 4 files kept open (between
 ranges and epochs); not the whole file.
 With prefetch on, three threads overlap: reading (network and decompression),
 turning chunks into shuffled batches, and the consumer; once a reader has read
@@ -19,37 +19,24 @@ out of the consumer's GIL.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, replace
+import functools
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from batchml.data import buffer, xrootd
+from batchml.data import buffer
 from batchml.data.cache import NodeCache
+from batchml.data.chunk_reader import ChunkReader, FirstChunk
 from batchml.data.columns import Table, spec_from
+from batchml.data.diagnosis import as_data_error
 from batchml.data.epoch_start import EpochStart
-from batchml.data.loader_stats import SharedCounters
-from batchml.data.plan import EntryRange, Split, make_ranges, shard
+from batchml.data.loader_stats import SharedCounters, register
+from batchml.data.options import StreamOptions, buffer_rows, parse_step_size
+from batchml.data.plan import EntryRange, make_ranges, shard
 from batchml.data.prefetch import Prefetcher, idle_thread
-from batchml.data.reader_process import ReaderProcess, can_fork
-from batchml.data.source import (
-    Chunk,
-    OpenTrees,
-    Retry,
-    open_tree,
-    read_range,
-    resolve,
-    use_fast_inflate,
-)
-from batchml.errors import InvalidValue
-from batchml.units import parse_size
-
-READER_PRIORITIES = ("idle", "normal")
-PREFETCH_IN = ("process", "thread")
+from batchml.data.reader_process import Column, ReaderProcess, can_fork
+from batchml.data.source import OpenTrees, open_tree, origin, resolve, use_fast_inflate
 
 
 class Batch(NamedTuple):
@@ -61,118 +48,52 @@ class Batch(NamedTuple):
     entry: Any
 
 
-def parse_step_size(value: int | str) -> int | str:
-    """Entries (an int) or a memory size ('50 MB'), checked here rather than deep in uproot."""
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return value
-    if isinstance(value, str):
-        return f"{parse_size(value)} B"
-    raise InvalidValue(
-        f"step_size={value!r} is neither a number of entries nor a size",
-        hint="write step_size=100_000 or step_size='50 MB'",
-    )
-
-
-def one_of(name: str, value: str, choices: Sequence[str]) -> str:
-    """``value`` if it is one of ``choices``, else the error that lists them."""
-    if value not in choices:
-        raise InvalidValue(f"{name}={value!r} is unknown", hint=f"use one of {', '.join(choices)}")
-    return value
-
-
-@dataclass
-class FirstChunk:
-    """An epoch's first chunk, read before the epoch began, and the files it opened."""
-
-    file: int
-    chunk: Chunk
-    trees: OpenTrees
-    read_s: float
-
-    def close(self) -> None:
-        self.trees.close()
-
-
 class RootStream:
     """A planned read of ROOT files; iterate a shard with ``batches``.
 
-    files: paths, globs, ``root://`` URLs (wildcards expanded by listing the server).
-    tree: TTree or RNTuple name. target/weights: branch names (weights default to 1).
-    cut: an expression such as ``"njet >= 2 and ht > 300"`` (see ``cut.py``).
-    jagged: ``{"jet_pt": 10}`` pads (with ``pad_value``) or clips each list to 10 columns.
-    split: ``("train", 0.8)`` or ``("validation", 0.8)``, decided per entry by hash.
-    step_size: entries or a size ('50 MB') per uproot read; range_entries: the unit
-    that is shuffled and dealt to readers (best a multiple of an entry step_size:
-    a range otherwise ends with a short read, and a row buffer scatters it in).
-    shuffle_buffer: rows mixed across ranges.
-    prefetch: bytes of ready batches the reading may hold ahead (None: off).
-    prefetch_in: "process" reads in a forked process, out of the training
-    process's GIL (see ``reader_process.py``; threads where there is no fork, and
-    in DataLoader workers, which are processes already); "thread" in threads.
-    reader_priority: with prefetch on, "idle" runs the reading threads only on CPU
-    the rest of the job leaves idle (see ``prefetch.idle_thread``); "normal" shares
-    it equally, better where other users' work runs beside the job outside any
-    cgroup.
-    decompression_threads: uproot's decompression pool per reader (0: none).
-    cache_dir: copy remote files here once and read them locally (verified).
-    timeout/retry: per-request timeout and the bounded retry with resume after a failure.
+    Planned when made: the files resolved, their entries counted, their branches
+    checked (see ``StreamOptions`` and the three objects it holds for each option).
     """
 
-    def __init__(
-        self,
-        files: str | Sequence[str],
-        tree: str = "events",
-        *,
-        features: Sequence[str],
-        target: str | None = None,
-        weights: str | None = None,
-        cut: str | None = None,
-        jagged: Mapping[str, int] | None = None,
-        pad_value: float = 0.0,
-        split: tuple[str, float] | None = None,
-        batch_size: int = 1024,
-        step_size: int | str = "50 MB",
-        range_entries: int = 100_000,
-        shuffle: bool = True,
-        shuffle_buffer: int = 0,
-        seed: int = 0,
-        prefetch: str | None = "256 MB",
-        prefetch_in: str = "process",
-        reader_priority: str = "idle",
-        decompression_threads: int = 0,
-        cache_dir: str | None = None,
-        timeout: float | None = None,
-        retry: Retry | None = None,
-    ) -> None:
-        if batch_size < 1 or range_entries < 1 or shuffle_buffer < 0:
-            raise InvalidValue(
-                f"batch_size={batch_size}, range_entries={range_entries}, "
-                f"shuffle_buffer={shuffle_buffer}: sizes must be positive",
-                hint="use batch_size >= 1, range_entries >= 1, shuffle_buffer >= 0",
-            )
-        self.tree = tree
-        self.spec = spec_from(features, jagged, target, weights, cut, pad_value)
-        self.split = Split.parse(split)
-        self.batch_size = batch_size
-        self.step_size = parse_step_size(step_size)
-        self.shuffle, self.shuffle_buffer, self.seed = shuffle, shuffle_buffer, seed
-        self.prefetch = parse_size(prefetch) if prefetch else 0
-        where = one_of("prefetch_in", prefetch_in, PREFETCH_IN)
-        self.in_process = where == "process" and can_fork()
-        self.idle = one_of("reader_priority", reader_priority, READER_PRIORITIES) == "idle"
-        self.decompression_threads = decompression_threads
-        self.cache = NodeCache(cache_dir) if cache_dir else None
-        self.timeout = timeout
-        self.retry = retry or Retry()
-        self.counters = SharedCounters()
+    def __init__(self, options: StreamOptions) -> None:
+        self.options = options
+        selection, reading, batching = options.selection, options.reading, options.batching
+        self.tree = options.tree
+        self.spec = spec_from(selection)
+        self.batch_size = batching.batch_size
+        self.shuffle, self.seed = batching.shuffle, batching.seed
+        self.shuffle_buffer = buffer_rows(batching.shuffle_buffer, _row_bytes(len(self.columns)))
+        self.prefetch = reading.prefetch_bytes()
+        self.in_process = reading.prefetch_in == "process" and can_fork()
+        self.idle = reading.reader_priority == "idle"
         use_fast_inflate()
-        patterns = [files] if isinstance(files, str) else list(files)
-        if any(xrootd.is_remote(p) for p in patterns):
-            xrootd.configure_client()
-        self.urls = resolve(patterns)
+        files = options.files
+        self.urls = resolve([files] if isinstance(files, str) else list(files))
+        origins = [origin(url, cached=reading.cache_dir is not None) for url in self.urls]
+        labels = list(dict.fromkeys(origins))
+        self.counters = SharedCounters(labels)
+        register(self, self.counters)
+        self.cache = NodeCache(reading.cache_dir, self.counters) if reading.cache_dir else None
+        self._lists: frozenset[str] = frozenset()  # branches holding a list per entry
         self.entries = [self._plan_file(url) for url in self.urls]
         self.offsets = np.concatenate([[0], np.cumsum(self.entries)]).astype(np.int64)
-        self.ranges = make_ranges(self.entries, range_entries)
+        self.ranges = make_ranges(self.entries, batching.range_entries)
+        self.reader = ChunkReader(
+            tree=self.tree,
+            spec=self.spec,
+            split=selection.parsed_split(),
+            urls=self.urls,
+            offsets=self.offsets,
+            library="ak" if self._lists else "np",
+            step_size=parse_step_size(reading.step_size),
+            retry=reading.retry,
+            timeout=reading.timeout,
+            cache=self.cache,
+            decompression_threads=reading.decompression_threads,
+            idle=self.idle,
+            counters=self.counters,
+            origins=[labels.index(o) for o in origins],
+        )
         # per reader (reader, readers): the epoch it read last, and the next one's start
         self._last_epoch: dict[tuple[int, int], int] = {}
         self._starts: dict[tuple[int, int], EpochStart[FirstChunk]] = {}
@@ -218,9 +139,14 @@ class RootStream:
         return int(self.offsets[-1])
 
     def _plan_file(self, url: str) -> int:
-        with open_tree(url, self.tree, self.spec.branches, timeout=self.timeout) as tree:
-            self.spec.check(tree, url, self.tree)
-            return int(tree.num_entries)
+        branches = self.spec.branches
+        timeout = self.options.reading.timeout
+        with open_tree(url, self.tree, branches, timeout=timeout) as tree:
+            try:
+                self._lists |= self.spec.check(tree, url, self.tree)
+                return int(tree.num_entries)
+            except Exception as exc:
+                raise as_data_error(exc, url, self.tree, branches) from exc
 
     def batches(
         self, epoch: int, reader: int = 0, readers: int = 1, *, fork: bool = True
@@ -245,16 +171,12 @@ class RootStream:
             start.discard()
         # with prefetch on, the read of the next chunk (decompression, network)
         # also overlaps with turning this one into rows, shuffling and batching
-        tables: Iterator[Table] = self._tables(
-            self._chunks(
-                ranges,
-                first,
-                lambda trees: self._start(upcoming, key, trees),
-                self._kept.pop(key, None),
-            )
-            if self.prefetch
-            else self._chunks(ranges, first)
-        )
+        if self.prefetch:
+            then = functools.partial(self._start, upcoming, key)
+            chunks = self.reader.chunks(ranges, first, then, self._kept.pop(key, None))
+        else:
+            chunks = self.reader.chunks(ranges, first)
+        tables = self.reader.tables(chunks, ahead=bool(self.prefetch))
         if self.shuffle and self.shuffle_buffer:
             rng = np.random.default_rng([self.seed, epoch, reader])
             tables = buffer.shuffled(tables, self.shuffle_buffer, rng)
@@ -271,13 +193,13 @@ class RootStream:
         if process is not None and process.alive and not process.busy:
             return process  # (a busy one serves another iteration: it ends with it)
         width = len(self.columns)
-        columns: list[tuple[str, np.dtype[Any], tuple[int, ...]]] = [
-            ("features", np.dtype(np.float32), (width,)),
-            ("target", np.dtype(np.float32), ()),
-            ("weight", np.dtype(np.float32), ()),
-            ("entry", np.dtype(np.int64), ()),
+        columns = [
+            Column("features", np.dtype(np.float32), (width,)),
+            Column("target", np.dtype(np.float32), ()),
+            Column("weight", np.dtype(np.float32), ()),
+            Column("entry", np.dtype(np.int64), ()),
         ]
-        row_bytes = 4 * width + 16
+        row_bytes = _row_bytes(width)
         slots = max(2, self.prefetch // (row_bytes * self.batch_size))
 
         def prepare() -> None:  # in the child: the ring is the budget, threads read
@@ -314,110 +236,16 @@ class RootStream:
         if not ranges:
             trees.close()
             return
-        started = EpochStart(epoch, lambda: self._first_chunk(ranges[0], trees))
+        started = EpochStart(epoch, lambda: self.reader.first_chunk(ranges[0], trees))
         previous = self._starts.pop(key, None)
         self._starts[key] = started
         if previous is not None:
             previous.discard()
 
-    def _first_chunk(self, entry_range: EntryRange, trees: OpenTrees) -> FirstChunk:
-        if self.idle:
-            idle_thread()
-        began = time.perf_counter()
-        try:
-            with self._decompression() as executor:
-                chunks = self._read(entry_range, trees, executor)
-                chunk = next(chunks)
-                chunks.close()  # the file stays open in ``trees``
-        except BaseException:
-            trees.close()
-            raise
-        return FirstChunk(entry_range.file, chunk, trees, time.perf_counter() - began)
 
-    def _tables(self, chunks: Iterator[tuple[int, Chunk]]) -> Iterator[Table]:
-        """The rows of each chunk that pass the cut and split, as numpy columns.
-
-        With prefetch on, chunks are read in another thread, at most one decoded
-        chunk ahead.
-        """
-        if self.prefetch:
-            chunks = iter(Prefetcher(chunks, 1, lambda _: 1, self.idle))
-        for file, chunk in chunks:
-            began = time.perf_counter()
-            url, offset = self.urls[file], int(self.offsets[file])
-            table = self.spec.table(chunk.arrays, url, chunk.start, self.split, offset)
-            self.counters.add(read_s=time.perf_counter() - began)
-            yield table
-
-    def _chunks(
-        self,
-        ranges: Sequence[EntryRange],
-        first: FirstChunk | None = None,
-        then: Callable[[OpenTrees], None] | None = None,
-        kept: OpenTrees | None = None,
-    ) -> Iterator[tuple[int, Chunk]]:
-        """The chunks of the ranges in order, each with its file's number.
-
-        first: the first range's first chunk, read already, and its open files.
-        then: given the open files once every range has been read (else they
-        are closed), so that the next epoch need not open them again.
-        kept: files left open by an earlier epoch (when ``first`` is None).
-        """
-        if first is not None:
-            trees = first.trees
-        else:
-            trees = kept if kept is not None else self._open_trees()
-        try:
-            with self._decompression() as executor:
-                if first is not None:
-                    ranges = [replace(ranges[0], start=first.chunk.stop), *ranges[1:]]
-                    self._count(first.chunk, first.read_s)
-                    yield first.file, first.chunk
-                for entry_range in ranges:
-                    began = time.perf_counter()
-                    for chunk in self._read(entry_range, trees, executor):
-                        self._count(chunk, time.perf_counter() - began)
-                        yield entry_range.file, chunk
-                        began = time.perf_counter()
-        except BaseException:
-            trees.close()
-            raise
-        if then is None:
-            trees.close()
-        else:
-            then(trees)
-
-    def _decompression(self) -> AbstractContextManager[ThreadPoolExecutor | None]:
-        """uproot's decompression pool for one read (none with 0 threads)."""
-        if self.decompression_threads:
-            return ThreadPoolExecutor(self.decompression_threads)
-        return nullcontext()
-
-    def _open_trees(self) -> OpenTrees:
-        return OpenTrees(self.tree, self.spec.branches, timeout=self.timeout, cache=self.cache)
-
-    def _read(
-        self, entry_range: EntryRange, trees: OpenTrees, executor: ThreadPoolExecutor | None
-    ) -> Generator[Chunk, None, None]:
-        return read_range(
-            self.urls[entry_range.file],
-            self.tree,
-            self.spec.branches,
-            entry_range.start,
-            entry_range.stop,
-            step_size=self.step_size,
-            library="ak" if self.spec.jagged else "np",
-            retry=self.retry,
-            timeout=self.timeout,
-            cache=self.cache,
-            executor=executor,
-            trees=trees,
-        )
-
-    def _count(self, chunk: Chunk, read_s: float) -> None:
-        self.counters.add(
-            read_s=read_s, bytes_read=chunk.bytes_read, events_read=chunk.stop - chunk.start
-        )
+def _row_bytes(width: int) -> int:
+    """Bytes of one row of a batch: ``width`` float32 features, target, weight, int64 entry."""
+    return 4 * width + 16
 
 
 def _table_bytes(table: Table) -> int:

@@ -53,6 +53,20 @@ def configure_client(**settings: int) -> None:
         client.EnvPutInt(key, int(os.environ[f"XRD_{key.upper()}"]))
 
 
+def relative_path(url: str) -> str | None:
+    """The path of 'root://host:port/a/b.root' (one slash: relative to the server), else None."""
+    from XRootD import client
+
+    path = client.URL(url).path
+    return None if path.startswith("/") else path
+
+
+def absolute_url(url: str) -> str:
+    """'root://host:port/a/b.root' -> 'root://host:port//a/b.root'."""
+    host, path = split_url(url)
+    return f"{host}/{path}"
+
+
 def split_url(url: str) -> tuple[str, str]:
     """'root://host:port//a/b.root' -> ('root://host:port', '/a/b.root')."""
     from XRootD import client
@@ -90,6 +104,23 @@ def stat(url: str) -> RemoteStat:
     status, info = client.FileSystem(host).stat(path)
     raise_for_status(status, url, "stat")
     return RemoteStat(size=int(info.size), modtime=int(info.modtime))
+
+
+def head(url: str, size: int) -> tuple[bytes, int]:
+    """The first ``size`` bytes of a remote file, and its size (OSError if unreachable)."""
+    from XRootD import client
+
+    remote = client.File()
+    status, _ = remote.open(url)
+    raise_for_status(status, url, "open")
+    try:
+        status, info = remote.stat()
+        raise_for_status(status, url, "stat")
+        status, data = remote.read(0, size)
+        raise_for_status(status, url, "read")
+    finally:
+        remote.close()
+    return bytes(data), int(info.size)
 
 
 def server_adler32(url: str) -> str | None:

@@ -4,9 +4,10 @@ import warnings
 
 from optuna.exceptions import ExperimentalWarning
 
+from batchml.hpo.api import run, run_study
 from batchml.hpo.isolation import TrialContext
 from batchml.hpo.publish import publish_best
-from batchml.hpo.study import run_study
+from batchml.hpo.spec import Search, Where
 
 # DaskStorage is our choice of engine, not the user's: its "experimental" warning would
 # print on every trial, in every worker (it fires again each time the storage is unpickled).
@@ -14,4 +15,4 @@ warnings.filterwarnings(
     "ignore", message="DaskStorage is experimental", category=ExperimentalWarning
 )
 
-__all__ = ["TrialContext", "publish_best", "run_study"]
+__all__ = ["Search", "TrialContext", "Where", "publish_best", "run", "run_study"]

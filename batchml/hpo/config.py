@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import math
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,6 +22,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from batchml.config_files import field_problem, read_yaml_mapping
 from batchml.errors import ConfigError, InvalidValue
 from batchml.hpo.storage import check_study_name
+from batchml.resources import MAX_JOBS
+from batchml.sites import MAX_GPUS
+
+STUDY_FILE_HINT = (
+    "a study file holds study_name, objective or command, n_trials, and a search_space of "
+    "{type: float|int, low, high, log or step} or {type: categorical, choices}: "
+    "README.md, 'Hyper-parameter searches'"
+)
 
 
 class _Strict(BaseModel):
@@ -27,7 +37,7 @@ class _Strict(BaseModel):
 
 
 class Parameter(_Strict):
-    """One dimension of the search space."""
+    """One dimension of the search space, checked whole so Optuna never refuses it mid-study."""
 
     type: Literal["float", "int", "categorical"]
     low: float | None = None
@@ -36,20 +46,87 @@ class Parameter(_Strict):
     step: float | None = None
     choices: list[Any] | None = None
 
-    def distribution(self, name: str) -> optuna.distributions.BaseDistribution:
+    @model_validator(mode="after")
+    def _consistent(self) -> Parameter:
         if self.type == "categorical":
-            if not self.choices:
-                raise InvalidValue(
-                    f"{name}: a categorical parameter needs choices", hint="add choices: [a, b]"
-                )
-            return optuna.distributions.CategoricalDistribution(self.choices)
-        if self.low is None or self.high is None or self.low >= self.high:
-            raise InvalidValue(f"{name}: needs low < high", hint="e.g. low: 0.001, high: 0.1")
+            _check_choices(self)
+        else:
+            _check_range(self)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # Optuna warns, then changes 'high' behind the user
+            try:
+                self.distribution()
+            except (ValueError, UserWarning) as exc:
+                raise InvalidValue(f"Optuna refuses it: {exc}", hint=_RANGE_HINT) from None
+        return self
+
+    def distribution(self) -> optuna.distributions.BaseDistribution:
+        if self.type == "categorical":
+            return optuna.distributions.CategoricalDistribution(self.choices or [])
+        assert self.low is not None and self.high is not None
         if self.type == "int":
-            return optuna.distributions.IntDistribution(int(self.low), int(self.high), log=self.log)
+            step = 1 if self.step is None else int(self.step)
+            return optuna.distributions.IntDistribution(
+                int(self.low), int(self.high), log=self.log, step=step
+            )
         return optuna.distributions.FloatDistribution(
             self.low, self.high, log=self.log, step=self.step
         )
+
+
+_RANGE_HINT = "e.g. {type: float, low: 0.001, high: 0.1, log: true} or {type: int, low: 1, high: 8}"
+_CHOICE_TYPES = (str, int, float, bool, type(None))
+
+
+def _check_choices(p: Parameter) -> None:
+    """A categorical parameter: plain values only (Optuna stores them as JSON), nothing else."""
+    extra = [k for k in ("low", "high", "step") if getattr(p, k) is not None] + (
+        ["log"] if p.log else []
+    )
+    if extra:
+        raise InvalidValue(
+            f"{', '.join(extra)} do not apply to a categorical parameter",
+            hint="a categorical parameter has only choices: [a, b]",
+        )
+    if not p.choices:
+        raise InvalidValue("a categorical parameter needs choices", hint="add choices: [a, b]")
+    for choice in p.choices:
+        if not isinstance(choice, _CHOICE_TYPES) or choice != choice:  # choice != choice: nan
+            raise InvalidValue(
+                f"choice {choice!r} is not text, a number, true/false or null",
+                hint="write plain values, e.g. choices: [relu, tanh] or choices: [32, 64]",
+            )
+
+
+def _check_range(p: Parameter) -> None:
+    """A float or int parameter: finite low < high, whole numbers for int, log or step."""
+    if p.choices is not None:
+        raise InvalidValue(
+            f"choices apply to categorical parameters, not to {p.type}",
+            hint="remove choices, or write type: categorical",
+        )
+    if p.low is None or p.high is None:
+        article = "an" if p.type == "int" else "a"
+        raise InvalidValue(f"{article} {p.type} parameter needs low and high", hint=_RANGE_HINT)
+    bounds = [p.low, p.high] + ([p.step] if p.step is not None else [])
+    if not all(math.isfinite(v) for v in bounds):
+        raise InvalidValue("low, high and step must be finite numbers", hint=_RANGE_HINT)
+    if p.low >= p.high:
+        raise InvalidValue(f"needs low < high, not {p.low} and {p.high}", hint=_RANGE_HINT)
+    if p.type == "int" and not all(float(v).is_integer() for v in bounds):
+        raise InvalidValue(
+            "an int parameter needs whole numbers for low, high and step",
+            hint="write e.g. low: 1, high: 8, or use type: float",
+        )
+    if p.log and p.step is not None:
+        raise InvalidValue("a parameter takes log or step, not both", hint="remove one of them")
+    if p.log and not (p.low >= 1 if p.type == "int" else p.low > 0):
+        raise InvalidValue(
+            f"a log scale needs low > 0 (at least 1 for int), not {p.low}",
+            hint="raise low, e.g. low: 0.0001, or drop log: true",
+        )
+    if p.step is not None and p.step <= 0:
+        raise InvalidValue(f"step must be above 0, not {p.step}", hint="write e.g. step: 0.1")
 
 
 class Sampler(_Strict):
@@ -88,9 +165,9 @@ class StudyConfig(_Strict):
     site: str | None = None
     n_trials: int = Field(ge=1, le=100_000)
     direction: Literal["minimize", "maximize"] = "minimize"
-    gpus_per_trial: int = Field(0, ge=0, le=64)
+    gpus_per_trial: int = Field(0, ge=0, le=MAX_GPUS)
     trials_per_job: int = Field(1, ge=1, le=64)
-    max_jobs: int = Field(1, ge=1, le=10_000)
+    max_jobs: int = Field(1, ge=1, le=MAX_JOBS)
     max_retries: int = Field(1, ge=0, le=10)
     storage: str | None = None
     sampler: Sampler = Sampler()
@@ -112,6 +189,18 @@ class StudyConfig(_Strict):
     def _study_name(cls, value: str) -> str:
         return check_study_name(value)
 
+    @field_validator("command", mode="before")
+    @classmethod
+    def _text_or_words(cls, value: Any) -> Any:
+        """One message for either form (pydantic would report each member of the union)."""
+        words = isinstance(value, list) and all(isinstance(w, str) for w in value)
+        if value is not None and not isinstance(value, str) and not words:
+            raise InvalidValue(
+                f"{value!r} is not a command",
+                hint="write it as text, 'train.py --lr {lr}', or as a list of words",
+            )
+        return value
+
     @field_validator("objective")
     @classmethod
     def _module_colon_function(cls, value: str | None) -> str | None:
@@ -126,18 +215,18 @@ class StudyConfig(_Strict):
         return value
 
     def distributions(self) -> dict[str, optuna.distributions.BaseDistribution]:
-        return {name: p.distribution(name) for name, p in self.search_space.items()}
+        return {name: p.distribution() for name, p in self.search_space.items()}
 
 
 def load_config(path: Path) -> StudyConfig:
     """Read and validate a study file; ConfigError names each bad field and its fix."""
-    raw = read_yaml_mapping(path, example="study_name: higgs-mlp")
+    raw = read_yaml_mapping(path, example="study_name: higgs-mlp", hint=STUDY_FILE_HINT)
     try:
         return StudyConfig(**raw)
     except ValidationError as exc:
         top = str(path)
         problems = [field_problem(e, StudyConfig, {}, top=top) for e in exc.errors()]
-        raise ConfigError(path, problems) from None
+        raise ConfigError(path, problems, hint=STUDY_FILE_HINT) from None
 
 
 def objective_of(config: StudyConfig, base: Path) -> Any:
@@ -165,7 +254,14 @@ def load_objective(reference: str, base: Path) -> Any:
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:  # the user's file, run here: any error of theirs
+            del sys.modules[spec.name]
+            raise InvalidValue(
+                f"objective file {file} fails when loaded: {_first_line(exc)}",
+                hint=f"run 'python {file}' to see the whole traceback, and fix it",
+            ) from None
         cloudpickle.register_pickle_by_value(module)  # workers cannot import a loose file
     else:
         try:
@@ -175,9 +271,20 @@ def load_objective(reference: str, base: Path) -> Any:
                 f"cannot import {module_name!r} for the objective: {exc}",
                 hint="install the package, or name a file: 'path/to/train.py:function'",
             ) from None
+        except Exception as exc:
+            raise InvalidValue(
+                f"module {module_name!r} of the objective fails when imported: {_first_line(exc)}",
+                hint=f"run 'python -c \"import {module_name}\"' to see the whole traceback",
+            ) from None
     objective = getattr(module, function, None)
     if not callable(objective):
         raise InvalidValue(
             f"{module_name} has no function {function!r}", hint="check the name after ':'"
         )
     return objective
+
+
+def _first_line(exc: BaseException) -> str:
+    """'SyntaxError: invalid syntax (train.py, line 3)': enough to find the mistake."""
+    text = (str(exc).strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

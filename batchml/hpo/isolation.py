@@ -3,21 +3,22 @@
 Why a process per trial: a trial that segfaults, leaks GPU memory or calls
 ``sys.exit`` must not take the worker (and the other trials on it) down, and
 each trial must set its own CUDA_VISIBLE_DEVICES before CUDA initialises.
-Why forked from a warm parent: importing torch costs about a second of CPU;
-a forkserver that imported it once (without touching CUDA) hands each trial a
-ready interpreter. The child talks to the real ``optuna.Trial`` in the worker
-through a pipe: ``ProxyTrial`` forwards suggest/report/should_prune calls, so
-the sampler and pruner see the study as usual and pruning works across processes.
+Why forked from a warm parent: importing torch is most of a fresh trial
+process's start-up; a forkserver that imported it once (without touching
+CUDA) hands each trial a ready interpreter. The child talks to the real
+``optuna.Trial`` in the worker through a pipe: ``ProxyTrial`` forwards
+suggest/report/should_prune calls, so the sampler and pruner see the study as
+usual and pruning works across processes.
 
-Why a spare process: forking and booting a child takes about 20 ms, on the GPU
-slot's path between two trials. So a blank child waits for each slot's next
+Why a spare process: forking and booting a child is on the GPU slot's path
+between two trials. So a blank child waits for each slot's next
 trial (``warm_up`` forks the first ones) and takes its objective and devices
 when it comes; the exiting child is reaped in the background.
 Why spares are forked mid-trial and exiting children give way: trials that end
 together start their successors together, and the CPU those need was going to
 forking the next spares and tearing down the ended processes (each holding
-torch's mappings). Measured on 2 cores with 8 slots, moving both off that
-moment took the slot's time between trials from 40-50 ms to 20-30 ms.
+torch's mappings). BENCHMARKS.md ("Hyper-parameter search") has what each
+of these saves.
 """
 
 from __future__ import annotations
@@ -29,16 +30,19 @@ import multiprocessing.connection
 import multiprocessing.util
 import os
 import signal
+import sys
 import threading
 import time
 import traceback
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import cloudpickle
 import optuna
+
+from batchml.hpo.outcome import IO_ATTR, Outcome, TrialEnd
 
 # The optuna.Trial methods a child may call through the pipe.
 FORWARDED = (
@@ -62,21 +66,12 @@ class TrialContext:
     attempt: int = 1
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """How a trial ended: 'complete', 'pruned', 'raised', 'crashed', 'preempted' or 'stale'.
-
-    'stale' is a recomputed task of a trial the driver had already recorded.
-    """
-
-    kind: str
-    value: float | Sequence[float] | None = None
-    message: str = ""
-    user_attrs: dict[str, Any] = field(default_factory=dict)
-
-
 class ProxyTrial:
-    """The trial object the objective sees in the child process."""
+    """The trial object the objective sees in the child process.
+
+    It also writes what the trial's RootDatasets read (``record_io``) before
+    each report and once at the end: see io_profile.py for why then.
+    """
 
     def __init__(
         self, conn: multiprocessing.connection.Connection, number: int, params: dict[str, Any]
@@ -84,6 +79,7 @@ class ProxyTrial:
         self._conn = conn
         self.number = number
         self._params = dict(params)
+        self._began = time.perf_counter()
 
     @property
     def params(self) -> dict[str, Any]:
@@ -108,7 +104,20 @@ class ProxyTrial:
         return self._call("suggest_categorical", name, list(choices))
 
     def report(self, value: float, step: int) -> None:
+        self.record_io()  # written before the report, whose write waits for it
         self._call("report", float(value), int(step))
+
+    def record_io(self) -> None:
+        """Write what this process's datasets read and waited so far (nothing if none read)."""
+        if "batchml.data.loader_stats" not in sys.modules:
+            return  # no dataset in this trial: skip importing the data module
+        from batchml.data.loader_stats import process_totals
+        from batchml.hpo.io_profile import IoProfile
+
+        stats = process_totals()
+        if stats.batches or stats.events_read:
+            profile = IoProfile(time.perf_counter() - self._began, stats)
+            self._call("set_user_attr", IO_ATTR, profile.to_attr())
 
     def should_prune(self) -> bool:
         return bool(self._call("should_prune"))
@@ -128,13 +137,15 @@ def _child(conn: multiprocessing.connection.Connection) -> None:
     os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(context.devices)
     trial = ProxyTrial(conn, number, params)
     try:
-        value = function(trial, context)
-    except optuna.TrialPruned:
-        conn.send(("pruned", None))
-    except BaseException:  # everything the objective raises is reported
-        conn.send(("raised", traceback.format_exc()))
-    else:
-        conn.send(("complete", value))
+        try:
+            ended: tuple[Outcome, Any] = (Outcome.COMPLETE, function(trial, context))
+        except optuna.TrialPruned:
+            ended = (Outcome.PRUNED, None)
+        except BaseException:  # everything the objective raises is reported
+            ended = (Outcome.RAISED, traceback.format_exc())
+        with contextlib.suppress(Exception):  # how the trial ended matters more
+            trial.record_io()
+        conn.send(ended)
     finally:
         conn.close()
         # Tearing down a process that imported torch takes milliseconds of CPU, when the
@@ -236,7 +247,7 @@ def _context(preload: Sequence[str]) -> multiprocessing.context.ForkServerContex
     context = multiprocessing.get_context("forkserver")
     assert isinstance(context, multiprocessing.context.ForkServerContext)
     if not _preloaded:
-        # This module (and optuna with it) first: children would import it otherwise, 0.3 s each.
+        # This module (and optuna with it) first: else each child would import them itself.
         available = [m for m in preload if importlib.util.find_spec(m) is not None]
         context.set_forkserver_preload([__name__, *available])
         _preloaded = True
@@ -247,7 +258,7 @@ def warm_up(spares: int, preload: Sequence[str] = ("torch",)) -> None:
     """Fork ``spares`` trial processes now, which starts the forkserver (it imports ``preload``).
 
     Without spares the first round of trials forks its processes all at once,
-    each on its trial's path: the last of 8 started up to 0.1 s after the first.
+    each on its trial's path, and the last of them starts well after the first.
     """
     context = _context(preload)
     _spares.add([_fork(context) for _ in range(spares)])
@@ -258,14 +269,14 @@ def run_isolated(
     trial: optuna.Trial,
     context: TrialContext,
     preload: Sequence[str] = ("torch",),
-) -> Outcome:
+) -> TrialEnd:
     """Run the cloudpickled ``objective`` in a fresh process; serve its trial calls till it ends."""
     mp = _context(preload)
     process, parent = _spares.take(mp)
     reported = False
     try:
         parent.send((objective, cloudpickle.dumps((trial.number, trial.params, context))))
-        outcome, reported = _follow(process, parent, trial)
+        ended, reported = _follow(process, parent, trial)
     finally:
         if reported:  # its exit is reaped in the background: the slot is free now
             _spares.reap((process, parent))
@@ -274,14 +285,14 @@ def run_isolated(
                 process.kill()
                 process.join()
             parent.close()
-    return outcome
+    return ended
 
 
 def _follow(
     process: multiprocessing.process.BaseProcess,
     parent: multiprocessing.connection.Connection,
     trial: optuna.Trial,
-) -> tuple[Outcome, bool]:
+) -> tuple[TrialEnd, bool]:
     """Serve the trial process's calls until it says how it ended (True), or dies (False)."""
     while True:
         try:
@@ -290,10 +301,10 @@ def _follow(
             process.join()
             return _died(process.exitcode), False
         kind = message[0]
-        if kind == "complete":
-            return Outcome("complete", value=message[1]), True
+        if kind is Outcome.COMPLETE:
+            return TrialEnd(kind, value=message[1]), True
         if kind != "call":
-            return Outcome(kind, message=message[1] or ""), True
+            return TrialEnd(kind, message=message[1] or ""), True
         _serve(parent, trial, *message[1:])
 
 
@@ -303,12 +314,12 @@ def _follow(
 EXTERNAL_SIGNALS = {signal.SIGTERM, signal.SIGKILL, signal.SIGHUP, signal.SIGINT}
 
 
-def _died(exitcode: int | None) -> Outcome:
+def _died(exitcode: int | None) -> TrialEnd:
     """How a trial process that never reported ended: killed from outside, or crashed."""
     if exitcode is not None and exitcode < 0 and signal.Signals(-exitcode) in EXTERNAL_SIGNALS:
         name = signal.Signals(-exitcode).name
-        return Outcome("preempted", message=f"the trial process was killed by {name}")
-    return Outcome("crashed", message=f"the trial process died with exit code {exitcode}")
+        return TrialEnd(Outcome.PREEMPTED, message=f"the trial process was killed by {name}")
+    return TrialEnd(Outcome.CRASHED, message=f"the trial process died with exit code {exitcode}")
 
 
 def _serve(

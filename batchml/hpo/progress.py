@@ -9,7 +9,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from batchml.hpo.outcomes import has_ended
+from batchml.hpo.outcome import has_ended
 
 
 class StudyProgress:

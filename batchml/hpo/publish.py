@@ -13,7 +13,7 @@ from typing import Any
 
 import optuna
 
-from batchml.hpo.outcomes import ATTEMPT_ATTR, DEVICES_ATTR, HOST_ATTR
+from batchml.hpo.outcome import ATTEMPT_ATTR, DEVICES_ATTR, HOST_ATTR
 from batchml.registry import Registry
 from batchml.registry.version import ModelVersion
 

@@ -5,8 +5,9 @@ drawn is left out with the reason, never failing the run. Importances are drawn
 only from enough completed trials with enough parameters varied: fANOVA on a
 handful of trials ranks noise, and a ranking on the page would be read as a
 finding. batchml adds what Optuna does not draw: the trial timeline per slot
-(timeline.py) and each trial's duration. Parameters are written as people write
-them (3.2e-4, not 0.00032123...).
+(timeline.py), each trial's duration, and how each trial read its data, with
+the I/O-bound ones flagged and what would help them (io_profile.py).
+Parameters are written as people write them (3.2e-4, not 0.00032123...).
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from optuna.distributions import (
     FloatDistribution,
     IntDistribution,
 )
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
+from batchml.hpo.io_profile import IO_BOUND_FRACTION, IoProfile, profiles
 from batchml.hpo.page import Block, Figure, Report, Section, TableData, png, pyplot
 from batchml.hpo.timeline import ran, timeline_figure
 
@@ -129,6 +131,60 @@ def duration_figure(study: optuna.Study) -> Figure | None:
     return Figure("Duration of each trial", png(figure))
 
 
+READING_HEADER = ("trial", "state", "waiting for data", "MB/s", "events/s", "cache_dir",
+                  "bytes read from", "")  # fmt: skip
+
+
+def reading_blocks(study: optuna.Study) -> list[Block]:
+    """Each trial's reading, the I/O-bound ones flagged with what would help (none: no blocks)."""
+    measured = profiles(study.get_trials(deepcopy=False))
+    if not measured:
+        return []
+    rows = [(str(t.number), t.state.name.lower(), _waiting(p), f"{p.mb_per_s:.1f}",
+             f"{p.events_per_s:,.0f}", p.cache(), p.sources(), "I/O-bound" if p.io_bound else "")
+            for t, p in measured]  # fmt: skip
+    limit = f"{100 * IO_BOUND_FRACTION:.0f} %"
+    blocks: list[Block] = [
+        f"Each trial records what its RootDatasets read and how long its training loop waited "
+        f"for the next batch. A trial that waited more than {limit} of its time (from its "
+        "objective's start) is I/O-bound: faster reading would have shortened it. "
+        "Rates are per second of the trial.",
+        TableData("Data reading per trial", READING_HEADER, rows),
+    ]
+    advised: dict[tuple[str, ...], list[int]] = {}
+    for trial, profile in measured:
+        if profile.io_bound:
+            advised.setdefault(tuple(profile.advice()), []).append(trial.number)
+    for tips, numbers in advised.items():
+        which = ", ".join(str(n) for n in numbers)
+        blocks.append(f"I/O-bound: trial(s) {which}. What would help: " + "; ".join(tips) + ".")
+    if not advised:
+        blocks.append(f"No trial waited for data more than {limit} of its time.")
+    if any(not p.timed for _, p in measured):
+        blocks.append(
+            "not timed: batches came through a torch DataLoader with workers; iterate "
+            "dataset.loader(num_workers=N) instead to time the loop."
+        )
+    return [*blocks, waiting_figure(measured)]
+
+
+def _waiting(profile: IoProfile) -> str:
+    return f"{100 * profile.wait_fraction:.0f} %" if profile.timed else "not timed"
+
+
+def waiting_figure(measured: list[tuple[FrozenTrial, IoProfile]]) -> Figure:
+    """Share of each trial's time spent waiting for data, against the I/O-bound line."""
+    figure, axes = pyplot().subplots(figsize=(8, 3.5))
+    numbers = [t.number for t, _ in measured]
+    shares = [100 * p.wait_fraction for _, p in measured]
+    colours = ["tab:red" if p.io_bound else "tab:blue" for _, p in measured]
+    axes.bar(numbers, shares, color=colours)
+    axes.axhline(100 * IO_BOUND_FRACTION, ls="--", color="grey")
+    axes.set(xlabel="trial", ylabel="% of the trial waiting for data", ylim=(0, 100))
+    return Figure("Time each trial waited for data; red: I/O-bound (above the dashed line)",
+                  png(figure))  # fmt: skip
+
+
 def trial_counts(study: optuna.Study) -> str:
     """``16 trials: 8 complete, 8 pruned``."""
     states = [t.state.name.lower() for t in study.trials]
@@ -149,4 +205,6 @@ def study_report(study: optuna.Study) -> Report:
     section.blocks += study_figures(study)
     section.blocks += [f for f in (timeline_figure(study), duration_figure(study)) if f]
     report.sections.append(section)
+    if reading := reading_blocks(study):
+        report.sections.append(Section("Data reading", reading))
     return report

@@ -28,18 +28,15 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from batchml.backends._worker import expand_path
 from batchml.private_folder import PrivateFolderError, private_folder
 
 logger = logging.getLogger(__name__)
 
-# ${NAME:-default}: the one shell expansion site files use beyond $NAME and ${NAME}.
-_WITH_DEFAULT = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*):-([^}]*)\}")
-
 
 def expand(path: str) -> Path:
     """A site path as the shell would expand it here: ``~``, ``$NAME``, ``${NAME:-default}``."""
-    text = _WITH_DEFAULT.sub(lambda m: os.environ.get(m[1]) or m[2], path)
-    expanded = os.path.expanduser(os.path.expandvars(text))
+    expanded = expand_path(path)
     if "$" in expanded or not os.path.isabs(expanded):
         raise PrivateFolderError(
             f"paths.scratch_dir {path!r} expands to {expanded!r} on {os.uname().nodename}, "

@@ -10,12 +10,12 @@ many trials run at once; this pool only says which devices each one gets.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import NamedTuple
 
+from batchml.backends._worker import visible_gpus
 from batchml.errors import BatchmlError
 
 
@@ -81,7 +81,5 @@ def worker_pool(per_trial: int) -> SlotPool:
     """The pool of this worker process, built once from its CUDA_VISIBLE_DEVICES."""
     with _pools_lock:
         if per_trial not in _pools:
-            visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
-            devices = [d.strip() for d in visible.split(",") if d.strip() not in ("", "-1")]
-            _pools[per_trial] = SlotPool(devices, per_trial)
+            _pools[per_trial] = SlotPool(visible_gpus(), per_trial)
         return _pools[per_trial]

@@ -15,6 +15,7 @@ from pathlib import Path
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 
+from batchml.atomic import check_destination
 from batchml.errors import InvalidValue
 
 NETWORK_FILESYSTEMS = {
@@ -71,8 +72,15 @@ def open_storage(storage: str | BaseStorage | None, study_name: str) -> BaseStor
         return storage
     if storage is None or storage.endswith(".journal"):
         path = journal_path(storage, study_name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(str(path)))
+        check_destination(path, "file", "the study journal")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InvalidValue(
+                f"cannot make the folder of the study journal {path}: {exc.strerror}",
+                hint="give storage a journal path in a folder you can write",
+            ) from None
+        return _journal(path)
     if storage.startswith("sqlite:///"):
         database = Path(storage.removeprefix("sqlite:///"))
         kind = filesystem_type(database.parent if database.parent.exists() else Path.cwd())
@@ -88,7 +96,7 @@ def open_storage(storage: str | BaseStorage | None, study_name: str) -> BaseStor
             f"storage {storage!r} is neither a .journal path nor a database URL",
             hint="use e.g. 'studies/higgs.journal' or 'postgresql://user@host/db'",
         )
-    return RDBStorage(storage)
+    return _database(storage, study_name, existing=False)
 
 
 def journal_path(storage: str | None, study_name: str) -> Path:
@@ -112,7 +120,7 @@ def open_existing_storage(storage: str | None, study_name: str) -> BaseStorage:
                 hint="check the name (batchml hpo run creates it), or pass --storage "
                 "with the journal path or database URL the study was run with",
             )
-        return JournalStorage(JournalFileBackend(str(path)))
+        return _journal(path)
     database = storage.removeprefix("sqlite:///")
     if database != storage and not Path(database).is_file():
         raise InvalidValue(
@@ -121,21 +129,57 @@ def open_existing_storage(storage: str | None, study_name: str) -> BaseStorage:
         )
     if "://" not in storage:
         return open_storage(storage, study_name)  # the error for a storage of no known kind
-    return _existing_database(storage, study_name)
+    return _database(storage, study_name, existing=True)
 
 
-def _existing_database(url: str, study_name: str) -> BaseStorage:
-    """An RDB storage whose tables must be there already (Optuna creates them otherwise)."""
+def _journal(path: Path) -> JournalStorage:
+    """The journal file at ``path``, read through once: a file that is not one is named here."""
+    try:
+        return JournalStorage(JournalFileBackend(str(path)))
+    except OSError as exc:
+        raise InvalidValue(
+            f"cannot open the study journal {path}: {exc.strerror or exc}",
+            hint="check the path and its permissions",
+        ) from None
+    except (ValueError, KeyError, TypeError) as exc:  # a line that is no journal record
+        raise InvalidValue(
+            f"{path} is not an Optuna journal ({type(exc).__name__}: {exc})",
+            hint="give the journal file the study was run with, or a path that does not exist "
+            "yet for a new study",
+        ) from None
+
+
+def _database(url: str, study_name: str, *, existing: bool) -> BaseStorage:
+    """An RDB storage; with ``existing`` its tables must be there (Optuna creates them otherwise).
+
+    A missing driver, an unknown dialect, an unreachable server or a file that
+    is no database all become one message, with any password in the URL hidden.
+    """
+    from optuna.exceptions import StorageInternalError
     from sqlalchemy.exc import SQLAlchemyError
 
     try:
-        return RDBStorage(url, skip_table_creation=True)
-    except (SQLAlchemyError, RuntimeError, ImportError) as exc:
+        return RDBStorage(url, skip_table_creation=existing)
+    except (SQLAlchemyError, StorageInternalError, RuntimeError, ImportError) as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        action = f"read study {study_name!r} from" if existing else "open the study database"
         raise InvalidValue(
-            f"cannot read study {study_name!r} from {url}: {exc}",
-            hint="check the URL, that its database driver is installed, and that the "
-            "study was run with this storage",
+            f"cannot {action} {_shown_url(url)}: {reason}",
+            hint="check the URL, that its database driver is installed (e.g. pip install "
+            "psycopg2-binary for postgresql://)"
+            + (", and that the study was run with this storage" if existing else ""),
         ) from None
+
+
+def _shown_url(url: str) -> str:
+    """The URL with its password replaced by ***, for messages."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return url
 
 
 def study_exists(storage: BaseStorage, study_name: str) -> bool:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import optuna
 from optuna.trial import FrozenTrial
 
-from batchml.hpo.outcomes import DEVICES_ATTR, HOST_ATTR, SLOT_ATTR, STARTED_ATTR, WORKER_ATTR
+from batchml.hpo.outcome import DEVICES_ATTR, HOST_ATTR, SLOT_ATTR, STARTED_ATTR, WORKER_ATTR
 from batchml.hpo.page import Figure, png, pyplot
 
 COLOURS = {"COMPLETE": "tab:green", "PRUNED": "tab:orange", "FAIL": "tab:red"}

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from optuna.trial import FrozenTrial, TrialState
 
 from batchml.backends.base import JOB_END_ENV
-from batchml.hpo.outcomes import STARTED_ATTR
+from batchml.hpo.outcome import STARTED_ATTR
 
 TRIAL_RESOURCE = "TRIAL"
 SAFETY = 1.2  # a trial is expected to take up to this many times the estimate

@@ -6,10 +6,10 @@ Runtime, a CMSSW producer (``preprocess.json``) or a Triton server
 version in the registry. torch is imported only while building.
 """
 
+from batchml.package.attach import publish_package
 from batchml.package.build import BuildOptions, build
+from batchml.package.checksums import check_manifest
 from batchml.package.export import ExportError
-from batchml.package.manifest import check_manifest
-from batchml.package.publish import publish_package
 from batchml.package.validate import Tolerance, ValidationFailed
 
 __all__ = [

@@ -1,13 +1,13 @@
 """Latency and throughput of a package per batch size and intra-op thread count.
 
-Whether batching helps depends on the model (onnxruntime#20173): a 20-64-1
-MLP gains 50x in rows/s from batch 1 to 256, a convolutional tagger far less,
-and more intra-op threads can make small batches slower. So the packager
-measures instead of assuming: for each thread count and each power of two up
-to the maximum batch, the p50/p90/p99 latency of one call and the rows/s, plus
-the session creation time, the first inference (graph optimisation, allocation)
-and the process's peak resident memory. Written as ``benchmark.csv`` and
-``benchmark.png``.
+Whether batching helps depends on the model (onnxruntime#20173): a small MLP
+gains far more rows/s from batching than a convolutional tagger does
+(BENCHMARKS.md, Inference), and more intra-op threads can make small batches
+slower. So the packager measures instead of assuming: for each thread count
+and each power of two up to the maximum batch, the p50/p90/p99 latency of one
+call and the rows/s, plus the session creation time, the first inference
+(graph optimisation, allocation) and the process's peak resident memory.
+Written as ``benchmark.csv`` and ``benchmark.png``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from batchml.atomic import write_atomic
-from batchml.errors import BatchmlError
+from batchml.errors import BatchmlError, InvalidValue
 
 CSV_NAME = "benchmark.csv"
 PLOT_NAME = "benchmark.png"
@@ -63,14 +63,23 @@ def measure(model: Path, threads: int, sizes: list[int], seconds: float) -> list
     """Every batch size for one thread count, in a new session."""
     import onnxruntime as ort
 
-    from batchml.inference import ORT_DTYPES
+    from batchml.inference.spec import event_shape, onnx_dtype
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     start = time.perf_counter()
-    session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+    try:
+        session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime's own kinds (InvalidProtobuf, NoSuchFile, Fail)
+        raise InvalidValue(
+            f"ONNX Runtime cannot load {model}: {str(exc).strip()}",
+            hint="rebuild the package with 'batchml package build'",
+        ) from None
     created = time.perf_counter() - start
-    inputs = [(i.name, i.shape[1:], np.dtype(ORT_DTYPES[i.type])) for i in session.get_inputs()]
+    inputs = [
+        (i.name, event_shape(i.name, i.shape, str(model)), onnx_dtype(i.name, i.type, str(model)))
+        for i in session.get_inputs()
+    ]
 
     def feeds(n: int) -> dict[str, np.ndarray]:
         rng = np.random.default_rng(n)

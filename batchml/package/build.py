@@ -21,13 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from batchml.atomic import owner_tag, write_atomic
+from batchml.atomic import check_destination, owner_tag, write_atomic
 from batchml.errors import InvalidValue
 from batchml.package import triton
+from batchml.package.checksums import write_manifest
 from batchml.package.cmssw import FILE as CMSSW_MODEL
 from batchml.package.cmssw import cmssw_feeds, cmssw_model, feedable
 from batchml.package.export import Exported, TorchModel, export_onnx, program_from_module
-from batchml.package.manifest import write_manifest
 from batchml.package.metadata import metadata_props, preprocess_spec, set_metadata
 from batchml.package.validate import Tolerance, ValidationFailed, failures, validate
 
@@ -92,15 +92,19 @@ def build(
 
 
 def _check_target(target: Path, options: BuildOptions) -> Path:
+    from onnx.defs import onnx_opset_version
+
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise InvalidValue(
             f"{target} already exists and is not empty",
             hint="choose a new folder with -o, or remove the old package first",
         )
-    if options.max_batch < 1 or options.opset < 9:
+    check_destination(target, "folder", "the package folder")
+    newest = onnx_opset_version()
+    if options.max_batch < 1 or not 9 <= options.opset <= newest:
         raise InvalidValue(
             f"max batch {options.max_batch} and opset {options.opset} are out of range",
-            hint="use --max-batch 1 or more and --opset 9 or more",
+            hint=f"use --max-batch 1 or more and an --opset from 9 to {newest}",
         )
     return target.absolute()
 

@@ -16,7 +16,6 @@ An opset neither exporter can write is refused, naming the lowest that works.
 from __future__ import annotations
 
 import io
-import logging
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,16 +23,10 @@ from typing import Any
 
 import numpy as np
 
+from batchml._compat.torch_onnx import quiet_export
 from batchml.errors import BatchmlError
 from batchml.package.portable import make_portable, opset_of
 
-# Loggers that report what export_onnx handles itself: torchvision operators it cannot
-# register (absent, and not needed), and the opset it raised and failed to convert back.
-QUIET_LOGGERS = (
-    "torch.onnx._internal.exporter._registration",
-    "torch.onnx._internal.exporter._compat",
-    "onnxscript.version_converter",
-)
 CHECK_BATCH = 3  # the "N" of the batch check: neither 1 nor the example's usual sizes
 
 
@@ -58,7 +51,7 @@ class TorchModel:
         """torch's outputs for numpy inputs, as a list of numpy arrays."""
         import torch
 
-        with torch.no_grad(), _quiet_torch():
+        with torch.no_grad(), quiet_export():
             out = self.program.module()(*(torch.from_numpy(arrays[n]) for n in self.input_names))
         outs = out if isinstance(out, (tuple, list)) else [out]
         return [o.detach().numpy() for o in outs]
@@ -183,7 +176,7 @@ def _summary(exc: BaseException) -> str:
 def _dynamo(model: TorchModel, output_names: list[str], opset: int) -> Any:
     import torch
 
-    with _quiet_torch():
+    with quiet_export():
         program = torch.onnx.export(
             model.program,
             dynamo=True,
@@ -253,27 +246,3 @@ def check_batches(onnx_model: Any, example: Mapping[str, np.ndarray]) -> None:
         shapes = [o.shape for o in session.run(None, feeds)]
         if any(not s or s[0] != n for s in shapes):
             raise ExportError(f"the exported graph gives output shapes {shapes} for batch {n}")
-
-
-class _quiet_torch(warnings.catch_warnings):
-    """Silence one FutureWarning torch 2.13 raises from inside its own pytree code, and the
-    log lines of ``QUIET_LOGGERS`` below ERROR.
-
-    ``torch.export`` deep-copies tree specs, whose constructor warns that
-    ``LeafSpec`` is deprecated; nothing in batchml uses LeafSpec, so only that
-    message is ignored, and only around calls into torch.
-    """
-
-    def __enter__(self) -> None:
-        super().__enter__()
-        warnings.filterwarnings(
-            "ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=FutureWarning
-        )
-        self._levels = {name: logging.getLogger(name).level for name in QUIET_LOGGERS}
-        for name in QUIET_LOGGERS:
-            logging.getLogger(name).setLevel(logging.ERROR)
-
-    def __exit__(self, *exc: Any) -> None:
-        for name, level in self._levels.items():
-            logging.getLogger(name).setLevel(level)
-        super().__exit__(*exc)

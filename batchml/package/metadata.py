@@ -119,7 +119,7 @@ def normalise(spec: Mapping[str, Any], input_name: str, raw: np.ndarray) -> np.n
     what CMSSW's reader does: infinities, NaN and values beyond 1e32 replaced,
     centred, scaled and clipped.
     """
-    from batchml.inference import scaling_of
+    from batchml.inference.spec import scaling_of
 
     return scaling_of(spec[input_name], raw.dtype).apply(raw).astype(raw.dtype, copy=False)
 

@@ -31,6 +31,7 @@ from batchml.atomic import owner_tag, write_atomic
 from batchml.registry.atomic import create_exclusive, dump_json, make_dirs, read_json
 from batchml.registry.errors import AliasConflict, DamagedFile
 from batchml.registry.lineage import now_iso, user_name
+from batchml.units import is_count
 
 CURRENT = "current.json"
 _HISTORY_KEYS = {"from", "to", "outcome", "user", "host", "pid", "time"}
@@ -105,7 +106,7 @@ def _cached(folder: Path) -> AliasState | None:
 def _rebuild(folder: Path) -> AliasState:
     """The newest change found by listing the folder (when the cache is missing or torn)."""
     try:
-        numbers = [int(p.stem) for p in folder.glob("*.json") if p.stem.isdigit()]
+        numbers = [int(p.stem) for p in folder.glob("*.json") if is_count(p.stem)]
     except FileNotFoundError:
         numbers = []
     if not numbers:
@@ -180,7 +181,7 @@ def history(folder: Path) -> list[dict[str, Any]]:
         return []
     records = []
     for path in folder.glob("*.json"):
-        if path.stem.isdigit() or path.name.startswith(REJECTED):
+        if is_count(path.stem) or path.name.startswith(REJECTED):
             record = read_json(path)
             if not isinstance(record, dict) or not set(record) >= _HISTORY_KEYS:
                 raise DamagedFile(

@@ -28,6 +28,7 @@ from typing import Any
 
 from batchml.atomic import fsync_dir, temp_beside, write_new
 from batchml.registry.errors import DamagedFile
+from batchml.units import is_count
 
 DIR_MODE = 0o775
 
@@ -107,7 +108,7 @@ def owner_is_gone(tag: str, age_s: float, grace_s: float) -> bool:
 def split_owner(tag: str) -> tuple[str, int | None]:
     """(host, pid) of an ``owner_tag``; pid is None when the tag is not one."""
     parts = tag.rsplit("-", 2)
-    if len(parts) == 3 and parts[1].isdigit():
+    if len(parts) == 3 and is_count(parts[1]):
         return parts[0], int(parts[1])
     return tag, None
 

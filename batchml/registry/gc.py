@@ -62,11 +62,13 @@ def collect_garbage(
     """Remove leftovers of interrupted publishes and, with ``keep``, all but the best versions."""
     layout = registry.layout
     report = GcReport()
-    with LeaseLock(layout.locks / "gc.lock", lease_s) as lock:
+    with contextlib.ExitStack() as held:
+        # A dry run deletes nothing, so it takes no lock (and creates no lock file)
+        lock = None if dry_run else held.enter_context(LeaseLock(layout.locks / "gc.lock", lease_s))
 
         def remove(path: Path, found: list[Path], tombstone: str | None = None) -> None:
             found.append(path)
-            if dry_run:
+            if lock is None:
                 return
             if not lock.held():
                 raise LockHeld(
@@ -82,7 +84,7 @@ def collect_garbage(
             for folder in layout.staging.iterdir():
                 if owner_is_gone(folder.name, age_of(folder), grace_s):
                     remove(folder, report.staging)
-        for leftover in layout.locks.glob("gc.lock.*"):
+        for leftover in layout.locks.glob("gc.lock.*") if lock is not None else ():
             if owner_is_gone(leftover.name.split(".", 2)[-1], age_of(leftover), grace_s):
                 leftover.unlink(missing_ok=True)
         for name in registry.models():

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from batchml.registry.names import check_alias, check_name
+from batchml.units import is_count
 
 FORMAT_FILE = "batchml-registry.json"
 FORMAT_NAME = "batchml-registry"
@@ -73,11 +74,11 @@ class Layout:
         folder = self.model(name) / "attachments"
         if not folder.is_dir():
             return []
-        return sorted(int(e.name) for e in folder.iterdir() if e.name.isdigit())
+        return sorted(int(e.name) for e in folder.iterdir() if is_count(e.name))
 
     def numbers(self, name: str) -> list[int]:
         """Every claimed version number, committed or not (a listing, no reads)."""
         try:
-            return [int(e.name) for e in self.versions(name).iterdir() if e.name.isdigit()]
+            return [int(e.name) for e in self.versions(name).iterdir() if is_count(e.name)]
         except FileNotFoundError:
             return []

@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass
 
 from batchml.registry.errors import BadReference
+from batchml.units import is_count
 
 MAX_NAME_LENGTH = 100
 SCHEME = "batchml:"
@@ -57,7 +58,7 @@ def check_name(value: str, kind: str = "model name") -> str:
 def check_alias(value: str) -> str:
     """An alias is a name that cannot be mistaken for a version number."""
     check_name(value, "alias")
-    if value.isdigit():
+    if is_count(value):
         raise BadReference(
             f"{value!r} is not a valid alias: it is a number",
             hint="name versions as NAME/3; give aliases a word such as 'production'",
@@ -106,7 +107,7 @@ def parse_ref(text: str | ModelRef) -> ModelRef:
     check_name(name)
     if not slash:
         return ModelRef(name)
-    if not number.isdigit() or int(number) < 1 or "/" in number:
+    if not is_count(number) or int(number) < 1:
         raise BadReference(
             f"{number!r} in {text!r} is not a version number",
             hint=f"versions count from 1; write {URI_FORMS}",

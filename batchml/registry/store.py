@@ -217,14 +217,13 @@ class Registry:
         (pages/card.py) that only a person can write.
         """
         name, state = self._find(ref)
-        path = self._annotation_file(name, state.number)
         notes = self._annotations(name, state.number)
         texts = {"description": description, "intended_use": intended_use}
         texts["limitations"] = limitations
         notes.update({key: text for key, text in texts.items() if text is not None})
         if tags is not None:
             notes["tags"] = check_tags(tags)
-        write_atomic(path, dump_json(notes))
+        write_atomic(self._annotation_file(name, state.number), dump_json(notes))  # checked first
         return notes
 
     # -- reading ---------------------------------------------------------------------------
@@ -342,9 +341,16 @@ class Registry:
         committed (yet, or ever): it does not count.
         """
         self._model(name)
+        known = self.layout.alias_names(name)
+        if alias is not None and alias not in known:
+            check_alias(alias)
+            raise NotFound(
+                f"model {name!r} never had an alias {alias!r}",
+                hint=f"its aliases: {', '.join(known) or 'none'}",
+            )
         pending = self._pending(name)
         records = []
-        for a in [alias] if alias else self.layout.alias_names(name):
+        for a in [alias] if alias else known:
             for record in alias_chain.history(self.layout.alias(name, a)):
                 target = record["to"]
                 moved = record["outcome"] == "moved" and isinstance(target, int)

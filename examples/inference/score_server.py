@@ -17,8 +17,9 @@ replaced as CMSSW does).
                                                              # clients against it, compare
                                                              # with predict_many, print JSON
 
-Needs only numpy, onnxruntime and ``batchml.inference`` (which imports nothing
-else from batchml); copy it next to a package built by ``batchml package build``.
+Needs only numpy, onnxruntime and ``batchml.inference`` (which needs nothing
+else: no torch, none of batchml's other dependencies); copy it next to a
+package built by ``batchml package build``.
 """
 
 from __future__ import annotations

@@ -193,7 +193,7 @@ def test_held_job_shows_its_reason_and_cancel_removes_it(job_dir: Path) -> None:
     assert backend.cancel([job_id]) == []  # removed already: left alone
 
 
-def test_cli_cancel_of_an_unknown_id_exits_2_in_one_line(tmp_path: Path) -> None:
+def test_cli_cancel_of_an_unknown_id_exits_2_with_an_error_and_a_hint(tmp_path: Path) -> None:
     site = tmp_path / "pool.yaml"
     site.write_text("scheduler: htcondor\n")
     result = subprocess.run(
@@ -204,6 +204,7 @@ def test_cli_cancel_of_an_unknown_id_exits_2_in_one_line(tmp_path: Path) -> None
     assert result.stderr == (
         "error: the HTCondor schedd (local) has no job 999999999.0: "
         "not in its queue, not in its history\n"
+        "hint: your jobs are listed by `batchml jobs --site pool`\n"
     )
 
 

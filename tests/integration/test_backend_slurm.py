@@ -23,7 +23,6 @@ from dask_jobqueue import SLURMCluster
 from distributed import Client, get_worker
 from distributed.security import Security
 
-import batchml.backends.slurm as slurm_module
 from batchml.backends import JobInfo, JobSpec, JobState
 from batchml.backends.base import UnknownJob
 from batchml.backends.slurm import SlurmBackend
@@ -284,19 +283,30 @@ def test_cancel_stops_a_queued_job_and_refuses_an_id_slurm_does_not_know(
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert result.returncode == 2, result
-    assert result.stderr == f"error: Slurm has no job {unknown}: squeue does not list it\n"
+    assert result.stderr == (
+        f"error: Slurm has no job {unknown}: squeue does not list it\n"
+        "hint: your jobs are listed by `batchml jobs --site plain-slurm`\n"
+    )
+
+
+def counted_commands(folder: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Slurm's commands, each behind a script first on PATH that logs its name to the file
+    returned, then runs the real one."""
+    folder.mkdir()
+    log = folder / "calls"
+    for program in ("squeue", "sacct", "scontrol", "scancel"):
+        real = shutil.which(program)
+        assert real is not None, f"{program} is not on PATH"
+        wrapper = folder / program
+        wrapper.write_text(f'#!/bin/sh\necho {program} >> "{log}"\nexec "{real}" "$@"\n')
+        wrapper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
+    return log
 
 
 def test_status_makes_one_squeue_call_per_cycle(
-    backend: SlurmBackend, job_dir: Path, monkeypatch: pytest.MonkeyPatch
+    backend: SlurmBackend, job_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls: list[str] = []
-    real_run = slurm_module.run_command
-
-    def counting_run(argv: Sequence[str], **kwargs: object) -> str:
-        calls.append(argv[0])
-        return real_run(argv, **kwargs)  # type: ignore[arg-type]
-
     job = JobSpec(
         name="poll-check",
         command=("true",),
@@ -305,11 +315,12 @@ def test_status_makes_one_squeue_call_per_cycle(
         array_items=("a", "b", "c", "d"),
     )
     ids = backend.submit(job)
-    monkeypatch.setattr(slurm_module, "run_command", counting_run)
+    log = counted_commands(tmp_path / "bin", monkeypatch)
     gone = "4000000000"  # never in the queue: it takes the path of a job that left it
     for _ in range(int(WAIT_S / POLL_S)):
-        calls.clear()
+        log.unlink(missing_ok=True)
         rows = backend.status([*ids, gone])
+        calls = log.read_text().split()
         assert calls.count("squeue") == 1 and "sacct" not in calls, calls
         assert rows[gone].state is JobState.UNKNOWN
         if all(rows[i].state.finished for i in ids):

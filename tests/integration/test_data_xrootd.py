@@ -6,13 +6,16 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from batchml.data import (
+    DataError,
     DataFileNotFoundError,
     DataPermissionError,
     DataUnreachableError,
@@ -20,7 +23,9 @@ from batchml.data import (
     RootDataset,
     configure_client,
 )
+from batchml.data.errors import UnreadableFileError
 from batchml.data.synthetic import write_sample
+from tests.unit.nano_files import nano_events, write_nano
 
 pytestmark = [pytest.mark.xrootd, pytest.mark.timeout(120)]
 
@@ -104,6 +109,8 @@ def test_node_local_cache_is_reused_and_verified(
     assert sorted(entries(first)) == list(range(2000))
     cache = first.stream.cache
     assert cache is not None and (cache.copies, cache.hits) == (4, 0)
+    stats = first.stats  # the copies' bytes are read from the cache, not the server
+    assert (stats.cache_copies, stats.bytes_from) == (4, {"cache": stats.bytes_read})
 
     second = remote(xrootd_env, folder, **options)
     victim = second.stream.cache.path_for(second.stream.urls[0])  # type: ignore[union-attr]
@@ -112,6 +119,7 @@ def test_node_local_cache_is_reused_and_verified(
     victim.write_bytes(bytes(data))
     assert sorted(entries(second)) == list(range(2000))
     assert (second.stream.cache.copies, second.stream.cache.hits) == (1, 3)  # type: ignore[union-attr]
+    assert (second.stats.cache_copies, second.stats.cache_hits) == (1, 3)
 
 
 def test_missing_remote_file_names_the_url(xrootd_env: dict[str, str], folder: Path) -> None:
@@ -140,3 +148,85 @@ def test_unreachable_host_fails_within_the_retry_bounds(folder: Path) -> None:
     closed = f"root://127.0.0.1:1/{folder}/signal_000.root"
     with pytest.raises(DataUnreachableError, match=r"127\.0\.0\.1:1.*branches ht"):
         RootDataset(closed, features=["ht"], retry=Retry(attempts=2, first_delay=0.1))
+
+
+def placed(folder: Path, name: str, data: bytes) -> Path:
+    path = folder / name
+    path.write_bytes(data)
+    path.chmod(0o644)
+    return path
+
+
+def test_each_bad_remote_file_says_what_it_is(xrootd_env: dict[str, str], folder: Path) -> None:
+    whole = next(folder.glob("signal_*.root")).read_bytes()
+    cases = {
+        placed(folder, "truncated.bin", whole[: len(whole) // 3]): (
+            UnreadableFileError,
+            f"is truncated: {len(whole) // 3:,} bytes where its ROOT header says {len(whole):,}",
+            "copy it again",
+        ),
+        placed(folder, "notes.bin", b"hello"): (
+            UnreadableFileError,
+            "is not a ROOT file: it starts with b'hell'",
+            "ROOT files only",
+        ),
+        folder / "sub.root": (UnreadableFileError, "is a folder, not a ROOT file", "/*.root"),
+        folder / "absent.bin": (DataFileNotFoundError, "no such file", "xrdfs"),
+    }
+    (folder / "sub.root").mkdir(mode=0o755)
+    for path, (kind, message, hint) in cases.items():
+        with pytest.raises(DataError) as caught:
+            RootDataset(url(xrootd_env, path), features=["ht"])
+        assert type(caught.value) is kind, caught.value
+        assert message in caught.value.message and hint in (caught.value.hint or "")
+        assert "\n" not in str(caught.value).replace("\n  hint: ", " ")
+
+
+def test_one_slash_after_the_port_is_named_as_the_problem(
+    xrootd_env: dict[str, str], folder: Path
+) -> None:
+    base = xrootd_env["BATCHML_XROOTD_URL"].rstrip("/")
+    one_slash = f"{base}{next(folder.glob('signal_*.root'))}"  # root://host:port/tmp/...
+    assert "//" not in one_slash.split("://", 1)[1]
+    with pytest.raises(DataFileNotFoundError) as caught:
+        RootDataset(one_slash, features=["ht"])
+    assert "is relative (one '/' after the port)" in caught.value.message
+    assert (
+        caught.value.hint
+        == f"write two slashes after the port: {url(xrootd_env, one_slash.split(base)[1])}"
+    )
+
+
+def test_inspect_of_an_unreachable_server_gives_up_within_the_batch_timeouts() -> None:
+    """Not the client's 480 s: inspect applies the batch settings that bench and training use."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("XRD_")}
+    command = [sys.executable, "-m", "batchml.cli", "--no-color", "data", "inspect"]
+    run = subprocess.run(
+        [*command, "root://127.0.0.1:1//data/a.root"],
+        env=environment, capture_output=True, text=True, timeout=90, check=False,
+    )  # fmt: skip
+    lines = run.stderr.strip().splitlines()
+    assert run.returncode == 1 and len(lines) == 2, run.stderr
+    assert lines[0].startswith("error: cannot reach the server for root://127.0.0.1:1//data/a.root")
+
+
+def test_an_rntuple_over_xrootd_gives_the_batches_of_its_ttree(
+    xrootd_env: dict[str, str], folder: Path
+) -> None:
+    """Fields read in a pool of 2 over one XRootD connection; steps that cut clusters."""
+    events = nano_events(1500, seed=8)
+    batches = {}
+    for kind in ("ttree", "rntuple"):
+        path = write_nano(folder / f"nano-{kind}.root", events, rntuple=kind == "rntuple")
+        path.chmod(0o644)
+        ds = RootDataset(
+            url(xrootd_env, path), "Events", features=["HT", "MET", "i16"], jagged={"Jet_eta": 2},
+            target="flag", cut="any(Jet_pt > 20)", step_size=120, range_entries=600,
+            decompression_threads=2, batch_size=100, seed=3, output="numpy",
+        )  # fmt: skip
+        batches[kind] = list(ds)
+        ds.close()
+    assert sum(len(b.entry) for b in batches["rntuple"]) > 500
+    for tree, ntuple in zip(batches["ttree"], batches["rntuple"], strict=True):
+        for a, b in zip(tree, ntuple, strict=True):
+            np.testing.assert_array_equal(a, b)

@@ -19,7 +19,7 @@ from optuna.trial import TrialState
 from batchml.backends.base import SchedulerError
 from batchml.hpo import run_study
 from batchml.hpo.command import CommandObjective
-from batchml.hpo.outcomes import OUTCOME_ATTR, RETRY_OF_ATTR
+from batchml.hpo.outcome import OUTCOME_ATTR, RETRY_OF_ATTR
 from tests.unit import hpo_objectives as objectives
 from tests.unit.hpo_checks import slot_clashes
 from tests.unit.hpo_watch import SLOW_OBJECTIVE, stop_mid_search

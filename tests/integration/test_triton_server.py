@@ -10,6 +10,7 @@ server's own statistics. ``batchml package serve`` runs as a user runs it.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import shutil
@@ -23,14 +24,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 import tritonclient.grpc as grpcclient
+from onnx import TensorProto, helper
 from tritonclient.utils import InferenceServerException
 
-from batchml.inference import BatchedSession, TritonSession
-from batchml.package.triton import TritonOptions
-from batchml.package.triton_server import ServeOptions, TritonServer, serve
+from batchml.inference import BatchedSession, TritonSession, UnsupportedModel
+from batchml.package.triton import Tensor, TritonOptions, write_repository
+from batchml.package.triton.server import ServeOptions, TritonServer, serve
 from tests.unit.package_fixtures import package
 
 pytestmark = [pytest.mark.triton, pytest.mark.timeout(300)]
@@ -265,15 +268,26 @@ def test_serve_names_the_install_command_when_no_server_is_found(
     assert "pip install --no-deps 'nvidia-pytriton>=0.7,<0.8'" in run.stderr
 
 
+def _package_of(folder: Path, graph: Any, inputs: list[Tensor], outputs: list[Tensor]) -> None:
+    """A package folder as TritonSession and BatchedSession read it, around ``graph``."""
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    onnx.save(model, folder / "model.onnx")
+    (folder / "metadata.json").write_text(json.dumps({"name": graph.name}))
+    write_repository(
+        folder / "triton",
+        graph.name,
+        1,
+        (folder / "model.onnx").read_bytes(),
+        inputs,
+        outputs,
+        max_batch=8,
+        options=TritonOptions(backend="python"),
+    )
+
+
 def test_two_inputs_and_two_outputs_come_back_as_in_process(tmp_path: Path) -> None:
     """model.py concatenates every input of a dynamic batch and splits every output back."""
-    import json
-
-    import onnx
-    from onnx import TensorProto, helper
-
-    from batchml.package.triton import Tensor, write_repository
-
     graph = helper.make_graph(
         [
             helper.make_node("Add", ["a", "b"], ["sum"]),
@@ -286,19 +300,11 @@ def test_two_inputs_and_two_outputs_come_back_as_in_process(tmp_path: Path) -> N
             for n in ("sum", "prod")
         ],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    model.ir_version = 9
-    onnx.save(model, tmp_path / "model.onnx")
-    (tmp_path / "metadata.json").write_text(json.dumps({"name": "two"}))
-    write_repository(
-        tmp_path / "triton",
-        "two",
-        1,
-        (tmp_path / "model.onnx").read_bytes(),
+    _package_of(
+        tmp_path,
+        graph,
         [Tensor("a", "float32", (4,)), Tensor("b", "float32", (4,))],
         [Tensor("sum", "float32", (4,)), Tensor("prod", "float32", (4,))],
-        max_batch=8,
-        options=TritonOptions(backend="python"),
     )
     rng = np.random.default_rng(7)
     chunk = {n: rng.normal(size=(20, 4)).astype(np.float32) for n in "ab"}
@@ -326,3 +332,26 @@ def test_two_inputs_and_two_outputs_come_back_as_in_process(tmp_path: Path) -> N
         np.testing.assert_array_equal(one[name], expected[name][0])
         np.testing.assert_array_equal(many[name], expected[name])
         np.testing.assert_array_equal(np.stack([r[name] for r in rows]), expected[name])
+
+
+def test_a_served_model_with_a_variable_axis_is_refused_by_name(tmp_path: Path) -> None:
+    """Triton gives a variable size as -1: TritonSession refuses it as BatchedSession does."""
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "ragged",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "particles", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", "particles", 4])],
+    )
+    _package_of(
+        tmp_path, graph, [Tensor("x", "float32", (-1, 4))], [Tensor("y", "float32", (-1, 4))]
+    )
+    with serve(tmp_path, ServeOptions(log=tmp_path / "server.log")) as running:
+        url = running.endpoints.grpc_url
+        with pytest.raises(UnsupportedModel) as refused:
+            TritonSession(tmp_path, url)
+    assert refused.value.message == (
+        f"model 'ragged' on the Triton server at {url}: input 'x' has shape [-1, -1, 4], whose "
+        "axis 1 (-1) has no fixed size; a session batches events of one shape along axis 0 only"
+    )
+    with pytest.raises(UnsupportedModel, match="axis 1 \\('particles'\\) has no fixed size"):
+        BatchedSession(tmp_path)

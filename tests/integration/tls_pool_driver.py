@@ -3,7 +3,7 @@
 dask's TLS comms, as the scheduler serves them: peer A hangs up, and the
 server's write to it fails with EPIPE; peer B then exchanges a few messages on
 the same thread. Run first as distributed ships, then with
-batchml.backends.tls_error_queue installed; the report says what broke B.
+batchml._compat.tornado_tls installed; the report says what broke B.
 """
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import tornado
 from distributed.comm import connect, listen
 from distributed.comm.core import CommClosedError
 from distributed.security import Security
 
-from batchml.backends import tls_error_queue
+from batchml._compat import tornado_tls
 
 
 async def healthy_peer_survives(security: Security) -> str | None:
@@ -61,8 +62,9 @@ def main(run_dir: Path) -> None:
     report = {
         "python": sys.version.split()[0],
         "openssl": ssl.OPENSSL_VERSION,
+        "tornado": tornado.version,
         "as_shipped": asyncio.run(healthy_peer_survives(security)),
-        "installed": tls_error_queue.install(),
+        "installed": tornado_tls.install(),
     }
     report["with_clearing"] = asyncio.run(healthy_peer_survives(security))
     (run_dir / "report.json").write_text(json.dumps(report))

@@ -4,7 +4,8 @@ Decoding the embedded PNGs in Python proves they are PNGs, not that a browser
 shows them (a quoting slip in the ``src`` attribute or a truncated data URI
 passes that check and still renders as a broken image). So the page is opened
 in Chromium and each ``<img>`` is asked whether it loaded, each link where it
-points once the browser resolved it, and the page how tall it is. The report
+points once the browser resolved it, the page how tall it is, and the text a reader
+sees (``innerText``: what the page says once rendered). The report
 itself is never touched: a copy gets a ``<base>`` (so relative links resolve
 from the report's folder, as they would in the original) and a tiny script
 that, once every image has loaded or failed (the ``load`` event), writes what it
@@ -31,7 +32,8 @@ _PROBE = (
     "<script>window.addEventListener('load', () => document.body.setAttribute("
     "'data-seen', JSON.stringify({images: [...document.images].map("
     "i => [i.complete, i.naturalWidth, i.naturalHeight]), links: [...document.links].map("
-    "a => a.href), height: document.documentElement.scrollHeight})));</script>"
+    "a => a.href), height: document.documentElement.scrollHeight, "
+    "text: document.body.innerText})));</script>"
 )
 _RESULT = re.compile(r"data-seen=\"([^\"]*)\"")
 
@@ -46,6 +48,7 @@ class Rendered(NamedTuple):
     images: list[Image]  # every <img>, in document order
     links: list[str]  # every <a href>, resolved by the browser
     height: int  # of the whole page, in CSS pixels at WIDTH
+    text: str  # what a reader sees: table cells separated by tabs, rows by newlines
 
 
 def render(page: Path) -> Rendered:
@@ -61,7 +64,8 @@ def render(page: Path) -> Rendered:
     found = _RESULT.search(dom)
     assert found, f"the page's load event never fired in Chromium; its DOM:\n{dom[:2000]}"
     seen = json.loads(html.unescape(found[1]))
-    return Rendered([Image(*i) for i in seen["images"]], seen["links"], int(seen["height"]))
+    return Rendered([Image(*i) for i in seen["images"]], seen["links"], int(seen["height"]),
+                    seen["text"])  # fmt: skip
 
 
 def screenshot(page: Path, png: Path, height: int) -> None:

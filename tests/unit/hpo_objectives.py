@@ -123,3 +123,45 @@ def writes_in_scratch(trial: Any, ctx: TrialContext) -> float:
     """Writes its scratch folder's path into a file there (the tests find it kept)."""
     (ctx.scratch_dir / "written.txt").write_text(str(ctx.scratch_dir))
     return 0.0
+
+
+IO_EPOCHS = 3
+STEP_S = 0.2  # the compute-bound trial's "training step": sleeping, so load cannot stretch it
+
+
+def reads_root_files(trial: Any, ctx: TrialContext, *, remote: str, local: list[str]) -> float:
+    """Even trials read ``remote`` (root://) inline with nothing to do per batch: I/O-bound.
+    Odd trials read ``local`` files ahead in a thread while each batch takes ``STEP_S``:
+    compute-bound. Each reports once an epoch, so its reading is recorded as it goes."""
+    from batchml.data import RootDataset
+    from batchml.data.synthetic import FLAT_FEATURES
+
+    io_bound = trial.number % 2 == 0
+    options: dict[str, Any] = (
+        {"prefetch": None} if io_bound else {"prefetch_in": "thread", "reader_priority": "normal"}
+    )
+    dataset = RootDataset(remote if io_bound else local, features=list(FLAT_FEATURES),
+                          target="label", batch_size=500, output="numpy", **options)  # fmt: skip
+    for epoch in range(IO_EPOCHS):
+        dataset.set_epoch(epoch)
+        for _ in dataset:
+            if not io_bound:
+                time.sleep(STEP_S)
+        trial.report(float(epoch), epoch)
+    return float(trial.number)
+
+
+def reads_then_is_killed_once(trial: Any, ctx: TrialContext, *, files: list[str]) -> float:
+    """Reads ``files`` once and reports; its first attempt is then killed with SIGKILL, as a
+    preempted job's processes are: what it read must be in the study all the same."""
+    import signal
+
+    from batchml.data import RootDataset
+
+    dataset = RootDataset(files, features=["ht", "mbb"], target="label", output="numpy")
+    for _ in dataset:
+        pass
+    trial.report(1.0, 0)
+    if ctx.attempt == 1:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return 1.0

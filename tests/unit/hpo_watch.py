@@ -12,7 +12,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from batchml.hpo.outcomes import STARTED_ATTR
+from batchml.hpo.outcome import STARTED_ATTR
 
 # A study file's objective whose trials are long enough to be caught in flight.
 SLOW_OBJECTIVE = """\

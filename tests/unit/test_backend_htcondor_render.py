@@ -16,9 +16,9 @@ import htcondor2
 import pytest
 
 from batchml.backends.base import JobSpec, RenderedJob, SchedulerError
-from batchml.backends.htcondor import HTCondorBackend, ids_constraint
-from batchml.backends.htcondor_cluster import worker_arguments
-from batchml.backends.htcondor_lint import parse_submit
+from batchml.backends.htcondor import HTCondorBackend
+from batchml.backends.htcondor.backend import ids_constraint
+from batchml.backends.htcondor.lint import parse_submit
 from batchml.errors import InvalidValue
 from batchml.resources import Resources
 from batchml.site_files import load_site
@@ -169,24 +169,30 @@ def test_status_constraint_is_one_clause_per_cluster() -> None:
     )
 
 
-def test_worker_options_come_from_the_site() -> None:
+def test_worker_options_come_from_the_site(tmp_path: Path) -> None:
     lxplus = load_site("lxplus").site
-    resources = Resources.from_site(lxplus)
-    assert worker_arguments(resources, lxplus.network) == [
-        "--preload",
-        "batchml.backends.tls_error_queue",
-        "--preload-nanny",
-        "batchml.backends.tls_error_queue",
-        "--no-dashboard",  # the worker's pages: for nobody else on the node
-        "--dashboard-address",
-        "127.0.0.1:0",
-        "--resources",
-        "GPU=1",
-        "--worker-port",
-        "10000:10100",
-        "--nanny-port",
-        "10000:10100",
+    # lxplus's network on loopback, its range moved where no other test's scheduler sits
+    moved = {"interface": "lo", "scheduler_port": 0, "worker_ports": (40200, 40300)}
+    network = lxplus.network.model_copy(update=moved)
+    site = lxplus.model_copy(update={"network": network})
+    cluster = HTCondorBackend(site).cluster(
+        Resources.from_site(site), security=security_in_files(tmp_path)
+    )
+    try:
+        worker = parse_submit(cluster.job_script(), "worker", executable="/bin/sh")
+        scheduler_port = int(cluster.scheduler_address.rsplit(":", 1)[1])
+    finally:
+        cluster.close()
+    preload = "batchml._compat.tornado_tls"  # the TLS fix, in worker and nanny
+    options = [
+        f"--preload {preload} --preload-nanny {preload}",
+        "--no-dashboard --dashboard-address 127.0.0.1:0",  # the worker's pages: for nobody else
+        "--resources GPU=1",
+        "--worker-port 40200:40300 --nanny-port 40200:40300",
     ]
+    arguments = worker.expand("Arguments")
+    assert all(option in arguments for option in options), arguments
+    assert 40200 <= scheduler_port <= 40300  # the scheduler too listens where the site opens
 
 
 def test_lxplus_marks_its_dask_worker_jobs_and_only_them(tmp_path: Path) -> None:

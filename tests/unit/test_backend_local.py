@@ -8,16 +8,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from distributed import Client
 from distributed.security import Security
 
-from batchml.backends import JobSpec, JobState, SchedulerError, backend_for
-from batchml.backends.base import UnknownJob
-from batchml.backends.local import LocalBackend, gpu_slots
+from batchml.backends import JobSpec, JobState, SchedulerError, UnknownJob, backend_for
+from batchml.backends.local import LocalBackend
+from batchml.errors import InvalidValue
 from batchml.resources import Resources
 from batchml.site_files import load_site
 
@@ -46,14 +45,24 @@ def wait_finished(backend: LocalBackend, job_id: str, limit: float = 60) -> JobS
     raise AssertionError(f"job {job_id} did not finish within {limit} s")
 
 
-def test_gpu_slots_are_disjoint_and_checked(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3")
-    assert gpu_slots(2) == [["0", "1"], ["2", "3"]]
-    assert gpu_slots(1, workers=3) == [["0"], ["1"], ["2"]]
-    with pytest.raises(SchedulerError, match="need 6 GPUs"):
-        gpu_slots(2, workers=3)
-    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
-    assert gpu_slots(0, workers=2) == [[], []]
+@pytest.mark.parametrize(
+    ("visible", "gpus", "jobs", "need"),
+    [("0,1,2,3", 2, 3, 6), ("0,1,-1", 1, 3, 3), (None, 1, 1, 1)],
+)
+def test_more_gpus_than_the_machine_shows_is_refused_before_any_worker_starts(
+    backend: LocalBackend,
+    monkeypatch: pytest.MonkeyPatch,
+    visible: str | None,
+    gpus: int,
+    jobs: int,
+    need: int,
+) -> None:
+    if visible is None:
+        monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    else:
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+    with pytest.raises(SchedulerError, match=f"need {need} GPUs, but CUDA_VISIBLE_DEVICES"):
+        backend.cluster(Resources(cores=1, gpus=gpus), jobs=jobs)
 
 
 def test_hostile_name_and_argument_arrive_literally(backend: LocalBackend, tmp_path: Path) -> None:
@@ -167,7 +176,7 @@ def test_cluster_gives_each_worker_its_own_gpus_behind_tls(
         assert sorted(seen.values()) == ["0,1", "2,3"]
         gpu_totals = [w["resources"] for w in client.scheduler_info()["workers"].values()]
         assert gpu_totals == [{"GPU": 2}, {"GPU": 2}]
-        # Workers and their nannies load the TLS fix (batchml.backends.tls_error_queue).
+        # Workers and their nannies load the TLS fix (batchml._compat.tornado_tls).
         fixed = client.run(_clears_openssl_errors)
         assert list(fixed.values()) == [True, True]
         assert list(client.run(_clears_openssl_errors, nanny=True).values()) == [True, True]
@@ -185,19 +194,13 @@ def _clears_openssl_errors() -> bool:
     return hasattr(SSLIOStream.read_from_fd, "__wrapped__")
 
 
-def test_worker_jobs_get_the_site_environment_and_batchml_needs() -> None:
-    from batchml.backends.base import worker_prologue
-
-    lines = worker_prologue(load_site("slurm-generic").site, timedelta(hours=2))
-    assert lines[:2] == ["module load cuda", '. "${HOME}/venvs/batchml"/bin/activate']
-    assert "export DASK_DISTRIBUTED__WORKER__DAEMON=False" in lines  # trials start processes
-    assert "export DASK_LOGGING__DISTRIBUTED=info" in lines  # whatever the driver's shell said
-    assert lines[-1] == "export BATCHML_JOB_END=$(( $(date +%s) + 7200 ))"  # from the job's start
-
-
 def test_a_worker_that_cannot_start_is_named_at_once(backend: LocalBackend) -> None:
     started = time.monotonic()
     with pytest.raises(SchedulerError, match="local dask worker worker-0 exited with status 1"):
-        # dask-worker refuses a resource that is not a number as it starts
-        backend.cluster(Resources(cores=1), jobs=1, worker_resources={"TRIAL": "many"})
+        backend.cluster(Resources(cores=1), jobs=1, python="false")  # a Python that fails
     assert time.monotonic() - started < 60  # not the connection timeout
+
+
+def test_plain_tcp_is_refused_on_this_machine(backend: LocalBackend) -> None:
+    with pytest.raises(InvalidValue, match="security=False: local workers always talk over TLS"):
+        backend.cluster(Resources(cores=1), jobs=1, security=False)

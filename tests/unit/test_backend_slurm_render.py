@@ -1,5 +1,6 @@
 """SlurmBackend without a Slurm: rendered scripts against golden files, the sbatch argv,
-reading squeue/sacct JSON of two Slurm releases, polling failures, dask-jobqueue keywords.
+reading squeue/sacct JSON of two Slurm releases, polling failures (Slurm's commands
+played by scripts on PATH), the worker jobs dask-jobqueue writes.
 
 Set BATCHML_UPDATE_GOLDEN=1 to rewrite the golden files after a deliberate change,
 then review the diff.
@@ -14,15 +15,16 @@ import re
 import stat
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-import batchml.backends.slurm as slurm_module
 from batchml.backends import JobSpec, JobState, SchedulerError
-from batchml.backends.slurm import SlurmBackend, parse_sbatch_output
-from batchml.backends.slurm_status import array_tasks, gpu_count, job_state, squeue_rows
+from batchml.backends.slurm import SlurmBackend
+from batchml.backends.slurm.backend import parse_sbatch_output
+from batchml.backends.slurm.status import array_tasks, gpu_count, job_state, squeue_rows
 from batchml.errors import InvalidValue
 from batchml.private_folder import PrivateFolderError
 from batchml.resources import Resources
@@ -189,41 +191,58 @@ def test_states_and_gpu_counts() -> None:
     assert gpu_count("", "cpu=2,gres/gpu=3") == 3
 
 
-Runner = Callable[..., str]
+# A Slurm command played by a script: answer N of PROGRAM is the file PROGRAM.N (printed)
+# or PROGRAM.N.err (printed on stderr, exit status 1); each call is logged in `calls`.
+FAKE_COMMAND = r"""#!/bin/sh
+here=$(dirname "$0"); name=$(basename "$0")
+echo "$name" >> "$here/calls"
+answer="$here/$name.$(grep -c "^$name\$" "$here/calls")"
+if [ -f "$answer.err" ]; then cat "$answer.err" >&2; exit 1; fi
+cat "$answer"
+"""
 
 
-def fake_slurm(answers: dict[str, list[object]]) -> tuple[Runner, list[str]]:
-    """A run_command that answers each command from a queue; an exception in it is raised."""
-    calls: list[str] = []
+def fake_slurm(
+    folder: Path, monkeypatch: pytest.MonkeyPatch, answers: dict[str, list[object]]
+) -> Callable[[], list[str]]:
+    """Put ``answers`` behind fake Slurm commands first on PATH; returns the calls made so far.
 
-    def run(argv: Sequence[str], **_: object) -> str:
-        calls.append(argv[0])
-        answer = answers[argv[0]].pop(0)
-        if isinstance(answer, Exception):
-            raise answer
-        return answer if isinstance(answer, str) else json.dumps(answer)
-
-    return run, calls
+    An answer that is an Exception makes the command fail with its text on stderr.
+    """
+    folder.mkdir()
+    for program, replies in answers.items():
+        script = folder / program
+        script.write_text(FAKE_COMMAND)
+        script.chmod(0o755)
+        for number, reply in enumerate(replies, start=1):
+            if isinstance(reply, Exception):
+                (folder / f"{program}.{number}.err").write_text(str(reply))
+            else:
+                text = reply if isinstance(reply, str) else json.dumps(reply)
+                (folder / f"{program}.{number}").write_text(text)
+    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
+    calls = folder / "calls"
+    return lambda: calls.read_text().split() if calls.exists() else []
 
 
 def test_a_few_polling_failures_show_the_last_state_then_raise(
-    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    down = SchedulerError("squeue --json failed with exit status 1: connection refused")
-    run, calls = fake_slurm({"squeue": [SQUEUE_22, down, down, down, down, SQUEUE_22]})
-    monkeypatch.setattr(slurm_module, "run_command", run)
+    down = SchedulerError("slurm_load_jobs error: Unable to contact slurm controller")
+    answers: dict[str, list[object]] = {"squeue": [SQUEUE_22, down, down, down, down, SQUEUE_22]}
+    calls = fake_slurm(tmp_path / "bin", monkeypatch, answers)
     backend = SlurmBackend(TEST_SITE, failures_tolerated=3)
     first = backend.status(["7"])
     for _ in range(3):
         assert backend.status(["7"]) == first
-    with pytest.raises(SchedulerError, match="failed 4 times in a row"):
+    with pytest.raises(SchedulerError, match=r"failed 4 times in a row.*Unable to contact"):
         backend.status(["7"])
     assert backend.status(["7"]) == first
-    assert calls == ["squeue"] * 6
+    assert calls() == ["squeue"] * 6
 
 
 def test_jobs_that_left_the_queue_come_from_sacct_where_accounting_exists(
-    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sacct = {
         "jobs": [
@@ -233,10 +252,11 @@ def test_jobs_that_left_the_queue_come_from_sacct_where_accounting_exists(
         ]
     }  # fmt: skip
     config = "ClusterName = x\nAccountingStorageType   = accounting_storage/slurmdbd\n"
-    run, calls = fake_slurm(
-        {"squeue": [SQUEUE_22, SQUEUE_22], "scontrol": [config], "sacct": [sacct, sacct]}
+    calls = fake_slurm(
+        tmp_path / "bin",
+        monkeypatch,
+        {"squeue": [SQUEUE_22, SQUEUE_22], "scontrol": [config], "sacct": [sacct, sacct]},
     )
-    monkeypatch.setattr(slurm_module, "run_command", run)
     backend = SlurmBackend(TEST_SITE)
     rows = backend.status(["7", "40", "41"])
     assert (rows["40"].state, rows["40"].gpus, rows["40"].runtime.total_seconds()) == (
@@ -246,7 +266,7 @@ def test_jobs_that_left_the_queue_come_from_sacct_where_accounting_exists(
     )
     assert rows["41"].state is JobState.UNKNOWN and rows["7"].state is JobState.HELD
     backend.status(["40"])
-    assert calls == ["squeue", "scontrol", "sacct", "squeue", "sacct"]
+    assert calls() == ["squeue", "scontrol", "sacct", "squeue", "sacct"]
 
 
 def test_worker_jobs_use_the_resource_model_not_dask_jobqueue_defaults() -> None:
@@ -264,6 +284,22 @@ def test_worker_jobs_use_the_resource_model_not_dask_jobqueue_defaults() -> None
     assert not [line for line in header if line.startswith("#SBATCH --mem=")]
     assert "--resources GPU=2" in script
     assert "--worker-port 40000:40100 --nanny-port 40000:40100" in script
+    assert 40000 <= int(cluster.scheduler_address.rsplit(":", 1)[1]) <= 40100  # the site's range
+
+
+def test_worker_jobs_get_the_site_environment_and_batchml_needs() -> None:
+    resources = Resources(cores=1, walltime=timedelta(hours=2))
+    cluster = SlurmBackend(shipped_generic()).cluster(resources, security=False)
+    try:
+        lines = cluster.job_script().splitlines()
+    finally:
+        cluster.close()
+    start = lines.index("module load cuda")  # the site's environment first
+    assert lines[start + 1] == '. "${HOME}/venvs/batchml"/bin/activate'
+    assert "export DASK_DISTRIBUTED__WORKER__DAEMON=False" in lines  # trials start processes
+    assert "export DASK_LOGGING__DISTRIBUTED=info" in lines  # whatever the driver's shell said
+    # taken when the job starts, not when it was queued
+    assert "export BATCHML_JOB_END=$(( $(date +%s) + 7200 ))" in lines
 
 
 def test_unknown_cluster_option_is_an_error() -> None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from batchml.cli import main
 from batchml.data.synthetic import write_sample
+from tests.unit.nano_files import nano_events, write_nano
 
 
 @pytest.fixture(scope="module")
@@ -39,3 +41,19 @@ def test_bench_names_a_missing_branch_and_fails(
     assert main(["data", "bench", files, "--features", "ht", "nope"]) != 0
     err = capsys.readouterr().err
     assert "nope" in err and "hint:" in err
+
+
+def test_bench_takes_jagged_cut_and_target_as_its_hint_says(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    events = nano_events(500)
+    path = str(write_nano(tmp_path / "nano.root", events))
+    command = ["data", "bench", path, "--tree", "Events", "--features", "HT"]
+    assert main([*command, "Jet_pt"]) == 2
+    assert "hint: give its length: jagged={'Jet_pt': 10} (--jagged Jet_pt=10)" in (
+        capsys.readouterr().err
+    )
+    options = ["--jagged", "Jet_pt=3", "--cut", "not nMuon", "--target", "flag"]
+    assert main([*command, *options, "--batch-size", "64"]) == 0
+    kept = int(np.sum(events["nMuon"] == 0))  # type: ignore[operator]
+    assert f", {kept} kept in " in capsys.readouterr().out

@@ -133,14 +133,16 @@ def test_the_readme_two_gpu_example_runs_two_ranks_where_it_was_typed(
     ]  # fmt: skip
 
 
-def test_cancel_of_an_id_batchml_did_not_start_exits_2_in_one_line(tmp_path: Path) -> None:
+def test_cancel_of_an_id_batchml_did_not_start_exits_2_with_error_and_hint(tmp_path: Path) -> None:
     stranger = subprocess.Popen(["sleep", "300"], start_new_session=True)
     try:
         for job_id in (str(stranger.pid), "999999999", "abc"):
             result = batchml("jobs", "cancel", job_id, home=tmp_path, cwd=tmp_path)
             assert result.returncode == 2, result
             assert result.stderr.startswith(f"error: no local job '{job_id}'")
-            assert result.stderr.count("\n") == 1 and result.stdout == ""
+            hint = "hint: its jobs are listed by `batchml jobs --site local`\n"
+            assert result.stderr.endswith(hint) and result.stderr.count("\n") == 2
+            assert result.stdout == ""
         assert stranger.poll() is None  # a process batchml did not start is never signalled
     finally:
         stranger.kill()

@@ -3,27 +3,40 @@ reading ahead in threads and in a forked process."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 
 import awkward as ak
 import numpy as np
+import psutil
 import pytest
 import torch
 import uproot
 
-from batchml.data import RootDataset
+from batchml._compat.uproot import inflate_library, set_inflate_library
+from batchml.data import (
+    BatchOptions,
+    ReadOptions,
+    RootDataset,
+    Selection,
+    StreamOptions,
+)
+from batchml.data.epoch_start import EpochStart
 from batchml.data.errors import DataFileNotFoundError
 from batchml.data.synthetic import SampleFiles, write_sample
 from batchml.errors import InvalidValue
 
 FEATURES = ["ht", "mbb", "njet"]
+needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +45,9 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> SampleFiles:
     return write_sample(tmp_path_factory.mktemp("sample"), 2000, files_per_class=2)
 
 
-def dataset(sample: SampleFiles, **options: object) -> RootDataset:
+def dataset(sample: SampleFiles | Path, **options: object) -> RootDataset:
+    """The sample's files (or those of a folder holding a copy) with small ranges and batches."""
+    folder = sample if isinstance(sample, Path) else sample.signal[0].parent
     settings: dict[str, object] = {
         "features": FEATURES,
         "target": "label",
@@ -44,7 +59,7 @@ def dataset(sample: SampleFiles, **options: object) -> RootDataset:
         "seed": 3,
         **options,
     }
-    return RootDataset(str(sample.signal[0].parent / "*.root"), **settings)  # type: ignore[arg-type]
+    return RootDataset(str(folder / "*.root"), **settings)  # type: ignore[arg-type]
 
 
 def entries_of(batches: Iterable[object]) -> list[int]:
@@ -132,46 +147,89 @@ def test_reading_ahead_changes_nothing_and_rows_stay_whole(
     np.testing.assert_allclose(features, expected.astype(np.float32))
 
 
-def test_next_epoch_begins_with_a_chunk_read_ahead_and_yields_the_same(
+def settled(condition: Callable[[], bool], seconds: float = 10.0) -> bool:
+    """Whether ``condition`` holds within ``seconds`` (what other threads or processes finish)."""
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return condition()
+
+
+def test_epochs_read_ahead_repeated_skipped_or_dropped_are_each_whole_and_counted_once(
     sample: SampleFiles,
 ) -> None:
-    # in threads, to look at the reader's state (a reading process runs the same code)
+    # in threads: a reading process runs the same code
     ds = dataset(sample, output="numpy", prefetch_in="thread")
     cold = dataset(sample, output="numpy", prefetch_in="thread")
-    list(ds)  # epoch 0: once read, the first chunk of epoch 1 is read, its file kept open
-    start = ds.stream._starts[(0, 1)]
-    first = start.take()
-    assert start.epoch == 1 and first is not None and first.trees._open
+    list(ds)  # epoch 0: once read, the first chunk of epoch 1 is read ahead
     ds.set_epoch(1)
     cold.set_epoch(1)
     for a, b in zip(ds, cold, strict=True):
         for x, y in zip(a, b, strict=True):
             np.testing.assert_array_equal(x, y)
+    cold.close()
     assert ds.stats.events_read == 4000  # the chunk read ahead is counted in its own epoch
-    assert ds.stream._starts[(0, 1)].epoch == 2
-    list(ds)  # epoch 1 again, without set_epoch: the start of 2 goes unused and is closed
-    unused = ds.stream._starts[(0, 1)]
-    assert unused.epoch == 1  # repeating epochs: the same one is expected next
-    ds.set_epoch(7)
-    held = unused.take()
-    assert held is not None
-    next(iter(ds))
-    assert not held.trees._open and (0, 1) not in ds.stream._starts
-    list(ds)  # epoch 7 again: its start is dropped, its open files are kept
-    files = ds.stream._starts[(0, 1)].take()
-    assert files is not None
+    # an epoch repeated without set_epoch, one skipped: a chunk read ahead for an
+    # epoch that does not come is not used
+    for epoch in (1, 1, 7, 7, 3):
+        ds.set_epoch(epoch)
+        assert sorted(entries_of(ds)) == list(range(2000))
+    assert ds.stats.events_read == 7 * 2000
     ds.stream.drop_read_ahead()
-    assert not ds.stream._starts and ds.stream._kept[(0, 1)] is files.trees
-    reads = ds.stats.events_read
-    assert sorted(int(e) for b in ds for e in b.entry) == list(range(2000))
-    assert ds.stats.events_read - reads == 2000  # the dropped chunk was read again
-    assert not ds.stream._kept and files.trees._open  # and its files used
-    ds.stream._starts[(0, 1)].take()  # (close does not wait for a read under way)
-    ds.stream.close()
-    assert not ds.stream._starts and not files.trees._open
-    without = dataset(sample, output="numpy", prefetch=None, prefetch_in="thread")
-    list(without)
-    assert not without.stream._starts
+    assert sorted(entries_of(ds)) == list(range(2000))
+    assert ds.stats.events_read == 8 * 2000  # the dropped chunk was read again
+    ds.close()
+    assert sorted(entries_of(ds)) == list(range(2000))  # a closed dataset reads afresh
+    ds.close()
+
+
+class Opened:
+    """What a read ahead holds: closed once."""
+
+    def __init__(self) -> None:
+        self.closed = 0
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def test_a_start_read_ahead_is_taken_or_closed_once_and_a_failed_one_is_none() -> None:
+    read = Opened()
+    taken = EpochStart(3, lambda: read)
+    assert taken.epoch == 3 and taken.take() is read and read.closed == 0
+    taken.discard()  # after the read ended: closed now
+    assert read.closed == 1
+
+    release, late = threading.Event(), Opened()
+
+    def slow() -> Opened:
+        release.wait(10)
+        return late
+
+    pending = EpochStart(4, slow)
+    pending.discard()  # before the read ends: what it reads is closed when it does
+    release.set()
+    assert pending.take() is None and settled(lambda: late.closed == 1)
+
+    def failing() -> Opened:
+        raise OSError("the server went away")
+
+    assert EpochStart(6, failing).take() is None  # the epoch reads that chunk itself
+
+
+@needs_fork
+def test_a_start_belongs_to_the_process_that_made_it() -> None:
+    read = Opened()
+    start = EpochStart(1, lambda: read)
+    start.take()
+    pid = os.fork()
+    if pid == 0:  # a DataLoader worker forked afterwards: neither takes nor closes it
+        ignored = start.take() is None
+        start.discard()
+        os._exit(0 if ignored and read.closed == 0 else 1)
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+    start.discard()
+    assert read.closed == 1
 
 
 @pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="Linux scheduling policy")
@@ -203,18 +261,53 @@ def test_reading_threads_run_at_the_chosen_priority(sample: SampleFiles) -> None
         dataset(sample, reader_priority="low")
 
 
+def test_options_objects_make_the_dataset_the_keywords_make(sample: SampleFiles) -> None:
+    files = str(sample.signal[0].parent / "*.root")
+    options = StreamOptions(
+        files,
+        Selection(features=FEATURES, target="label", weights="weight"),
+        reading=ReadOptions(step_size=50, prefetch_in="thread"),
+        batching=BatchOptions(batch_size=64, range_entries=120, shuffle_buffer=200, seed=3),
+    )
+    by_options = RootDataset.from_options(options, output="numpy")
+    by_keywords = dataset(sample, output="numpy", prefetch_in="thread")
+    for a, b in zip(by_options, by_keywords, strict=True):
+        for x, y in zip(a, b, strict=True):
+            np.testing.assert_array_equal(x, y)
+    validation = replace(options, selection=replace(options.selection, split=("validation", 0.5)))
+    train = replace(options, selection=replace(options.selection, split=("train", 0.5)))
+    sides = [entries_of(RootDataset.from_options(o, output="numpy")) for o in (validation, train)]
+    assert sorted(sides[0] + sides[1]) == list(range(2000)) and all(sides)
+    by_options.close()
+    by_keywords.close()
+
+
+@pytest.mark.parametrize(
+    ("make", "words"),
+    [
+        (lambda: ReadOptions(prefetch_in="fork"), "prefetch_in='fork' is unknown"),  # type: ignore[arg-type]
+        (lambda: ReadOptions(prefetch="much"), "is not a size"),
+        (lambda: BatchOptions(range_entries=0), "sizes must be positive"),
+        (lambda: Selection(features=["ht"], split=("test", 0.5)), "split=('test', 0.5)"),
+    ],
+)
+def test_a_bad_options_object_is_refused_when_made(make: Callable[[], object], words: str) -> None:
+    with pytest.raises(InvalidValue) as caught:
+        make()
+    assert words in caught.value.message and caught.value.hint
+
+
 def test_zlib_baskets_are_inflated_by_isal_to_the_same_values(sample: SampleFiles) -> None:
-    inflate = uproot.compression._decompress_ZLIB
-    inflate.library = "zlib"
+    set_inflate_library("zlib")
     try:
         file = uproot.open(sample.signal[0])
         assert file.file.compression.name == "ZLIB"
         by_zlib = file["events"].arrays(FEATURES, library="np")
         dataset(sample)
-        assert inflate.library == "isal"
+        assert inflate_library() == "isal"
         by_isal = uproot.open(sample.signal[0])["events"].arrays(FEATURES, library="np")
     finally:
-        inflate.library = "isal"
+        set_inflate_library("isal")
     for name in FEATURES:
         np.testing.assert_array_equal(by_isal[name], by_zlib[name])
 
@@ -244,16 +337,17 @@ def test_importing_batchml_data_does_not_import_torch() -> None:
     assert result.stdout.strip() == "False", result.stderr
 
 
-needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
-
-
 def running(pid: int) -> bool:
     """True while ``pid`` runs (a zombie waiting to be reaped has ended)."""
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
-    return state not in ("Z", "X")
+
+
+def children() -> set[int]:
+    """The processes this one started that still run."""
+    return {child.pid for child in psutil.Process().children() if running(child.pid)}
 
 
 @needs_fork
@@ -262,20 +356,20 @@ def test_a_reading_process_yields_what_threads_yield_epoch_after_epoch(
 ) -> None:
     forked = dataset(sample, output="numpy")
     threads = dataset(sample, output="numpy", prefetch_in="thread")
-    pids = set()
+    before = children()
+    started = set()
     for epoch in (0, 1, 2):
         forked.set_epoch(epoch)
         threads.set_epoch(epoch)
         for a, b in zip(forked, threads, strict=True):
             for x, y in zip(a, b, strict=True):
                 np.testing.assert_array_equal(x, y)
-        pids |= {p.pid for p in forked.stream._processes.values()}
-    assert len(pids) == 1 and running(pids.pop())  # one process served every epoch
+        started |= children() - before
+    assert len(started) == 1  # one process served every epoch, and still runs
     stats = forked.stats
     assert stats.events_read == 3 * 2000 and stats.events_out == 3 * 2000  # counted there
-    (process,) = forked.stream._processes.values()
     forked.close()
-    assert not forked.stream._processes and not running(process.pid)
+    assert not running(started.pop())
 
 
 @needs_fork
@@ -288,12 +382,15 @@ def test_one_feature_keeps_its_column_in_a_process_as_in_threads(sample: SampleF
 @needs_fork
 def test_two_iterations_at_once_each_get_a_process_and_every_entry(sample: SampleFiles) -> None:
     ds = dataset(sample, output="numpy")
+    before = children()
     first, second = iter(ds), iter(ds)
     seen = [[int(e) for e in next(first).entry], [int(e) for e in next(second).entry]]
+    assert len(children() - before) == 2
     seen[0] += [int(e) for b in first for e in b.entry]
     seen[1] += [int(e) for b in second for e in b.entry]
     assert sorted(seen[0]) == sorted(seen[1]) == list(range(2000))
-    ds.stream.close()
+    ds.close()
+    assert not children() - before
 
 
 @needs_fork
@@ -301,16 +398,17 @@ def test_leaving_an_epoch_early_ends_the_process_and_the_next_epoch_is_whole(
     sample: SampleFiles,
 ) -> None:
     ds = dataset(sample, output="numpy")
+    before = children()
     batches = iter(ds)
     next(batches)
-    (process,) = ds.stream._processes.values()
+    (reader,) = children() - before
     batches.close()  # type: ignore[attr-defined]
-    assert not process.alive and not running(process.pid)
+    assert not running(reader)
     assert sorted(int(e) for b in ds for e in b.entry) == list(range(2000))
     ds.stream.drop_read_ahead()  # the new process drops its next epoch's first chunk
     ds.set_epoch(1)
     assert sorted(int(e) for b in ds for e in b.entry) == list(range(2000))
-    ds.stream.close()
+    ds.close()
 
 
 @needs_fork
@@ -325,27 +423,65 @@ def test_an_error_in_the_reading_process_is_raised_with_its_message(
     with pytest.raises(DataFileNotFoundError, match=r"no such file: .*\.root") as caught:
         list(ds)
     assert caught.value.hint is not None
-    ds.stream.close()
+    ds.close()
+
+
+def read_a_batch_and_die(files: str, readers: multiprocessing.SimpleQueue[set[int]]) -> None:
+    """A training process that starts reading, says which processes it started, and is killed."""
+    ds = RootDataset(files, features=["ht"], batch_size=10)
+    batches = iter(ds)  # (held: an iteration left early would end the process itself)
+    next(batches)
+    readers.put(children())
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 @needs_fork
 def test_the_reading_process_ends_when_the_training_process_is_killed(
     sample: SampleFiles,
 ) -> None:
+    context = multiprocessing.get_context("spawn")
+    readers: multiprocessing.SimpleQueue[set[int]] = context.SimpleQueue()
     files = str(sample.signal[0].parent / "*.root")
-    script = (
-        "import os, signal, sys\n"
-        "from batchml.data import RootDataset\n"
-        f"ds = RootDataset({files!r}, features=['ht'], batch_size=10)\n"
-        "next(iter(ds))\n"
-        "(process,) = ds.stream._processes.values()\n"
-        "print(process.pid, flush=True)\n"
-        "os.kill(os.getpid(), signal.SIGKILL)\n"
-    )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
-    assert done.returncode == -9, done.stderr
-    pid = int(done.stdout.split()[0])
-    deadline = time.monotonic() + 10
-    while running(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not running(pid)
+    training = context.Process(target=read_a_batch_and_die, args=(files, readers))
+    training.start()
+    training.join(timeout=120)
+    assert training.exitcode == -signal.SIGKILL
+    started = readers.get()
+    assert len(started) == 1
+    assert settled(lambda: not any(running(pid) for pid in started))
+
+
+@pytest.fixture(scope="module")
+def signal_then_background(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One file: 10,000 signal events, then 10,000 background events (as often written)."""
+    path = tmp_path_factory.mktemp("ordered") / "ordered.root"
+    n = 10_000
+    with uproot.recreate(path) as out:
+        tree = out.mktree("events", {"x": np.float32, "label": np.int32})
+        for label in (1, 0):
+            tree.extend({"x": np.arange(n, dtype=np.float32), "label": np.full(n, label, np.int32)})
+    return str(path)
+
+
+def test_rows_are_shuffled_by_default_differently_each_epoch_and_the_same_per_seed(
+    signal_then_background: str,
+) -> None:
+    def epoch(seed: int, number: int) -> list[np.ndarray]:
+        ds = RootDataset(
+            signal_then_background, features=["x"], target="label", batch_size=256, seed=seed,
+            output="numpy",
+        )  # fmt: skip
+        ds.set_epoch(number)
+        batches = list(ds)
+        ds.close()
+        return batches
+
+    first = epoch(seed=5, number=0)
+    signal = [float(np.mean(b.target)) for b in first[:-1]]
+    assert min(signal) > 0.25 and max(signal) < 0.75  # each batch holds both classes
+    order = np.concatenate([b.entry for b in first])
+    assert sorted(order) == list(range(20_000))
+    again = np.concatenate([b.entry for b in epoch(seed=5, number=0)])
+    np.testing.assert_array_equal(order, again)
+    assert not np.array_equal(order, np.concatenate([b.entry for b in epoch(seed=5, number=1)]))
+    assert not np.array_equal(order, np.concatenate([b.entry for b in epoch(seed=6, number=0)]))

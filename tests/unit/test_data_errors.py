@@ -17,7 +17,7 @@ from batchml.data import (
     DataFileNotFoundError,
     DataTimeoutError,
     Retry,
-    RootStream,
+    RootDataset,
     TreeNotFoundError,
     UnsupportedBranchError,
     source,
@@ -38,34 +38,28 @@ def events(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def error_for(**options: Any) -> str:
-    with pytest.raises(Exception) as caught:
-        RootStream(**options)
-    return str(caught.value)
-
-
 def test_missing_file_and_empty_glob_name_the_path(tmp_path: Path) -> None:
     missing = str(tmp_path / "nope.root")
     with pytest.raises(DataFileNotFoundError, match=r"nope\.root.*branches pt"):
-        RootStream(missing, features=["pt"])
+        RootDataset(missing, features=["pt"])
     with pytest.raises(DataFileNotFoundError, match=r"no file matches .*\*\.root"):
-        RootStream(str(tmp_path / "*.root"), features=["pt"])
+        RootDataset(str(tmp_path / "*.root"), features=["pt"])
 
 
 def test_missing_tree_lists_the_trees_there(events: Path) -> None:
     with pytest.raises(TreeNotFoundError) as caught:
-        RootStream(str(events), "Events", features=["pt"])
+        RootDataset(str(events), "Events", features=["pt"])
     assert str(events) in str(caught.value) and "'Events'" in str(caught.value)
     assert "events" in (caught.value.hint or "")
 
 
 def test_missing_branch_names_branch_url_and_alternatives(events: Path) -> None:
     with pytest.raises(BranchNotFoundError) as caught:
-        RootStream(str(events), features=["pt"], target="label")
+        RootDataset(str(events), features=["pt"], target="label")
     assert "'label'" in str(caught.value) and str(events) in str(caught.value)
     assert "jets, pt" in (caught.value.hint or "")
     with pytest.raises(BranchNotFoundError, match="'ht'"):
-        RootStream(str(events), features=["pt"], cut="ht > 3")
+        RootDataset(str(events), features=["pt"], cut="ht > 3")
 
 
 @pytest.mark.parametrize(
@@ -82,7 +76,7 @@ def test_unsupported_branch_kind_names_branch_and_fix(
 ) -> None:
     features = [] if jagged else [branch]
     with pytest.raises(UnsupportedBranchError) as caught:
-        RootStream(str(events), tree, features=features, jagged=jagged)
+        RootDataset(str(events), tree, features=features, jagged=jagged)
     assert f"'{branch}'" in str(caught.value) and str(events) in str(caught.value)
     assert words in str(caught.value)
 
@@ -100,7 +94,7 @@ def test_unsupported_branch_kind_names_branch_and_fix(
 )
 def test_bad_options_are_refused_with_a_hint(events: Path, options: dict[str, Any]) -> None:
     with pytest.raises(InvalidValue) as caught:
-        RootStream(str(events), features=["pt"], **options)
+        RootDataset(str(events), features=["pt"], **options)
     assert caught.value.hint
 
 

@@ -23,6 +23,7 @@ import onnxruntime as ort
 import pytest
 
 from batchml.data.synthetic import write_sample
+from batchml.hpo.report import READING_HEADER
 from batchml.registry import Registry
 from tests.unit.browser import WIDTH, render, screenshot
 from tests.unit.package_fixtures import Runtime, run_without_batchml
@@ -131,9 +132,13 @@ def test_demo_report_has_what_an_analyst_reads_first(demo: Demo) -> None:
     assert all(0.0 <= float(r[4]) <= 1.0 for r in ks[1:])
     assert "importances are not drawn: 4 completed trial(s)" in page  # too few to mean anything
     assert "one row per CPU slot" in page
+    reading = _rows(page, "Data reading per trial")  # every trial read the local sample
+    assert reading[0] == list(READING_HEADER) and len(reading) == 5
+    assert all(row[5] == "-" and row[6].startswith("local ") for row in reading[1:])
     stages = _rows(page, "Stage times")
     assert [r[0] for r in stages[1:]] == [*STAGES, "total"]
-    assert float(stages[-1][1]) == pytest.approx(sum(float(r[1]) for r in stages[1:-1]), abs=0.2)
+    shown = [float(r[1]) for r in stages[1:-1]]  # each rounded to 0.1 s, as is the total
+    assert float(stages[-1][1]) == pytest.approx(sum(shown), abs=0.05 * (len(shown) + 1))
     assert "href='packages/demo-mlp-v1'" in page  # paths are links from the report's folder
 
 

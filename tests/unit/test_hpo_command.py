@@ -17,7 +17,7 @@ from batchml.errors import InvalidValue
 from batchml.hpo import run_study
 from batchml.hpo.command import CommandObjective
 from batchml.hpo.isolation import TrialContext
-from batchml.hpo.outcomes import OUTCOME_ATTR, REASON_ATTR, SCRATCH_ATTR
+from batchml.hpo.outcome import OUTCOME_ATTR, REASON_ATTR, SCRATCH_ATTR
 
 SCRIPTS = Path(__file__).parent / "commands"
 SPACE = {"x": FloatDistribution(-1.0, 1.0)}

@@ -21,7 +21,7 @@ import pytest
 from optuna.trial import TrialState
 
 from batchml.hpo.interrupts import StopRequests, StudyInterrupted
-from batchml.hpo.outcomes import OUTCOME_ATTR, RETRY_OF_ATTR, has_ended
+from batchml.hpo.outcome import OUTCOME_ATTR, RETRY_OF_ATTR, has_ended
 from tests.unit.hpo_watch import SLOW_OBJECTIVE, read_trials, stop_mid_search
 
 N_TRIALS = 6

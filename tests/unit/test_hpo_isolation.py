@@ -1,55 +1,115 @@
-"""Trial processes: a fresh one per trial, forked ahead as a spare, and none left at exit."""
+"""Trial processes: a fresh one per trial, forked ahead as a spare, and none left at exit.
+
+Processes are seen from outside, as the operating system lists them: the
+trial processes are the children of this process's forkserver, and a spare is
+one of them that no trial has used yet.
+"""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
 
-SCRIPT = textwrap.dedent(
+import cloudpickle
+import optuna
+import psutil
+
+from batchml.hpo.isolation import TrialContext, run_isolated, warm_up
+from batchml.hpo.outcome import Outcome
+
+CONTEXT = TrialContext(devices=(), scratch_dir=Path("."), checkpoint_dir=Path("."), site="t")
+
+
+def slow_to_exit(trial: Any, ctx: TrialContext) -> float:
+    """Records its process; a thread of its own holds its exit up for 3 s."""
+    trial.set_user_attr("pid", os.getpid())
+    threading.Thread(target=time.sleep, args=(3,)).start()
+    return trial.suggest_float("x", 0.0, 1.0)
+
+
+def _spares(used: set[int]) -> set[int]:
+    """Trial processes waiting for a trial: the forkserver's children no trial has used."""
+    found: set[int] = set()
+    for server in psutil.Process().children():
+        try:
+            if "forkserver" in " ".join(server.cmdline()):
+                found |= {c.pid for c in server.children() if c.status() != psutil.STATUS_ZOMBIE}
+        except psutil.NoSuchProcess:
+            continue
+    return found - used
+
+
+def _until_spares_wait(used: set[int], count: int) -> set[int]:
+    """The spares once ``count`` of them wait: none is then still being forked to refill."""
+    deadline = time.monotonic() + 30
+    while len(waiting := _spares(used)) < count:
+        assert time.monotonic() < deadline, f"{count} spare trial processes were not forked"
+        time.sleep(0.01)
+    return waiting
+
+
+def test_each_trial_runs_in_a_spare_forked_ahead_that_gives_way_once_it_reported() -> None:
+    warm_up(2, preload=())
+    study = optuna.create_study()
+    used: set[int] = set()
+    steady = len(_until_spares_wait(used, 2))  # with any an earlier test left
+    for _ in range(3):
+        waiting = _until_spares_wait(used, steady)  # each trial's refill has been forked
+        trial = study.ask()
+        ended = run_isolated(cloudpickle.dumps(slow_to_exit), trial, CONTEXT, preload=())
+        assert ended.outcome is Outcome.COMPLETE, ended
+        pid = study.trials[trial.number].user_attrs["pid"]
+        assert pid in waiting and pid != os.getpid()  # a fresh process, forked before the trial
+        used.add(pid)
+        # while it exits (held up 3 s), it gives way to the next trials
+        deadline = time.monotonic() + 2
+        while psutil.Process(pid).nice() != 19:
+            assert time.monotonic() < deadline, "the trial process kept its priority"
+            time.sleep(0.01)
+    assert len(used) == 3
+
+
+EXITS = textwrap.dedent(
     """
-    import os, threading, time
     import cloudpickle, optuna
     from pathlib import Path
-    from batchml.hpo.isolation import TrialContext, run_isolated, warm_up, _spares
-
-    def objective(trial, ctx):
-        trial.suggest_float("x", 0.0, 1.0)
-        threading.Thread(target=time.sleep, args=(3,)).start()  # holds its exit up
-        return float(os.getpid())
+    from batchml.hpo.isolation import TrialContext, run_isolated, warm_up
 
     warm_up(2, preload=())
-    warm = {process.pid for process, _ in _spares._ready}
-    study = optuna.create_study()
     ctx = TrialContext(devices=(), scratch_dir=Path("."), checkpoint_dir=Path("."), site="t")
-    pids = []
+    objective = cloudpickle.dumps(lambda trial, ctx: trial.suggest_float("x", 0.0, 1.0))
     for _ in range(3):
-        trial = study.ask()
-        outcome = run_isolated(cloudpickle.dumps(objective), trial, ctx, preload=())
-        assert outcome.kind == "complete", outcome
-        pids.append(int(outcome.value))
-        deadline = time.monotonic() + 30
-        while not _spares._ready and time.monotonic() < deadline:
-            time.sleep(0.01)  # the spare for the next trial is forked in the background
-    # a process that reported gives way to the next trials while it exits (it lowers
-    # its priority just after reporting: wait for that, within its 3 s of exiting)
-    deadline = time.monotonic() + 2
-    while os.getpriority(os.PRIO_PROCESS, pids[-1]) != 19 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    print(os.getpriority(os.PRIO_PROCESS, pids[-1]) == 19, pids[0] in warm)
-    print(len(set(pids)), os.getpid() not in pids, len(_spares._ready) >= 1)
-    # a spare forked after the pool closed (a refill late at exit) is let go at once
-    from batchml.hpo.isolation import _context, _fork
-    _spares.close()
-    late = _fork(_context(()))
-    _spares.add([late])
-    print(not late[0].is_alive())
+        run_isolated(objective, optuna.create_study().ask(), ctx, preload=())
     """
 )
 
 
-def test_each_trial_runs_in_a_fresh_process_that_gives_way_once_it_reported() -> None:
-    run = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=60)
+def _marked(mark: str) -> list[str]:
+    found = []
+    for process in psutil.process_iter():
+        try:
+            if process.status() != psutil.STATUS_ZOMBIE and process.environ().get("MARK") == mark:
+                found.append(f"{process.pid} {' '.join(process.cmdline())[:120]}")
+        except psutil.Error:
+            continue
+    return found
+
+
+def test_a_process_that_ran_trials_exits_and_leaves_no_trial_process() -> None:
+    mark = uuid.uuid4().hex
+    run = subprocess.run(
+        [sys.executable, "-c", EXITS], capture_output=True, text=True, timeout=60,
+        env={**os.environ, "MARK": mark},
+    )  # fmt: skip
     assert run.returncode == 0, run.stderr
-    # the first trial took a spare from warm_up; it exited with a spare waiting
-    assert run.stdout.split() == ["True", "True", "3", "True", "True", "True"]
+    deadline = time.monotonic() + 10
+    while (left := _marked(mark)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert left == []

@@ -13,8 +13,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from batchml.hpo import run_study
-from batchml.hpo.outcomes import OUTCOME_ATTR
+from batchml.hpo import Search, Where, run, run_study
+from batchml.hpo.outcome import OUTCOME_ATTR
 from tests.unit import hpo_objectives as objectives
 from tests.unit.hpo_checks import slot_clashes
 
@@ -42,11 +42,13 @@ def test_forty_trials_on_four_slots_never_share_a_device() -> None:
 
 
 def test_journal_lives_on_the_driver_and_a_rerun_resumes(tmp_path: Path) -> None:
-    kwargs = dict(site="local", study_name="resume", progress=False, max_jobs=1)
-    run_study(objectives.quadratic, n_trials=3, **kwargs)
+    run_study(objectives.quadratic, n_trials=3, site="local", study_name="resume",
+              progress=False, max_jobs=1)  # fmt: skip
     journal = tmp_path / "home" / ".local" / "share" / "batchml" / "studies" / "resume.journal"
     assert journal.is_file()
-    study = run_study(objectives.quadratic, n_trials=5, **kwargs)
+    # the same search as typed values: run_study's keywords are their fields
+    search = Search(objectives.quadratic, n_trials=5, study_name="resume")
+    study = run(search, Where(site="local", max_jobs=1), progress=False)
     assert len(study.trials) == 5  # 3 kept, 2 more
 
 
@@ -200,7 +202,7 @@ def test_a_worker_near_its_walltime_takes_no_trial_it_cannot_finish() -> None:
 
     from batchml.backends import backend_for
     from batchml.backends.base import JOB_END_ENV
-    from batchml.hpo.study import TRIAL_DASK_CONFIG
+    from batchml.hpo.cluster import TRIAL_DASK_CONFIG
     from batchml.resources import Resources
     from batchml.site_files import load_site
 

@@ -12,7 +12,7 @@ import pytest
 from optuna.trial import TrialState
 
 from batchml.hpo import run_study
-from batchml.hpo.outcomes import OUTCOME_ATTR, SCRATCH_ATTR
+from batchml.hpo.outcome import OUTCOME_ATTR, SCRATCH_ATTR
 from batchml.hpo.scratch import trial_scratch
 from batchml.hpo.storage import open_storage
 from batchml.private_folder import PrivateFolderError

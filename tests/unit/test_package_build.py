@@ -20,7 +20,6 @@ from batchml.package import (
     check_manifest,
     publish_package,
 )
-from batchml.package import export as export_module
 from batchml.registry import Registry
 from tests.unit.package_fixtures import VARIABLES, package, publish, run_without_batchml
 
@@ -164,20 +163,6 @@ def test_an_existing_folder_is_refused(tmp_path: Path) -> None:
     (tmp_path / "out" / "keep").write_text("mine")
     with pytest.raises(InvalidValue, match="not empty"):
         build(publish(tmp_path / "registry"), tmp_path / "out")
-
-
-def test_the_torchscript_exporter_is_the_fallback_and_is_recorded(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def broken(*args: object) -> None:
-        raise RuntimeError("dynamo cannot do this one")
-
-    monkeypatch.setattr(export_module, "_dynamo", broken)
-    out = package(tmp_path / "registry", tmp_path / "out", bench_seconds=None)
-    meta = json.loads((out / "metadata.json").read_text())
-    assert meta["exporter"] == "torchscript"
-    assert meta["dynamo_error"] == "RuntimeError: dynamo cannot do this one"
-    assert json.loads((out / "validation.json").read_text())["model"]["passed"]
 
 
 def test_the_package_is_attached_to_its_own_version_once(built: Path) -> None:

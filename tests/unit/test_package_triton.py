@@ -11,9 +11,11 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
+from batchml.errors import InvalidValue
 from batchml.package.triton import Tensor, TritonOptions, python_model, write_repository
 
 MODEL = b"not really onnx"
@@ -81,3 +83,13 @@ def test_the_built_package_config_parses(tmp_path: Path) -> None:
     config = text_format.Parse(text, model_config_pb2.ModelConfig())
     assert [list(t.dims) for t in config.input] == [[3]] and config.max_batch_size == 32
     assert not config.HasField("model_repository_agents")
+
+
+def test_a_tensor_type_without_a_triton_name_is_refused_naming_it() -> None:
+    with pytest.raises(InvalidValue) as refused:
+        Tensor("weights", "complex64", (3,))
+    assert refused.value.message == (
+        "the model's tensor 'weights' is complex64, which batchml does not declare in a Triton "
+        "configuration"
+    )
+    assert refused.value.hint is not None and "float32, float64, float16" in refused.value.hint

@@ -122,7 +122,7 @@ def test_gc_and_diff(root: Path) -> None:
     bad = registry_cli(root, "gc", "--grace", "soon")
     assert bad.returncode == 2 and "'soon' is not a duration" in bad.stderr
     negative = registry_cli(root, "gc", "--keep", "-1")
-    assert negative.returncode == 2 and "'-1' is not a count of versions" in negative.stderr
+    assert negative.returncode == 2 and "'-1' is not a whole number of 0 or more" in negative.stderr
 
 
 def test_missing_registry_exits_2_with_a_hint(tmp_path: Path) -> None:

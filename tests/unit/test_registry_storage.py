@@ -148,7 +148,7 @@ def test_a_read_only_registry_reads_and_names_the_refused_writes(
             status, _, err = cli(root, capsys, *command)
             assert status == 1, command
             assert err.startswith(f"error: cannot {action}: its filesystem is mounted read-only")
-        assert writable.versions("jets") == [1] and writable.history("jets", "staging") == []
+        assert writable.versions("jets") == [1] and writable.aliases("jets") == {"production": 1}
     finally:
         subprocess.run(["umount", "-l", str(root)], check=False, timeout=60)
 
@@ -205,4 +205,4 @@ def test_a_registry_without_write_permission_names_the_owner_to_ask(tmp_path: Pa
     finally:
         for folder in folders:
             folder.chmod(0o755)
-    assert registry.versions("jets") == [1] and registry.history("jets", "staging") == []
+    assert registry.versions("jets") == [1] and registry.aliases("jets") == {"production": 1}

@@ -17,7 +17,7 @@ import pytest
 from batchml.backends import backend_for
 from batchml.backends.base import JobSpec, SchedulerError
 from batchml.backends.htcondor import HTCondorBackend
-from batchml.backends.htcondor_lint import parse_submit
+from batchml.backends.htcondor.lint import parse_submit
 from batchml.cli import main
 from batchml.errors import InvalidValue
 from batchml.resources import Resources

@@ -1,0 +1,103 @@
+"""The driver's writes to the study: new trials, and how each ended.
+
+The driver alone asks Optuna for trials and records how they ended, so the
+trial budget is global and nothing is counted twice. It tells apart endings
+that Optuna alone would all call FAIL (outcome.py): an objective that raised or
+a process that crashed fails for good (a retry repeats it); a trial whose worker
+vanished, or whose driver stopped, fails marked as such and is enqueued again
+with the same parameters, and the retry gets the intermediate values its
+predecessor reported.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+from distributed import Future
+from optuna.trial import FrozenTrial, TrialState
+
+from batchml._compat.optuna import storage_of, trial_id
+from batchml.hpo.outcome import (
+    ATTEMPT_ATTR,
+    OUTCOME_ATTR,
+    REASON_ATTR,
+    RETRIED_ATTR,
+    RETRY_OF_ATTR,
+    Outcome,
+    TrialEnd,
+)
+from batchml.private_folder import PrivateFolderError
+
+
+def ask(study: optuna.Study) -> optuna.Trial:
+    """A new trial; a retry (enqueued with its parameters) gets its predecessor's reports."""
+    trial = study.ask()
+    origin = trial.user_attrs.get(RETRY_OF_ATTR)
+    if origin is not None:
+        previous = study.trials[int(origin)]
+        for step, value in previous.intermediate_values.items():
+            storage_of(study).set_trial_intermediate_value(trial_id(trial), step, value)
+    return trial
+
+
+def first_attempt(study: optuna.Study, number: int, attrs: dict[str, Any]) -> int:
+    """The number of the trial a chain of retries started from."""
+    while RETRY_OF_ATTR in attrs:
+        number = int(attrs[RETRY_OF_ATTR])
+        attrs = study.trials[number].user_attrs
+    return number
+
+
+def record(study: optuna.Study, trial: optuna.Trial, future: Future, max_retries: int) -> None:
+    """Record how the trial ``future`` ran ended (it has ended)."""
+    if storage_of(study).get_trial(trial_id(trial)).state.is_finished():
+        return  # recorded already: a recomputed task (its first result was lost with a worker)
+    try:
+        ended: TrialEnd = future.result()
+    except PrivateFolderError as exc:  # no private scratch on the worker: a retry would not either
+        fail(study, trial, Outcome.RAISED, str(exc), max_retries)
+        raise
+    except Exception as exc:  # the worker, not the objective, failed
+        fail(study, trial, Outcome.PREEMPTED, f"{type(exc).__name__}: {exc}", max_retries)
+        return
+    if ended.outcome is Outcome.COMPLETE:
+        study.tell(trial, ended.value)
+    elif ended.outcome is Outcome.PRUNED:
+        study.tell(trial, state=TrialState.PRUNED)
+    else:
+        fail(study, trial, ended.outcome, ended.message, max_retries)
+
+
+def fail(
+    study: optuna.Study,
+    trial: optuna.Trial | FrozenTrial,
+    outcome: Outcome,
+    why: str,
+    max_retries: int | None,
+) -> None:
+    """Mark the trial FAIL with its outcome and why; enqueue a retry if the outcome is
+    retried and the trial had no more than ``max_retries`` attempts (None: however many)."""
+    storage = storage_of(study)
+    ident = trial_id(trial)
+    stored = storage.get_trial(ident)  # the worker set its params, not this object
+    storage.set_trial_user_attr(ident, OUTCOME_ATTR, outcome.value)
+    storage.set_trial_user_attr(ident, REASON_ATTR, why[-4000:])
+    attempt = int(stored.user_attrs.get(ATTEMPT_ATTR, 1))
+    if outcome.retried and (max_retries is None or attempt <= max_retries):
+        storage.set_trial_user_attr(ident, RETRIED_ATTR, True)
+        study.enqueue_trial(
+            dict(stored.params),
+            user_attrs={RETRY_OF_ATTR: stored.number, ATTEMPT_ATTR: attempt + 1},
+            skip_if_exists=False,
+        )
+    if isinstance(trial, optuna.Trial):
+        study.tell(trial, state=TrialState.FAIL)
+    else:
+        storage.set_trial_state_values(ident, TrialState.FAIL)
+
+
+def retry_orphans(study: optuna.Study) -> None:
+    """Trials a dead driver left RUNNING: mark them orphaned and retry them."""
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        fail(study, trial, Outcome.ORPHANED, "the driver stopped while this trial ran", None)

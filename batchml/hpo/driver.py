@@ -1,0 +1,225 @@
+"""The loop of a search: keep every trial slot busy until ``n_trials`` trials have ended.
+
+Each cycle the driver reads the study once, sends new trials to the workers
+with room for them (placement.py), sends again the trials dask would hold
+unrunnable (worker_pool.py), and records the trials that ended
+(bookkeeping.py). A signal noted by StopRequests is acted on at the top of a
+cycle, never inside one (interrupts.py): the trials in flight are then recorded
+as interrupted and retried when the search is resumed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from signal import Signals
+from typing import Any
+
+import optuna
+from distributed import Client, Future, wait
+from distributed.client import FIRST_COMPLETED
+from optuna.distributions import BaseDistribution
+from optuna.storages import BaseStorage, JournalStorage, RDBStorage
+
+from batchml._compat.optuna import study_id, trial_id
+from batchml.hpo import bookkeeping
+from batchml.hpo.interrupts import Stop, StopRequests
+from batchml.hpo.outcome import (
+    ATTEMPT_ATTR,
+    JOBS_REPLACED_ATTR,
+    WORKERS_DRAINED_ATTR,
+    Outcome,
+    has_ended,
+)
+from batchml.hpo.placement import least_busy, next_worker
+from batchml.hpo.progress import StudyProgress
+from batchml.hpo.walltime import TRIAL_RESOURCE, duration_estimate
+from batchml.hpo.worker import TrialTask, execute_trial
+from batchml.hpo.worker_pool import WorkerPool
+
+
+@dataclass(frozen=True)
+class TrialSetup:
+    """What every trial's task carries besides its trial: the same for the whole search."""
+
+    objective: bytes  # cloudpickled: dask's plain pickle would send a script's function by name
+    storage: Any  # the DaskStorage every worker reaches the study through
+    gpus_per_trial: int
+    site: str
+    scratch_dir: str  # the site's paths.scratch_dir: each worker makes a private folder there
+    keep_scratch: bool  # the site's paths.keep_scratch
+    checkpoint_dir: Path
+    search_space: Mapping[str, BaseDistribution]
+    drains: bool  # workers declare TRIAL slots, so one near its walltime can drain
+
+    def resources(self) -> dict[str, int] | None:
+        """The dask resources each trial holds while it runs."""
+        needs = {"GPU": self.gpus_per_trial} if self.gpus_per_trial else {}
+        if self.drains:
+            needs[TRIAL_RESOURCE] = 1
+        return needs or None
+
+    def task(self, study: optuna.Study, trial: optuna.Trial, expected_s: float | None) -> TrialTask:
+        root = bookkeeping.first_attempt(study, trial.number, trial.user_attrs)
+        return TrialTask(
+            study_name=study.study_name,
+            storage=self.storage,
+            study_id=study_id(study),
+            directions=tuple(study.directions),
+            trial_id=trial_id(trial),
+            objective=self.objective,
+            gpus=self.gpus_per_trial,
+            site=self.site,
+            scratch_dir=self.scratch_dir,
+            keep_scratch=self.keep_scratch,
+            checkpoint_dir=str(self.checkpoint_dir / f"trial-{root}"),  # a retry finds its own
+            attempt=int(trial.user_attrs.get(ATTEMPT_ATTR, 1)),
+            sampler=study.sampler,
+            pruner=study.pruner,
+            search_space=self.search_space,
+            expected_s=expected_s,
+        )
+
+
+def reader_of(study: optuna.Study, real_storage: BaseStorage) -> optuna.Study:
+    """The study as the driver reads it each cycle (every trial, the study's attributes).
+
+    Through DaskStorage each read runs on the scheduler's event loop, and every
+    worker's round trip (a suggest, a report) waits behind it; the whole trial
+    list, read after each trial ends, was the largest of those. A journal file
+    or a database is read as well through a storage object of the driver's own,
+    which sees what the scheduler's copy writes (a journal read replays the
+    file and takes no lock); an in-memory storage is not, and is read through
+    the scheduler.
+    """
+    if isinstance(real_storage, JournalStorage | RDBStorage):
+        return optuna.load_study(study_name=study.study_name, storage=real_storage)
+    return study
+
+
+class Driver:
+    """One search's loop: ``run`` returns once ``n_trials`` trials have ended, or where a
+    signal stopped it.
+
+    ``study`` writes through the scheduler's storage (what the workers use),
+    ``reader`` reads the same study (see ``reader_of``).
+    """
+
+    def __init__(
+        self,
+        study: optuna.Study,
+        reader: optuna.Study,
+        setup: TrialSetup,
+        pool: WorkerPool,
+        *,
+        n_trials: int,
+        max_retries: int,
+    ) -> None:
+        self.study = study
+        self.reader = reader
+        self.setup = setup
+        self.pool = pool
+        self.client: Client = pool.client
+        self.n_trials = n_trials
+        self.max_retries = max_retries
+        self.resources = setup.resources()
+        self.running: dict[Future, optuna.Trial] = {}
+        self.where: dict[Future, str] = {}  # the worker each trial was sent to
+        self.sent = 0
+
+    def run(self, requests: StopRequests, *, progress: bool = True) -> Stop | None:
+        """Keep the slots busy until ``n_trials`` trials have ended, or a signal asks to stop."""
+        with StudyProgress(self.study, self.n_trials, enabled=progress) as bar:
+            # The trials are read once per cycle (all of them, so not once per decision),
+            # and the budget and the progress line share them.
+            trials = self.reader.get_trials(deepcopy=False)
+            while True:
+                if requests.signal is not None:
+                    return self._interrupt(requests.signal)
+                finished = sum(1 for trial in trials if has_ended(trial))
+                if not self.running and finished >= self.n_trials:
+                    bar.update(trials, running=0, workers=len(self.pool.slots))  # its last line
+                    return None
+                workers = self.pool.check()
+                expected_s = duration_estimate(trials) if self.setup.drains else None
+                self._fill(self.n_trials - finished, expected_s)
+                self._resend_stranded(expected_s)
+                # Bookkeeping comes after the trials are out: a freed slot waits for none of it.
+                bar.update(trials, running=len(self.running), workers=workers)
+                self._store_pool_counts()
+                for future in self._ended():
+                    bookkeeping.record(self.study, self.running.pop(future), future,
+                                       self.max_retries)  # fmt: skip
+                    self.where.pop(future, None)
+                    future.release()  # its worker holds no result for us: it may retire at once
+                trials = self.reader.get_trials(deepcopy=False)
+
+    def _fill(self, left: int, expected_s: float | None) -> None:
+        """Send new trials while a worker has room for one; ``left``: trials not ended."""
+        while worker := next_worker(
+            self.pool.slots, Counter(self.where.values()), left - len(self.running)
+        ):
+            self._send(bookkeeping.ask(self.study), worker, expected_s)
+
+    def _resend_stranded(self, expected_s: float | None) -> None:
+        """Send again the trials dask would never run (their worker left)."""
+        for future in self.pool.stranded(self.where):
+            self.client.cancel(future)
+            del self.where[future]
+            worker = least_busy(self.pool.slots, Counter(self.where.values()))
+            self._send(self.running.pop(future), str(worker), expected_s)
+
+    def _send(self, trial: optuna.Trial, worker: str, expected_s: float | None) -> None:
+        self.sent += 1
+        future = self.client.submit(
+            execute_trial, self.setup.task(self.study, trial, expected_s),
+            resources=self.resources, pure=False,
+            key=f"trial-{self.study.study_name}-{trial.number}-{self.sent}",
+            workers=[worker], allow_other_workers=True,
+        )  # fmt: skip
+        self.running[future] = trial
+        self.where[future] = worker
+
+    def _store_pool_counts(self) -> None:
+        """Keep the study's counts of replaced jobs and drained workers up to date."""
+        stored = self.reader.user_attrs  # one read, not one per count
+        for attr, count in (
+            (JOBS_REPLACED_ATTR, self.pool.replaced),
+            (WORKERS_DRAINED_ATTR, self.pool.drained),
+        ):
+            if count != stored.get(attr, 0):
+                self.study.set_user_attr(attr, count)
+
+    def _ended(self) -> set[Future]:
+        """The trials that end within a second (none: the progress line is redrawn)."""
+        if not self.running:
+            time.sleep(0.5)  # no worker yet
+            return set()
+        with contextlib.suppress(TimeoutError):
+            done, _ = wait(list(self.running), timeout=1.0, return_when=FIRST_COMPLETED)
+            return set(done)
+        return set()
+
+    def _interrupt(self, received: Signals) -> Stop:
+        """The trials in flight when a signal came: recorded if they had ended, else interrupted.
+
+        An interrupted trial did nothing wrong: like an orphaned one, it is retried
+        with its parameters however often it happens. Its task is cancelled; it
+        stops with its worker when the cluster closes (on a cluster the caller gave,
+        it runs on, and what it reports is ignored).
+        """
+        interrupted = 0
+        for future, trial in self.running.items():
+            if future.done():
+                bookkeeping.record(self.study, trial, future, self.max_retries)
+                continue
+            future.cancel()
+            why = f"the search was stopped by {received.name}"
+            bookkeeping.fail(self.study, trial, Outcome.INTERRUPTED, why, None)
+            interrupted += 1
+        ended = sum(1 for trial in self.reader.get_trials(deepcopy=False) if has_ended(trial))
+        return Stop(received, self.study.study_name, ended, self.n_trials, interrupted)
