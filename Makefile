@@ -22,7 +22,7 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[torch,xrootd,triton,test]'
+	$(BIN)/python -m pip install --quiet -e '.[torch,xrootd,triton,mlflow,test]'
 	# The real Triton server the triton tests serve packages with (see setup.cfg's triton extra)
 	$(BIN)/python -m pip install --quiet --no-deps 'nvidia-pytriton>=0.7,<0.8'
 	touch $(STAMP)
