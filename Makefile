@@ -23,7 +23,7 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt torch==2.13.0
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[torch,xrootd,triton,test]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[torch,xrootd,triton,mlflow,test]'
 	# The real Triton server the triton tests serve packages with (see setup.cfg's triton extra)
 	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt 'nvidia-pytriton>=0.7,<0.8'
 	touch $(STAMP)

@@ -1,11 +1,13 @@
-"""`batchml registry list|show|alias|history|verify|gc|diff`: the model registry from a shell.
+"""`batchml registry list|show|alias|history|verify|gc|diff|...`: the model registry from a shell.
 
 The registry folder is ``--root``, else $BATCHML_REGISTRY, else
 ``$XDG_DATA_HOME/batchml/registry``. Every command accepts model URIs in any
 form the library does (``name/3``, ``name@production``, ``batchml:name@sha256:...``).
 Exit status: 0 fine, 1 corrupt or damaged files, a refusing filesystem or a lost
 compare-and-swap, 2 bad input. ``list`` and ``show`` keep working beside damaged
-versions and name them; ``verify`` names each with its file and fix.
+versions and name them; ``verify`` names each with its file and fix. The
+commands that write for people to read (``annotate``, ``card``, ``html``) are in
+registry_pages.py, ``import-mlflow`` in registry_import.py.
 """
 
 from __future__ import annotations
@@ -96,16 +98,20 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("old")
     p.add_argument("new")
     p.set_defaults(handler=cmd_diff)
+    from batchml.cli import registry_import, registry_pages  # they use open_registry
+
+    registry_pages.register(commands)
+    registry_import.register(commands)
 
 
-def _open(args: argparse.Namespace) -> Registry:
+def open_registry(args: argparse.Namespace) -> Registry:
     from batchml.registry import Registry
 
     return Registry(args.root or default_root(), create=False)
 
 
 def cmd_list(args: argparse.Namespace, out: Console) -> int:
-    registry = _open(args)
+    registry = open_registry(args)
     if args.name is None:
         table = Table("model", "versions", "latest", "aliases", box=None, pad_edge=False)
         damaged = []
@@ -146,7 +152,7 @@ def _print_problems(out: Console, label: str, problems: list[Problem]) -> None:
 def cmd_show(args: argparse.Namespace, out: Console) -> int:
     from batchml.registry import CorruptVersion
 
-    registry = _open(args)
+    registry = open_registry(args)
     version = registry.get(args.ref)
     aliases = [a for a, n in registry.aliases(version.name).items() if n == version.version]
     attachments = {}
@@ -177,7 +183,7 @@ def cmd_show(args: argparse.Namespace, out: Console) -> int:
 def cmd_alias(args: argparse.Namespace, out: Console) -> int:
     from batchml.registry import Expect
 
-    registry = _open(args)
+    registry = open_registry(args)
     expect = getattr(args, "expect", Expect.ANY)
     state = registry.alias(args.name, args.alias, args.version, expect=expect)
     target = "nothing" if state.version is None else f"version {state.version}"
@@ -186,7 +192,7 @@ def cmd_alias(args: argparse.Namespace, out: Console) -> int:
 
 
 def cmd_history(args: argparse.Namespace, out: Console) -> int:
-    registry = _open(args)
+    registry = open_registry(args)
     table = Table("time", "alias", "outcome", "from", "to", "who", box=None, pad_edge=False)
     for r in registry.history(args.name, args.alias):
         who = f"{r['user']}@{r['host']} pid {r['pid']}"
@@ -198,7 +204,7 @@ def cmd_history(args: argparse.Namespace, out: Console) -> int:
 
 
 def cmd_verify(args: argparse.Namespace, out: Console) -> int:
-    registry = _open(args)
+    registry = open_registry(args)
     problems = registry.verify(args.name)
     _print_problems(out, "[red]corrupt[/red]", problems)
     if problems:
@@ -214,7 +220,7 @@ def cmd_verify(args: argparse.Namespace, out: Console) -> int:
 
 
 def cmd_gc(args: argparse.Namespace, out: Console) -> int:
-    registry = _open(args)
+    registry = open_registry(args)
     if (args.metric is not None or args.maximize) and args.keep is None:
         raise InvalidValue(
             "--metric and --maximize rank the versions --keep keeps, and --keep is not given",
@@ -254,7 +260,7 @@ def cmd_gc(args: argparse.Namespace, out: Console) -> int:
 
 
 def cmd_diff(args: argparse.Namespace, out: Console) -> int:
-    changes = _open(args).diff(args.old, args.new)
+    changes = open_registry(args).diff(args.old, args.new)
     if not changes:
         out.print(f"{safe(args.old)} and {safe(args.new)} record the same")
         return 0

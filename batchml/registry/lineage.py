@@ -4,8 +4,9 @@ Six months later the question is "which code, which data, which trial made
 this model?". What the process can see for itself is filled in here (user,
 host, time, git commit and dirty flag of the working directory, batch job ids,
 site, package versions); what only the caller knows (the HPO study and trial,
-the data URLs with sizes or checksums) is passed to ``publish``. Unknown keys
-are refused so a typo does not silently drop provenance.
+the data URLs with sizes or checksums, where an imported version came from) is
+passed to ``publish``. Unknown keys are refused so a typo does not silently
+drop provenance.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from typing import Any
 from batchml.errors import InvalidValue
 
 CALLER_KEYS = (
-    "hpo_study", "hpo_trial", "hpo_run", "data", "job_ids", "site", "git_commit", "git_dirty"
+    "hpo_study", "hpo_trial", "hpo_run", "data", "job_ids", "site", "git_commit", "git_dirty",
+    "imported_from",
 )  # fmt: skip
 PACKAGES = ("batchml", "torch", "numpy", "onnx", "onnxruntime", "optuna", "uproot", "awkward")
 

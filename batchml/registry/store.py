@@ -208,16 +208,22 @@ class Registry:
         *,
         description: str | None = None,
         tags: Sequence[str] | None = None,
+        intended_use: str | None = None,
+        limitations: str | None = None,
     ) -> dict[str, Any]:
-        """Change a version's mutable notes (last writer wins); the version itself stays as is."""
+        """Change a version's mutable notes (last writer wins); the version itself stays as is.
+
+        ``intended_use`` and ``limitations`` are the fields of the model card
+        (pages/card.py) that only a person can write.
+        """
         name, state = self._find(ref)
-        path = self._annotation_file(name, state.number)
         notes = self._annotations(name, state.number)
-        if description is not None:
-            notes["description"] = description
+        texts = {"description": description, "intended_use": intended_use}
+        texts["limitations"] = limitations
+        notes.update({key: text for key, text in texts.items() if text is not None})
         if tags is not None:
             notes["tags"] = check_tags(tags)
-        write_atomic(path, dump_json(notes))
+        write_atomic(self._annotation_file(name, state.number), dump_json(notes))  # checked first
         return notes
 
     # -- reading ---------------------------------------------------------------------------

@@ -45,7 +45,7 @@ class ModelVersion:
 
     @property
     def signature(self) -> dict[str, Any]:
-        return dict(self.manifest.get("signature", {}))
+        return dict(self.manifest.get("signature") or {})  # None: published without an example
 
     @property
     def lineage(self) -> dict[str, Any]:

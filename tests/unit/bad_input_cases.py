@@ -543,6 +543,34 @@ bad(BAD, "is not a batchml registry", "registry", "--root", "folder", "gc", "--d
 bad(BAD, "no committed version nosuch/1 in reg", *REG, "diff", "jets/1", "nosuch/1")
 bad(BAD, "no committed version jets/99 in reg", *REG, "diff", "jets/99", "jets/1")
 usage("the following arguments are required: new", *REG, "diff", "jets/1")
+usage("the following arguments are required: ref", *REG, "annotate")
+bad(BAD, "no committed version nosuch/1 in reg", *REG, "annotate", "nosuch/1", "--description",
+    "x")  # fmt: skip
+bad(BAD, "no committed version jets/99 in reg", *REG, "annotate", "jets/99", "--intended-use", "x")
+bad(BAD, "model 'jets' has no alias 'nope'", *REG, "annotate", "jets@nope", "--limitations", "x")
+bad(BAD, "'bad tag!' is not a valid tag", *REG, "annotate", "jets/1", "--tag", "bad tag!")
+bad(BAD, "no committed version jets/99 in reg", *REG, "card", "jets/99")
+bad(BAD, "card.txt: a card is written as .md or .html, not '.txt'", *REG, "card", "jets/1",
+    "-o", "card.txt")  # fmt: skip
+bad(BAD, "the card /dev/null/x.md cannot be made: /dev/null is not a folder", *REG, "card",
+    "jets/1", "--output", "/dev/null/x.md")  # fmt: skip
+bad(BAD, "the card cards.md is a folder", *REG, "card", "jets/1", "-o", "cards.md",
+    files={"cards.md": None})  # fmt: skip
+bad(BAD, "the card card.html is not a plain file", *REG, "card", "jets/1", "-o", "card.html",
+    files={"card.html": FIFO})  # fmt: skip
+usage("the following arguments are required: -o/--output", *REG, "html")
+bad(BAD, "nowhere is not a batchml registry", *REG, "html", "nowhere", "-o", "out")
+bad(BAD, "garbage.bin exists and is not a folder", *REG, "html", "--output", "garbage.bin")
+bad(BAD, "/dev/null/x cannot be made: /dev/null is not a folder", *REG, "html", "-o",
+    "/dev/null/x")  # fmt: skip
+bad(BAD, "reg is not empty and holds no .batchml-site.json", *REG, "html", "-o", "reg")
+usage("the following arguments are required: uri", *REG, "import-mlflow")
+bad(BAD, "nowhere is not a folder: no MLflow file store there", *REG, "import-mlflow", "nowhere")
+bad(BAD, "folder holds no registered models (no models/ folder)", *REG, "import-mlflow", "folder")
+bad(BAD, "no SQLite database at", *REG, "import-mlflow", "sqlite:///nowhere.db", "--model", "jets")
+bad(BAD, "garbage.bin cannot be read as a SQLite database", *REG, "import-mlflow",
+    "sqlite:///garbage.bin")  # fmt: skip
+bad(BAD, "'ftp://x/mlruns' is not an MLflow store URI", *REG, "import-mlflow", "ftp://x/mlruns")
 
 # --- package ------------------------------------------------------------------------------
 BUILD = ("package", "build", "jets/1", "--root", "reg", "-o")

@@ -154,6 +154,9 @@ def test_a_process_that_took_over_an_ended_jobs_id_is_not_the_job(
         resources=Resources.from_site(backend.site),
         workdir=tmp_path / "short",
     )
+    # A process that really reuses an id starts long after the job did; one started within
+    # the same clock tick (starttime counts 1/100 s) would carry the job's very identity.
+    time.sleep(0.05)
     (job_id,) = backend.submit(job)
     assert wait_finished(backend, job_id) is JobState.COMPLETED
     # What reuse of the id leaves: the job's record, its id now another process's.
