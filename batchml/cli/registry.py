@@ -15,11 +15,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from batchml.cli.arguments import count, duration_seconds
 from batchml.cli.terminal_text import safe
@@ -113,33 +116,58 @@ def open_registry(args: argparse.Namespace) -> Registry:
 def cmd_list(args: argparse.Namespace, out: Console) -> int:
     registry = open_registry(args)
     if args.name is None:
-        table = Table("model", "versions", "latest", "aliases", box=None, pad_edge=False)
+        rows: list[tuple[str, ...]] = []
         damaged = []
         for name in registry.models():
             numbers = registry.versions(name)
             aliases = ", ".join(f"{a}={v}" for a, v in registry.aliases(name).items())
             latest = str(max(numbers, default="-"))
-            table.add_row(safe(name), str(len(numbers)), latest, safe(aliases))
+            rows.append((safe(name), str(len(numbers)), latest, safe(aliases)))
             damaged += registry.damaged(name)
-        out.print(table)
+        _print_columns(out, ("model", "versions", "latest", "aliases"), rows)
         _print_problems(out, "[red]damaged[/red]", damaged)
         return 0
     by_version: dict[int, list[str]] = {}
     for alias, number in registry.aliases(args.name).items():
         by_version.setdefault(number, []).append(alias)
-    versions, damaged = registry.list(args.name), registry.damaged(args.name)
-    if not versions and not damaged:
+    survey = registry.survey(args.name)
+    if not survey.versions and not survey.damaged:
         registry.resolve(args.name)  # raises NotFound with the hint
-    table = Table("version", "created", "aliases", "metrics", "tags", box=None, pad_edge=False)
-    for v in versions:
+    rows = []
+    for v in survey.versions:
         metrics = ", ".join(f"{k}={val:.4g}" for k, val in v.metrics.items())
         tags = ", ".join(v.annotations.get("tags", []))
         aliases = ", ".join(by_version.get(v.version, []))
         created = safe(str(v.manifest["created"])[:19])
-        table.add_row(str(v.version), created, safe(aliases), safe(metrics), safe(tags))
-    out.print(table)
-    _print_problems(out, "[red]damaged[/red]", damaged)
+        rows.append((str(v.version), created, safe(aliases), safe(metrics), safe(tags)))
+    _print_columns(out, ("version", "created", "aliases", "metrics", "tags"), rows)
+    _print_problems(out, "[red]damaged[/red]", survey.damaged)
     return 0
+
+
+def _print_columns(out: Console, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """Rows (cells already through ``safe``) in left-aligned columns under a bold header.
+
+    Each line is one row, never wrapped, columns two spaces apart as in the
+    other commands' tables. A listing runs to thousands of versions, and
+    rich's Table measures and lays out every cell at a cost that grows to
+    seconds there; here each cell is measured once and the whole listing is
+    printed at once.
+    """
+    measured = [[(cell, _shown_width(cell)) for cell in row] for row in (header, *rows)]
+    widths = [max(width for _, width in column) for column in zip(*measured, strict=True)]
+    lines = []
+    for row in measured:
+        padded = zip(row, widths, strict=True)
+        cells = [cell + " " * (column - width) for (cell, width), column in padded]
+        lines.append("  ".join(cells).rstrip())
+    lines[0] = f"[bold]{lines[0]}[/bold]"
+    out.print("\n".join(lines), soft_wrap=True)
+
+
+def _shown_width(cell: str) -> int:
+    """The terminal columns ``cell`` takes once its markup escapes are read (wide characters: 2)."""
+    return cell_len(Text.from_markup(cell).plain if "[" in cell else cell)
 
 
 def _print_problems(out: Console, label: str, problems: list[Problem]) -> None:

@@ -21,7 +21,7 @@ from batchml.registry.registry_errors import (
     RegistryError,
     StorageError,
 )
-from batchml.registry.store import Registry
+from batchml.registry.store import Registry, Survey
 from batchml.registry.version import ModelVersion
 
 __all__ = [
@@ -40,5 +40,6 @@ __all__ = [
     "Registry",
     "RegistryError",
     "StorageError",
+    "Survey",
     "parse_ref",
 ]

@@ -15,6 +15,7 @@ import functools
 import os
 import shutil
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -64,6 +65,14 @@ def _storage(action: str, *, writing: bool = False) -> Callable[[_Method], _Meth
         return cast(_Method, call)
 
     return wrap
+
+
+@dataclass(frozen=True)
+class Survey:
+    """The versions of a model as ``list`` gives them, and the damaged ones it leaves out."""
+
+    versions: list[ModelVersion]
+    damaged: list[Problem]
 
 
 class Registry:
@@ -304,14 +313,20 @@ class Registry:
 
         A damaged version is left out here and named by ``damaged``.
         """
-        return self._survey(name)[0]
+        return self.survey(name).versions
 
     @_storage("read the registry")
     def damaged(self, name: str) -> builtins.list[Problem]:
         """What is wrong with each version of ``name`` that ``list`` leaves out (no hashing)."""
-        return self._survey(name)[1]
+        return self.survey(name).damaged
 
-    def _survey(self, name: str) -> tuple[builtins.list[ModelVersion], builtins.list[Problem]]:
+    @_storage("read the registry")
+    def survey(self, name: str) -> Survey:
+        """``list`` and ``damaged`` from one reading of the versions, for who needs both.
+
+        Each version's files are read once, so a caller that shows the versions
+        and names the damaged ones does not pay for reading every record twice.
+        """
         found, problems = [], []
         for state in self._states(name):
             if state.problem is not None:
@@ -321,7 +336,7 @@ class Registry:
                     found.append(self._version(name, state))
                 except DamagedFile as exc:
                     problems.append(Problem(exc.path, exc.problem, exc.hint or RESTORE))
-        return found, problems
+        return Survey(found, problems)
 
     @_storage("read the registry")
     def aliases(self, name: str) -> dict[str, int]:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from rich.cells import cell_len
 
 from batchml.cli import main
 from batchml.registry import Registry
@@ -44,6 +45,27 @@ def test_list_models_and_versions(root: Path) -> None:
     lines = versions.stdout.splitlines()
     assert lines[1].split()[0] == "1" and "loss=0.5" in lines[1] and "first" in lines[1]
     assert "production" in lines[2] and "loss=0.25" in lines[2]
+
+
+def test_list_versions_puts_each_cell_under_its_header(tmp_path: Path) -> None:
+    """Alignment counts what the terminal shows: a wide character takes two columns and
+    an escaped markup bracket one, however many characters they take in the markup."""
+    registry = Registry(tmp_path / "registry")
+    registry.publish("jets", b"one", metrics={"\u4e2d\u6587[/b]": 0.5}, tags=["first"])
+    registry.publish("jets", b"two", metrics={"loss": 0.25}, aliases=["production"])
+    listed = registry_cli(registry.root, "list", "jets")
+    assert listed.returncode == 0, listed.stderr
+    header, *rows = listed.stdout.splitlines()
+    assert header.split() == ["version", "created", "aliases", "metrics", "tags"]
+
+    def column(line: str, text: str) -> int:
+        return cell_len(line[: line.index(text)])
+
+    assert column(rows[0], "\u4e2d\u6587[/b]=0.5") == header.index("metrics")
+    assert column(rows[0], "first") == header.index("tags")
+    assert column(rows[1], "production") == header.index("aliases")
+    assert column(rows[1], "loss=0.25") == header.index("metrics")
+    assert all(line == line.rstrip() for line in listed.stdout.splitlines())
 
 
 def test_show_json_holds_the_whole_record(root: Path) -> None:

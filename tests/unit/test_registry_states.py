@@ -121,6 +121,31 @@ def test_a_damaged_version_is_named_by_every_reader_and_comes_back_when_restored
     assert registry.verify() == [] and registry.versions("jets") == [2, 3]
 
 
+def test_one_survey_names_a_version_whose_notes_are_damaged_and_lists_the_others(
+    registry: Registry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    registry.annotate("jets/2", tags=["kept"])
+    notes = registry.layout.annotations("jets", 2)
+    notes.write_text("[]")  # valid JSON, but not the object of notes a version has
+
+    survey = registry.survey("jets")
+    assert [v.version for v in survey.versions] == [1, 3]
+    [problem] = survey.damaged
+    assert (problem.path, problem.problem) == (notes, "is not a JSON object")
+    assert "delete it (it holds only notes)" in problem.fix
+    assert registry.damaged("jets") == [problem]
+    assert [v.version for v in registry.list("jets")] == [1, 3]
+
+    status, out, _ = cli(registry, capsys, "list", "jets")
+    assert status == 0 and [line.split()[0] for line in out.splitlines()] == [
+        "version",
+        "1",
+        "3",
+        "damaged",
+    ]
+    assert f"damaged {notes}: is not a JSON object; fix: restore it" in out
+
+
 def test_gc_removes_a_damaged_version_only_when_asked_and_never_an_aliased_one(
     registry: Registry, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -89,7 +89,8 @@ def write_site(registry: Registry, out: Path, progress: Progress | None = None) 
     pages = _Pages(out, _read_state(out))
     rows = []
     for name in registry.models():
-        versions = registry.list(name)
+        survey = registry.survey(name)
+        versions = survey.versions
         aliases = registry.aliases(name)
         on_version = by_version(aliases)
         for done, version in enumerate(versions, 1):
@@ -100,7 +101,7 @@ def write_site(registry: Registry, out: Path, progress: Progress | None = None) 
             pages.put(version_page(name, version.version), _digest(made_from), render)
             if progress:
                 progress(name, done, len(versions))
-        page = to_html(model_document(registry, name, versions, aliases))
+        page = to_html(model_document(registry, name, survey, aliases))
         pages.put(model_page(name), _digest(page), functools.partial(str, page))
         rows.append((name, len(versions), versions[-1].version if versions else None, aliases))
     index = to_html(index_document(registry, rows))

@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 from batchml.registry.pages.card import model_card, show
 from batchml.registry.pages.document import Block, Document, Link, Section, Table
-from batchml.registry.store import Registry
+from batchml.registry.store import Registry, Survey
 from batchml.registry.version import ModelVersion
 
 INDEX = "index.html"
@@ -50,9 +50,10 @@ def card_document(version: ModelVersion, aliases: list[str]) -> Document:
 
 
 def model_document(
-    registry: Registry, name: str, versions: list[ModelVersion], aliases: dict[str, int]
+    registry: Registry, name: str, survey: Survey, aliases: dict[str, int]
 ) -> Document:
     """A model's aliases, their history and its versions, newest first, each linked to its card."""
+    versions, damaged = survey.versions, survey.damaged
     committed = {v.version for v in versions}
 
     def to_version(number: object) -> Link | str:
@@ -60,7 +61,6 @@ def model_document(
             return Link(f"version {number}", f"versions/{number}.html")
         return show(number)
 
-    damaged = registry.damaged(name)
     sections = [
         Section("Aliases", [_aliases(aliases, to_version)]),
         Section("Alias history", [_history(registry.history(name), to_version)]),
