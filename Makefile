@@ -18,13 +18,14 @@ venv: $(STAMP)
 
 # torch==2.13.0 first: that release is a CPU wheel on this kind of machine;
 # an unpinned torch would pull a multi-GB CUDA build.
-$(STAMP): setup.cfg pyproject.toml
+# constraints.txt: the tested release of each engine (setup.cfg bounds them below the next major).
+$(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[torch,xrootd,triton,mlflow,test]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt torch==2.13.0
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[torch,xrootd,triton,mlflow,test]'
 	# The real Triton server the triton tests serve packages with (see setup.cfg's triton extra)
-	$(BIN)/python -m pip install --quiet --no-deps 'nvidia-pytriton>=0.7,<0.8'
+	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt 'nvidia-pytriton>=0.7,<0.8'
 	touch $(STAMP)
 
 lint: $(STAMP)

@@ -12,6 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+__all__ = [
+    "BatchmlError",
+    "ConfigError",
+    "FieldProblem",
+    "InvalidValue",
+    "SiteNotFoundError",
+]
+
 
 class BatchmlError(Exception):
     """Root of every error batchml raises on purpose.

@@ -13,6 +13,11 @@ from __future__ import annotations
 import json
 import os
 
+__all__ = [
+    "REPORT_ENV",
+    "report",
+]
+
 REPORT_ENV = "BATCHML_TRIAL_REPORT"
 
 

@@ -50,7 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from conftest import read_service_env
 
 from batchml.data import RootDataset
-from batchml.data.synthetic import FLAT_FEATURES, write_sample
+from batchml.demo.sample import FLAT_FEATURES, write_sample
 
 BATCH = 4096
 EPOCHS = 2  # per timed round, back to back, for every case of ratio 1 and 3

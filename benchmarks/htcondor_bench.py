@@ -23,8 +23,8 @@ import htcondor2
 from batchml.backends.base import JobSpec, JobState
 from batchml.backends.htcondor import HTCondorBackend
 from batchml.backends.htcondor.backend import PROJECTION
-from batchml.resources import Resources
-from batchml.sites import HTCondorSettings, JobDefaults, Site
+from batchml.config.resources import Resources
+from batchml.config.site_schema import HTCondorSettings, JobDefaults, Site
 
 SHARED = Path("/srv/batchml-htcondor")
 QUEUED = 200

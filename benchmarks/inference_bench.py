@@ -28,7 +28,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from batchml.data.synthetic import FLAT_FEATURES
+from batchml.demo.sample import FLAT_FEATURES
 from batchml.inference import BatchedSession
 from batchml.package.bench import measure
 

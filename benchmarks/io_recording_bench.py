@@ -42,8 +42,8 @@ from torch.nn import functional
 
 from batchml.data import RootDataset
 from batchml.data.loader_stats import SharedCounters, register, timed
-from batchml.data.synthetic import FLAT_FEATURES, write_sample
-from batchml.demo_training import Classifier
+from batchml.demo.sample import FLAT_FEATURES, write_sample
+from batchml.demo.training import Classifier
 from batchml.hpo.isolation import ProxyTrial
 
 EPOCH_EVENTS = 150_000  # the demo's Budget.epoch_events: events between two reports

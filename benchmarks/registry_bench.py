@@ -34,8 +34,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from batchml.registry import Registry
-from batchml.registry.atomic import read_json
 from batchml.registry.manifest import MARKER, marker_bytes
+from batchml.registry.on_disk import read_json
 from batchml.registry.pages import write_site
 
 SIZES = (10, 1_000, 10_000)

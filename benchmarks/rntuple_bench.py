@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from data_bench import exported, iterate, passes, pipeline
 
 from batchml.data import RootDataset
-from batchml.data.synthetic import FLAT_FEATURES, write_sample
+from batchml.demo.sample import FLAT_FEATURES, write_sample
 
 BATCH = 4096
 CLUSTER = 50_000

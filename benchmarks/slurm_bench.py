@@ -30,8 +30,8 @@ from batchml.backends import JobSpec, JobState
 from batchml.backends.commands import run_command
 from batchml.backends.slurm import SlurmBackend
 from batchml.backends.slurm.backend import parse_sbatch_output
-from batchml.resources import Resources
-from batchml.sites import Site
+from batchml.config.resources import Resources
+from batchml.config.site_schema import Site
 
 SERVICE_ENV = Path(os.environ.get("BATCHML_SERVICES_DIR", "/tmp/batchml-services")) / "slurm.env"
 POLL_S = 0.02

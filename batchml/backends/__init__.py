@@ -18,7 +18,7 @@ from batchml.backends.base import (
     SchedulerError,
     UnknownJob,
 )
-from batchml.sites import Site
+from batchml.config.site_schema import Site
 
 _CLASSES = {"htcondor": "HTCondorBackend", "slurm": "SlurmBackend", "local": "LocalBackend"}
 

@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from batchml._compat import tornado_tls
-from batchml.atomic import write_new
+from batchml._fs import write_new
 from batchml.backends.base import JOB_END_ENV, SchedulerError
-from batchml.resources import Resources
-from batchml.sites import Network, Site
-from batchml.templates import render
+from batchml.config.resources import Resources
+from batchml.config.site_schema import Network, Site
+from batchml.config.templates import render
 
 if TYPE_CHECKING:
     from distributed.security import Security

@@ -19,13 +19,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from batchml.atomic import FILE_MODE, check_destination, write_atomic
+from batchml._fs import FILE_MODE, check_destination, write_atomic
+from batchml.backends.launch import launch_words
+from batchml.config.resources import Resources
+from batchml.config.site_schema import Site
+from batchml.config.site_values import check_env_name
+from batchml.config.templates import render, template_path
 from batchml.errors import BatchmlError, InvalidValue
-from batchml.launch import launch_words
-from batchml.resources import Resources
-from batchml.site_values import check_env_name
-from batchml.sites import Site
-from batchml.templates import render, template_path
 
 if TYPE_CHECKING:
     from distributed import SpecCluster
@@ -63,7 +63,7 @@ class JobSpec:
     """A plain batch job: ``command`` run once, or once per item of ``array_items``.
 
     With more than one GPU the command is started by torchrun, one process per
-    GPU (``batchml.launch`` decides how). An array job's item reaches the
+    GPU (``batchml.backends.launch`` decides how). An array job's item reaches the
     command as $BATCHML_ARRAY_ITEM. The command runs in ``cwd`` when given (the
     folder `batchml submit` was typed in, so that ``python train.py`` finds its
     script as it would there; a node that cannot see it says so and stays in

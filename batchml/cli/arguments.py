@@ -12,8 +12,8 @@ import argparse
 import math
 from collections.abc import Callable
 
+from batchml.config.units import is_count
 from batchml.errors import InvalidValue
-from batchml.units import is_count
 
 
 def positive(text: str) -> int:
@@ -59,7 +59,7 @@ def positive_seconds(text: str) -> float:
 
 def duration_seconds(text: str) -> float:
     """A duration such as '1d' or '6h', in seconds."""
-    from batchml.units import parse_duration
+    from batchml.config.units import parse_duration
 
     try:
         return parse_duration(text).total_seconds()

@@ -16,7 +16,7 @@ from rich.table import Table
 
 from batchml.cli.arguments import count, positive
 from batchml.cli.terminal_text import safe
-from batchml.units import is_count
+from batchml.config.units import is_count
 
 
 def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -56,7 +56,10 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 
 def cmd_demo(args: argparse.Namespace, out: Console) -> int:
-    from batchml.demo import DemoOptions, run_demo  # pulls in torch, dask, uproot: only when asked
+    from batchml.demo.run import (  # pulls in torch, dask, uproot: only when asked
+        DemoOptions,
+        run_demo,
+    )
 
     options = DemoOptions(
         workdir=args.workdir, events=args.events, files=args.files, trials=args.trials,

@@ -47,9 +47,9 @@ def cmd_run(args: argparse.Namespace, out: Console) -> int:
 
 
 def _run(stored: dict[str, Any], out: Console) -> int:
+    from batchml.config.site_lookup import load_site
     from batchml.hpo.config import objective_of
     from batchml.hpo.interrupts import StudyInterrupted, StudyTerminated
-    from batchml.site_files import load_site
 
     config = _stored_config(stored)
     objective = objective_of(config, Path(stored["base"]))
@@ -85,7 +85,7 @@ def _stored_config(stored: Any) -> Any:
     """The study file a study was run with, as `hpo run` stored it; ConfigError if it is damaged."""
     from pydantic import ValidationError
 
-    from batchml.config_files import field_problem
+    from batchml.config.yaml_files import field_problem
     from batchml.errors import ConfigError, FieldProblem
     from batchml.hpo.config import STUDY_FILE_HINT, StudyConfig
 
@@ -176,7 +176,7 @@ def cmd_status(args: argparse.Namespace, out: Console) -> int:
 
 
 def cmd_report(args: argparse.Namespace, out: Console) -> int:
-    from batchml.atomic import check_destination
+    from batchml._fs import check_destination
     from batchml.hpo.report import study_report
 
     check_destination(args.output, "file", "the report")

@@ -12,10 +12,10 @@ from rich.table import Table
 from batchml.backends import JobSpec, backend_for
 from batchml.cli.arguments import bounded
 from batchml.cli.terminal_text import safe
+from batchml.config.resources import MAX_JOBS, Resources
+from batchml.config.site_lookup import ResolvedSite, load_site
+from batchml.config.units import format_duration, format_size
 from batchml.errors import InvalidValue
-from batchml.resources import MAX_JOBS, Resources
-from batchml.site_files import ResolvedSite, load_site
-from batchml.units import format_duration, format_size
 
 _RESOURCE_FLAGS = ("cores", "memory", "disk", "gpus", "walltime", "gpu_capability", "mem_per_gpu")
 

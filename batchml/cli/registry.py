@@ -26,8 +26,8 @@ from rich.text import Text
 
 from batchml.cli.arguments import count, duration_seconds
 from batchml.cli.terminal_text import safe
+from batchml.config.units import is_count
 from batchml.errors import InvalidValue
-from batchml.units import is_count
 
 if TYPE_CHECKING:
     from batchml.registry import Problem, Registry

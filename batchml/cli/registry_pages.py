@@ -56,7 +56,7 @@ def cmd_annotate(args: argparse.Namespace, out: Console) -> int:
 
 
 def cmd_card(args: argparse.Namespace, out: Console) -> int:
-    from batchml.atomic import check_destination, write_atomic
+    from batchml._fs import check_destination, write_atomic
     from batchml.cli.registry import open_registry
     from batchml.registry.pages import model_card, to_html, to_markdown
 
@@ -82,7 +82,7 @@ def cmd_card(args: argparse.Namespace, out: Console) -> int:
 
 
 def cmd_html(args: argparse.Namespace, out: Console) -> int:
-    from batchml.atomic import check_destination
+    from batchml._fs import check_destination
     from batchml.cli.registry import default_root
     from batchml.registry import Registry
     from batchml.registry.pages import write_site

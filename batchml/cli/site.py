@@ -11,8 +11,8 @@ from rich.console import Console
 from rich.table import Table
 
 from batchml.cli.terminal_text import safe
+from batchml.config.site_lookup import BUILTIN, ResolvedSite, list_sites, load_site, search_dirs
 from batchml.errors import BatchmlError
-from batchml.site_files import BUILTIN, ResolvedSite, list_sites, load_site, search_dirs
 
 
 def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -14,11 +14,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from batchml._fs import replacing, write_atomic
 from batchml.data import xrootd
 from batchml.data.errors import DataError
 from batchml.data.loader_stats import SharedCounters
@@ -91,10 +91,7 @@ class NodeCache:
 
     def _copy(self, url: str, path: Path, remote: xrootd.RemoteStat) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=self.folder, prefix=f".{path.name}.")
-        os.close(handle)
-        partial = Path(temporary)
-        try:
+        with replacing(path) as partial:
             xrootd.copy(url, str(partial))
             size, checksum = partial.stat().st_size, adler32(partial)
             expected = xrootd.server_adler32(url)
@@ -104,9 +101,6 @@ class NodeCache:
                     f"(size {size} vs {remote.size}, adler32 {checksum} vs {expected})",
                     hint="the file may be changing on the server; retry, or drop cache_dir",
                 )
-            os.replace(partial, path)
-        finally:
-            partial.unlink(missing_ok=True)
         entry = CacheEntry(url=url, size=size, modtime=remote.modtime, adler32=checksum)
         self._write_entry(path, entry)
 
@@ -119,7 +113,4 @@ class NodeCache:
 
     @staticmethod
     def _write_entry(path: Path, entry: CacheEntry) -> None:
-        target = path.with_name(path.name + ".json")
-        temporary = target.with_name(f".{target.name}.{os.getpid()}")
-        temporary.write_text(json.dumps(asdict(entry)))
-        os.replace(temporary, target)
+        write_atomic(path.with_name(path.name + ".json"), json.dumps(asdict(entry)).encode())

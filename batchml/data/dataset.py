@@ -36,6 +36,11 @@ from batchml.data.options import (
 from batchml.data.stream import Batch, RootStream
 from batchml.errors import BatchmlError, InvalidValue
 
+__all__ = [
+    "RootDataset",
+    "RootLoader",
+]
+
 
 class RootDataset(IterableDataset[Batch]):
     """Batches of ``features`` (float32, jagged padded) with target, weight and entry number.

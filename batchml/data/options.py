@@ -15,10 +15,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar, get_args
 
+from batchml.config.units import parse_size
 from batchml.data.cut import Cut
 from batchml.data.plan import Split
 from batchml.errors import InvalidValue
-from batchml.units import parse_size
 
 PrefetchIn = Literal["process", "thread"]
 ReaderPriority = Literal["idle", "normal"]

@@ -23,8 +23,8 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Executor
 from typing import Any
 
+from batchml.config.units import parse_size
 from batchml.data import listing
-from batchml.units import parse_size
 
 
 def cluster_steps(

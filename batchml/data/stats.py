@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from batchml._fs import write_atomic
+
 FORMAT_VERSION = 1
 
 
@@ -99,14 +101,8 @@ class FeatureStats:
         return stats
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write JSON atomically (temporary file in the same folder, then rename)."""
-        target = Path(path)
-        temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        with temporary.open("w") as handle:
-            json.dump(self.to_dict(), handle, indent=1)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, target)
+        """Write JSON atomically (batchml._fs: a reader never sees half of it)."""
+        write_atomic(Path(path), json.dumps(self.to_dict(), indent=1).encode())
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> FeatureStats:

@@ -18,6 +18,7 @@ from distributed import Future
 from optuna.trial import FrozenTrial, TrialState
 
 from batchml._compat.optuna import storage_of, trial_id
+from batchml._fs import PrivateFolderError
 from batchml.hpo.outcome import (
     ATTEMPT_ATTR,
     OUTCOME_ATTR,
@@ -27,7 +28,6 @@ from batchml.hpo.outcome import (
     Outcome,
     TrialEnd,
 )
-from batchml.private_folder import PrivateFolderError
 
 
 def ask(study: optuna.Study) -> optuna.Trial:

@@ -18,13 +18,13 @@ import dask
 from distributed import Client
 from distributed.deploy import SpecCluster
 
+from batchml.config.site_schema import Paths
 from batchml.hpo.spec import Where
 from batchml.hpo.walltime import TRIAL_RESOURCE
-from batchml.sites import Paths
 
 if TYPE_CHECKING:
-    from batchml.resources import Resources
-    from batchml.sites import Site
+    from batchml.config.resources import Resources
+    from batchml.config.site_schema import Site
 
 # A task whose worker died comes back to the driver at once (to be recorded as preempted
 # and retried as a new trial) rather than being rerun by dask under the same trial; and
@@ -76,8 +76,8 @@ def check_request(where: Where) -> None:
 
 def _request(where: Where) -> tuple[Site, Resources]:
     """The site and what each of its worker jobs asks for (the GPUs of its trials)."""
-    from batchml.resources import Resources
-    from batchml.site_files import load_site
+    from batchml.config.resources import Resources
+    from batchml.config.site_lookup import load_site
 
     site = load_site(where.site).site
     per_job = where.trials_per_job

@@ -32,9 +32,9 @@ from typing import Any
 
 import optuna
 
+from batchml.backends.launch import launch_words, script_position
 from batchml.errors import InvalidValue
 from batchml.hpo.isolation import TrialContext
-from batchml.launch import launch_words, script_position
 from batchml.trial_report import REPORT_ENV
 
 POLL_S = 0.2
@@ -48,7 +48,7 @@ class CommandObjective:
     ``command`` is a string (split like a shell would, without running one), an
     argument list, or a function from the trial's parameters to an argument
     list. A ``.py`` first argument or ``-m module`` runs with the worker's
-    Python, any other program as it is (``batchml.launch``). A relative Python
+    Python, any other program as it is (``batchml.backends.launch``). A relative Python
     script (``train.py``, ``python -u train.py``) is taken from ``base``
     (default: the current folder) and made absolute, since the command runs in
     the trial's scratch folder. Workers must see that path (AFS, EOS or a
@@ -110,7 +110,7 @@ class CommandObjective:
 
 
 def trial_argv(command: Sequence[str], gpus: int) -> list[str]:
-    """How a trial starts ``command`` with the worker's Python (``batchml.launch``): as it
+    """How a trial starts ``command`` with the worker's Python (``batchml.backends.launch``): as it
     is, or with more than one GPU under torchrun, one rank per GPU of the slot."""
     words = launch_words(command, sys.executable, torchrun=gpus > 1)
     if gpus <= 1:

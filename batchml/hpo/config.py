@@ -19,11 +19,11 @@ from typing import Any, Literal
 import optuna
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from batchml.config_files import field_problem, read_yaml_mapping
+from batchml.config.resources import MAX_JOBS
+from batchml.config.site_schema import MAX_GPUS
+from batchml.config.yaml_files import field_problem, read_yaml_mapping
 from batchml.errors import ConfigError, InvalidValue
 from batchml.hpo.storage import check_study_name
-from batchml.resources import MAX_JOBS
-from batchml.sites import MAX_GPUS
 
 STUDY_FILE_HINT = (
     "a study file holds study_name, objective or command, n_trials, and a search_space of "

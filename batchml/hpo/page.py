@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import quote
 
-from batchml.atomic import write_atomic
+from batchml._fs import write_atomic
 
 Cell = str | Path  # a Path is shown as a link to it
 

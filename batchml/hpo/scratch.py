@@ -9,7 +9,7 @@ own makes every trial fail. So, where the trial runs:
 - the site's ``paths.scratch_dir`` is expanded there (a batch job's $TMPDIR is
   its own, not the driver's);
 - inside it, one folder per user, ``batchml-<uid>``, made and checked private
-  (see batchml.private_folder): a link, another user's folder or one open to
+  (see batchml._fs): a link, another user's folder or one open to
   others there is refused, naming the path and the fix, rather than used;
 - inside that, one folder per trial with a random name (``mkdtemp``, 0700);
 - removed when the trial ends, unless the site keeps it (``paths.keep_scratch``)
@@ -28,8 +28,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from batchml._fs import PrivateFolderError, private_folder
 from batchml.backends._worker import expand_path
-from batchml.private_folder import PrivateFolderError, private_folder
 
 logger = logging.getLogger(__name__)
 

@@ -15,8 +15,20 @@ from pathlib import Path
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 
-from batchml.atomic import check_destination
+from batchml._fs import check_destination
 from batchml.errors import InvalidValue
+
+__all__ = [
+    "NETWORK_FILESYSTEMS",
+    "STUDY_NAME",
+    "check_study_name",
+    "default_study_dir",
+    "filesystem_type",
+    "journal_path",
+    "open_existing_storage",
+    "open_storage",
+    "study_exists",
+]
 
 NETWORK_FILESYSTEMS = {
     "nfs", "nfs4", "afs", "cifs", "smb3", "smbfs", "ceph", "lustre", "gpfs", "beegfs",

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from batchml.atomic import write_atomic
+from batchml._fs import write_atomic
 from batchml.errors import BatchmlError, InvalidValue
 
 CSV_NAME = "benchmark.csv"

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from batchml.atomic import check_destination, owner_tag, write_atomic
+from batchml._fs import check_destination, fsync_dir, temp_beside, write_atomic
 from batchml.errors import InvalidValue
 from batchml.package import triton
 from batchml.package.checksums import write_manifest
@@ -80,12 +80,13 @@ def build(
     options = options or BuildOptions()
     target = _check_target(Path(out), options)
     step = progress or (lambda _: None)
-    staging = target.with_name(f".{target.name}.tmp-{owner_tag()}")
+    staging = temp_beside(target)
     staging.mkdir(parents=True)
     try:
         _build_into(staging, version, options, module, step)
         step("moving the folder into place")
         staging.rename(target)
+        fsync_dir(target.parent)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target

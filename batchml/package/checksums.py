@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from batchml.atomic import write_atomic
+from batchml._fs import write_atomic
 from batchml.errors import InvalidValue
 from batchml.registry.manifest import sha256_file
 

@@ -9,7 +9,9 @@ or load a torch model. The on-disk protocol is described in FORMAT.md.
 
 from batchml.registry.aliases import AliasState, Expect
 from batchml.registry.attachments import Attachment
-from batchml.registry.errors import (
+from batchml.registry.manifest import Problem
+from batchml.registry.names import ModelRef, parse_ref
+from batchml.registry.registry_errors import (
     AliasConflict,
     BadReference,
     CorruptVersion,
@@ -19,8 +21,6 @@ from batchml.registry.errors import (
     RegistryError,
     StorageError,
 )
-from batchml.registry.manifest import Problem
-from batchml.registry.names import ModelRef, parse_ref
 from batchml.registry.store import Registry, Survey
 from batchml.registry.version import ModelVersion
 

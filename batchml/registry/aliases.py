@@ -27,11 +27,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from batchml.atomic import owner_tag, write_atomic
-from batchml.registry.atomic import create_exclusive, dump_json, make_dirs, read_json
-from batchml.registry.errors import AliasConflict, DamagedFile
+from batchml._fs import create_exclusive, owner_tag, write_atomic
+from batchml.config.units import is_count
 from batchml.registry.lineage import now_iso, user_name
-from batchml.units import is_count
+from batchml.registry.on_disk import dump_json, make_dirs, read_json
+from batchml.registry.registry_errors import AliasConflict, DamagedFile
 
 CURRENT = "current.json"
 _HISTORY_KEYS = {"from", "to", "outcome", "user", "host", "pid", "time"}

@@ -17,9 +17,9 @@ from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any, Union
 
-from batchml.atomic import write_new
+from batchml._fs import write_new
 from batchml.errors import InvalidValue
-from batchml.registry.atomic import make_dirs
+from batchml.registry.on_disk import make_dirs
 from batchml.registry.signature import npz_bytes
 
 FileSource = Union[bytes, str, "os.PathLike[str]"]

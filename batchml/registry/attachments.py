@@ -13,21 +13,19 @@ an existing attachment: one attachment per version and kind, ever.
 
 from __future__ import annotations
 
-import errno
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-from batchml.atomic import fsync_dir, write_new
+from batchml._fs import claim_by_rename, fsync_dir, make_readonly, write_new
 from batchml.errors import InvalidValue
-from batchml.registry.atomic import make_dirs, make_readonly, read_json
-from batchml.registry.errors import CorruptVersion, DamagedFile, NotFound
+from batchml.registry.commit import seal, stage_folder
 from batchml.registry.layout import Layout
 from batchml.registry.lineage import now_iso
 from batchml.registry.manifest import FILES, MANIFEST, MARKER, Problem, check_version, marker_bytes
-from batchml.registry.publish import seal, stage_folder
+from batchml.registry.on_disk import make_dirs, read_json
+from batchml.registry.registry_errors import CorruptVersion, DamagedFile, NotFound
 from batchml.registry.states import read_state
 
 BINDING = "version_manifest_sha256"
@@ -77,15 +75,10 @@ def attach(
         make_readonly(staged / MARKER)
         fsync_dir(staged)
         make_dirs(target.parent)
-        try:
-            os.rename(staged, target)
-        except OSError as exc:
-            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
-                raise
+        if not claim_by_rename(staged, target):
             _refuse(target, name, number, kind)
     finally:
         shutil.rmtree(staged, ignore_errors=True)
-    fsync_dir(target.parent)
     return _loaded(name, number, kind, target)
 
 

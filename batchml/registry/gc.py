@@ -22,12 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from batchml.registry.atomic import age_of, owner_is_gone, read_json
-from batchml.registry.errors import DamagedFile, LockHeld
 from batchml.registry.layout import TOMBSTONE
 from batchml.registry.lease import LeaseLock
 from batchml.registry.manifest import MANIFEST, MARKER, Problem
+from batchml.registry.on_disk import age_of, owner_is_gone, read_json
 from batchml.registry.record import metric_value
+from batchml.registry.registry_errors import DamagedFile, LockHeld
 from batchml.registry.states import PUBLISHING, State, bury, publish_owner, read_state
 
 if TYPE_CHECKING:  # store.py calls into this module

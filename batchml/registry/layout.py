@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from batchml.config.units import is_count
 from batchml.registry.names import check_alias, check_name
-from batchml.units import is_count
 
 FORMAT_FILE = "batchml-registry.json"
 FORMAT_NAME = "batchml-registry"

@@ -17,9 +17,9 @@ import socket
 import time
 from pathlib import Path
 
-from batchml.atomic import fsync_dir, owner_tag, write_new
-from batchml.registry.atomic import dump_json, make_dirs, owner_is_gone, read_json
-from batchml.registry.errors import LockHeld
+from batchml._fs import fsync_dir, owner_tag, write_new
+from batchml.registry.on_disk import dump_json, make_dirs, owner_is_gone, read_json
+from batchml.registry.registry_errors import LockHeld
 
 
 class LeaseLock:

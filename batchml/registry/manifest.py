@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from batchml.registry.atomic import dump_json, read_json
-from batchml.registry.errors import DamagedFile
+from batchml.registry.on_disk import dump_json, read_json
+from batchml.registry.registry_errors import DamagedFile
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"

@@ -17,8 +17,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from batchml.registry.errors import BadReference
-from batchml.units import is_count
+from batchml.config.units import is_count
+from batchml.registry.registry_errors import BadReference
 
 MAX_NAME_LENGTH = 100
 SCHEME = "batchml:"

@@ -35,11 +35,11 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from batchml.atomic import write_atomic
-from batchml.registry.atomic import dump_json, read_json
-from batchml.registry.errors import DamagedFile
+from batchml._fs import write_atomic
 from batchml.registry.layout import TOMBSTONE
 from batchml.registry.manifest import MANIFEST, MARKER, Problem
+from batchml.registry.on_disk import dump_json, read_json
+from batchml.registry.registry_errors import DamagedFile
 
 PUBLISHING = "PUBLISHING"
 _SHA256 = re.compile(r"[0-9a-f]{64}")

@@ -19,14 +19,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from batchml.atomic import write_atomic
+from batchml._fs import create_exclusive, write_atomic
 from batchml.registry import aliases as alias_chain
 from batchml.registry.aliases import AliasState, Expect
 from batchml.registry.artifacts import FileSource, stage_example, stage_extra, stage_model
-from batchml.registry.atomic import create_exclusive, dump_json, make_dirs, read_json
 from batchml.registry.attachments import Attachment, attach, check_attachments
+from batchml.registry.commit import commit, stage_folder
 from batchml.registry.diff import Change, diff_versions
-from batchml.registry.errors import (
+from batchml.registry.gc import DAY_S, GcReport, collect_garbage
+from batchml.registry.layout import FORMAT_FILE, FORMAT_NAME, FORMAT_VERSION, Layout
+from batchml.registry.lineage import collect, now_iso
+from batchml.registry.manifest import FILES, MANIFEST, RESTORE, Problem, check_version
+from batchml.registry.names import ModelRef, check_alias, check_name, parse_ref
+from batchml.registry.on_disk import dump_json, make_dirs, read_json
+from batchml.registry.record import check_metrics, check_tags, jsonable
+from batchml.registry.registry_errors import (
     BadReference,
     CorruptVersion,
     DamagedFile,
@@ -35,13 +42,6 @@ from batchml.registry.errors import (
     StorageError,
     storage_error,
 )
-from batchml.registry.gc import DAY_S, GcReport, collect_garbage
-from batchml.registry.layout import FORMAT_FILE, FORMAT_NAME, FORMAT_VERSION, Layout
-from batchml.registry.lineage import collect, now_iso
-from batchml.registry.manifest import FILES, MANIFEST, RESTORE, Problem, check_version
-from batchml.registry.names import ModelRef, check_alias, check_name, parse_ref
-from batchml.registry.publish import commit, stage_folder
-from batchml.registry.record import check_metrics, check_tags, jsonable
 from batchml.registry.signature import as_arrays, signature_of
 from batchml.registry.states import State, VersionState, never_visible, read_state
 from batchml.registry.version import ModelVersion

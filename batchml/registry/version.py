@@ -9,9 +9,9 @@ from typing import Any
 
 from batchml.registry.artifacts import INPUT_EXAMPLE
 from batchml.registry.attachments import Attachment, committed_kinds, read_attachment
-from batchml.registry.errors import NotFound
 from batchml.registry.layout import Layout
 from batchml.registry.manifest import FILES
+from batchml.registry.registry_errors import NotFound
 
 
 @dataclass(frozen=True)

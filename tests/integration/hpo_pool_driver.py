@@ -22,8 +22,8 @@ import cloudpickle
 import hpo_objectives as objectives
 import optuna
 
+from batchml.config.site_schema import HTCondorSettings, JobDefaults, Network, Site
 from batchml.hpo import run_study
-from batchml.sites import HTCondorSettings, JobDefaults, Network, Site
 
 cloudpickle.register_pickle_by_value(objectives)  # worker jobs do not have this file
 
@@ -75,8 +75,8 @@ def two_connected_jobs_study(site: str, run_dir: Path) -> optuna.Study:
     from distributed import Client
 
     from batchml.backends import backend_for
-    from batchml.resources import Resources
-    from batchml.site_files import load_site
+    from batchml.config.resources import Resources
+    from batchml.config.site_lookup import load_site
 
     resolved = load_site(site).site
     resources = Resources.from_site(resolved, gpus=2, cores=2)

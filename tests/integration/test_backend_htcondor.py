@@ -28,9 +28,16 @@ import pytest
 
 from batchml.backends.base import JobSpec, JobState, UnknownJob
 from batchml.backends.htcondor import HTCondorBackend
-from batchml.resources import Resources
-from batchml.site_files import load_site
-from batchml.sites import Container, Environment, HTCondorSettings, JobDefaults, Network, Site
+from batchml.config.resources import Resources
+from batchml.config.site_lookup import load_site
+from batchml.config.site_schema import (
+    Container,
+    Environment,
+    HTCondorSettings,
+    JobDefaults,
+    Network,
+    Site,
+)
 
 pytestmark = pytest.mark.htcondor
 

@@ -26,9 +26,9 @@ from distributed.security import Security
 from batchml.backends import JobInfo, JobSpec, JobState
 from batchml.backends.base import UnknownJob
 from batchml.backends.slurm import SlurmBackend
+from batchml.config.resources import Resources
+from batchml.config.site_lookup import load_site
 from batchml.errors import InvalidValue
-from batchml.resources import Resources
-from batchml.site_files import load_site
 
 pytestmark = pytest.mark.slurm
 

@@ -24,7 +24,7 @@ from batchml.data import (
     configure_client,
 )
 from batchml.data.errors import UnreadableFileError
-from batchml.data.synthetic import write_sample
+from batchml.demo.sample import write_sample
 from tests.unit.nano_files import nano_events, write_nano
 
 pytestmark = [pytest.mark.xrootd, pytest.mark.timeout(120)]

@@ -16,7 +16,7 @@ import pytest
 from optuna.trial import TrialState
 
 from batchml.cli import main
-from batchml.data.synthetic import write_sample
+from batchml.demo.sample import write_sample
 from batchml.hpo import run_study
 from batchml.hpo.io_profile import IO_BOUND_FRACTION
 from batchml.hpo.outcome import IO_ATTR

@@ -21,7 +21,7 @@ import pytest
 
 from batchml.backends import JobState
 from batchml.backends.htcondor import HTCondorBackend
-from batchml.site_files import load_site
+from batchml.config.site_lookup import load_site
 from tests.integration.ranks import analysis_folder, job_logs, rank_records, submit, wait_finished
 
 pytestmark = pytest.mark.htcondor

@@ -23,10 +23,10 @@ from pydantic import ValidationError
 
 from batchml.backends.base import JobSpec
 from batchml.backends.htcondor import HTCondorBackend
+from batchml.config.resources import Resources
+from batchml.config.site_schema import Environment, HTCondorSettings, Site
+from batchml.config.templates import classad_string
 from batchml.errors import InvalidValue
-from batchml.resources import Resources
-from batchml.sites import Environment, HTCondorSettings, Site
-from batchml.templates import classad_string
 from tests.unit.tls_files import security_in_files
 
 pytestmark = pytest.mark.htcondor

@@ -134,7 +134,7 @@ def reads_root_files(trial: Any, ctx: TrialContext, *, remote: str, local: list[
     Odd trials read ``local`` files ahead in a thread while each batch takes ``STEP_S``:
     compute-bound. Each reports once an epoch, so its reading is recorded as it goes."""
     from batchml.data import RootDataset
-    from batchml.data.synthetic import FLAT_FEATURES
+    from batchml.demo.sample import FLAT_FEATURES
 
     io_bound = trial.number % 2 == 0
     options: dict[str, Any] = (

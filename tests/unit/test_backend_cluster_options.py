@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from batchml.backends import Backend, ClusterOptions, backend_for
+from batchml.config.resources import Resources
+from batchml.config.site_lookup import load_site
+from batchml.config.site_schema import Network, Site
 from batchml.errors import InvalidValue
-from batchml.resources import Resources
-from batchml.site_files import load_site
-from batchml.sites import Network, Site
 
 VALID = "jobs, python, security, log_directory, worker_resources"
 

@@ -17,8 +17,8 @@ import pytest
 from distributed import Client
 
 from batchml.backends import backend_for
-from batchml.resources import Resources
-from batchml.site_files import load_site
+from batchml.config.resources import Resources
+from batchml.config.site_lookup import load_site
 
 HIDDEN_PAGES = ("status", "info/main/workers.html", "json/identity.json", "metrics")
 

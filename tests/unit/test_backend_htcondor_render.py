@@ -19,11 +19,18 @@ from batchml.backends.base import JobSpec, RenderedJob, SchedulerError
 from batchml.backends.htcondor import HTCondorBackend
 from batchml.backends.htcondor.backend import ids_constraint
 from batchml.backends.htcondor.lint import parse_submit
+from batchml.config.resources import Resources
+from batchml.config.site_lookup import load_site
+from batchml.config.site_schema import (
+    Container,
+    Environment,
+    HTCondorSettings,
+    JobDefaults,
+    Network,
+    Site,
+)
+from batchml.config.submit_language import is_classad_valued
 from batchml.errors import InvalidValue
-from batchml.resources import Resources
-from batchml.site_files import load_site
-from batchml.sites import Container, Environment, HTCondorSettings, JobDefaults, Network, Site
-from batchml.submit_language import is_classad_valued
 from tests.unit.tls_files import security_in_files
 
 GOLDEN = Path(__file__).parent.parent / "golden" / "htcondor"

@@ -16,9 +16,9 @@ from distributed.security import Security
 
 from batchml.backends import JobSpec, JobState, SchedulerError, UnknownJob, backend_for
 from batchml.backends.local import LocalBackend
+from batchml.config.resources import Resources
+from batchml.config.site_lookup import load_site
 from batchml.errors import InvalidValue
-from batchml.resources import Resources
-from batchml.site_files import load_site
 
 
 def hostile(marker: Path) -> str:

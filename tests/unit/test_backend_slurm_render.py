@@ -21,15 +21,15 @@ from pathlib import Path
 
 import pytest
 
+from batchml._fs import PrivateFolderError
 from batchml.backends import JobSpec, JobState, SchedulerError
 from batchml.backends.slurm import SlurmBackend
 from batchml.backends.slurm.backend import parse_sbatch_output
 from batchml.backends.slurm.status import array_tasks, gpu_count, job_state, squeue_rows
+from batchml.config.resources import Resources
+from batchml.config.site_lookup import load_site
+from batchml.config.site_schema import Network, Site
 from batchml.errors import InvalidValue
-from batchml.private_folder import PrivateFolderError
-from batchml.resources import Resources
-from batchml.site_files import load_site
-from batchml.sites import Network, Site
 from tests.unit.neighbour import as_neighbour, needs_root, shared_folder
 
 GOLDEN = Path(__file__).parent.parent / "golden" / "slurm"

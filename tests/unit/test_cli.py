@@ -97,7 +97,7 @@ def test_parser_is_public_and_complete() -> None:
 
 def test_importing_batchml_does_not_import_torch_or_dask() -> None:
     code = (
-        "import sys, batchml, batchml.cli, batchml.site_files; "
+        "import sys, batchml, batchml.cli, batchml.config.site_lookup; "
         "print(sorted(m for m in ('torch', 'dask', 'uproot') if m in sys.modules))"
     )
     out = subprocess.run(

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from batchml.cli import main
-from batchml.data.synthetic import write_sample
+from batchml.demo.sample import write_sample
 from tests.unit.nano_files import nano_events, write_nano
 
 

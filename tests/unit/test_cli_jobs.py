@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from batchml.backends import JobState, backend_for
-from batchml.site_files import load_site
+from batchml.config.site_lookup import load_site
 
 COMMANDS = Path(__file__).parent / "commands"
 

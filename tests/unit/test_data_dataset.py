@@ -32,7 +32,7 @@ from batchml.data import (
 )
 from batchml.data.epoch_start import EpochStart
 from batchml.data.errors import DataFileNotFoundError
-from batchml.data.synthetic import SampleFiles, write_sample
+from batchml.demo.sample import SampleFiles, write_sample
 from batchml.errors import InvalidValue
 
 FEATURES = ["ht", "mbb", "njet"]

@@ -22,7 +22,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from batchml.data.synthetic import write_sample
+from batchml.demo.sample import write_sample
 from batchml.hpo.report import READING_HEADER
 from batchml.registry import Registry
 from tests.unit.browser import WIDTH, render, screenshot

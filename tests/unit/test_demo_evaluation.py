@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.stats import ks_2samp
 
-from batchml.demo_evaluation import overtraining_tests, roc, working_points
+from batchml.demo.evaluation import overtraining_tests, roc, working_points
 from batchml.errors import InvalidValue
 
 

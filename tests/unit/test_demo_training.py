@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import uproot
 
-from batchml.data.synthetic import FLAT_FEATURES, write_sample
-from batchml.demo_training import DataSpec, count_events, read_part
+from batchml.demo.sample import FLAT_FEATURES, write_sample
+from batchml.demo.training import DataSpec, count_events, read_part
 
 
 def test_event_counts_per_class_match_the_parts_read_and_the_files(tmp_path: Path) -> None:

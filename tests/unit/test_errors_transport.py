@@ -15,7 +15,7 @@ import uproot
 from batchml.data import DataFileNotFoundError, RootDataset
 from batchml.data.errors import UnreadableFileError
 from batchml.errors import BatchmlError, ConfigError, FieldProblem, InvalidValue
-from batchml.registry.errors import NotFound
+from batchml.registry.registry_errors import NotFound
 
 
 @pytest.mark.parametrize(

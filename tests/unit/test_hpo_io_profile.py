@@ -12,7 +12,7 @@ import pytest
 from optuna.trial import TrialState, create_trial
 
 from batchml.data.loader_stats import LoaderStats
-from batchml.data.synthetic import write_sample
+from batchml.demo.sample import write_sample
 from batchml.hpo import run_study
 from batchml.hpo.io_profile import IO_BOUND_FRACTION, IoProfile, status_lines
 from batchml.hpo.outcome import IO_ATTR, OUTCOME_ATTR

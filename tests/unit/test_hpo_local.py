@@ -202,9 +202,9 @@ def test_a_worker_near_its_walltime_takes_no_trial_it_cannot_finish() -> None:
 
     from batchml.backends import backend_for
     from batchml.backends.base import JOB_END_ENV
+    from batchml.config.resources import Resources
+    from batchml.config.site_lookup import load_site
     from batchml.hpo.cluster import TRIAL_DASK_CONFIG
-    from batchml.resources import Resources
-    from batchml.site_files import load_site
 
     def end_job_at(when: float) -> None:
         os.environ[JOB_END_ENV] = str(when)

@@ -11,11 +11,11 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from batchml._fs import PrivateFolderError
 from batchml.hpo import run_study
 from batchml.hpo.outcome import OUTCOME_ATTR, SCRATCH_ATTR
 from batchml.hpo.scratch import trial_scratch
 from batchml.hpo.storage import open_storage
-from batchml.private_folder import PrivateFolderError
 from tests.unit import hpo_objectives as objectives
 from tests.unit.neighbour import as_neighbour, needs_root, owner, shared_folder
 

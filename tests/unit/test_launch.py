@@ -1,4 +1,4 @@
-"""batchml.launch: every way a user writes a command starts, alone and under real torchrun."""
+"""batchml.backends.launch: every way a user writes a command starts, alone and under torchrun."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from batchml.backends import Backend, JobSpec, JobState, backend_for
+from batchml.backends.launch import launch_words, script_position
+from batchml.config.resources import Resources
+from batchml.config.site_lookup import load_site
 from batchml.errors import InvalidValue
-from batchml.launch import launch_words, script_position
-from batchml.resources import Resources
-from batchml.site_files import load_site
 
 COMMANDS = Path(__file__).parent / "commands"
 PY = "/site/venv/bin/python3"  # the job's Python (`batchml submit --python`)

@@ -19,11 +19,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from batchml.cli import main
+from batchml.config.site_lookup import find_site_file, search_dirs
 from batchml.errors import BatchmlError
 from batchml.hpo.storage import check_study_name
 from batchml.registry import Registry
 from batchml.registry.names import check_alias, check_name, parse_ref
-from batchml.site_files import find_site_file, search_dirs
 from tests.unit.cli_sandbox import enter, snapshot
 
 # Characters that mean something to a path, a shell, YAML or a terminal, and digits of

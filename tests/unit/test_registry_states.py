@@ -205,7 +205,7 @@ def test_a_damaged_alias_or_registry_file_is_named_not_a_traceback(
 def test_an_alias_move_to_a_version_that_never_committed_does_not_count(
     registry: Registry,
 ) -> None:
-    """What a publish killed between its alias moves and its commit leaves (publish.py)."""
+    """What a publish killed between its alias moves and its commit leaves (registry/commit.py)."""
     published = registry.publish("jets", b"4", aliases=["production"])
     folder = published.path
     (folder / MARKER).unlink()

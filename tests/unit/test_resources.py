@@ -8,16 +8,16 @@ from pathlib import Path
 import classad2
 import pytest
 
-from batchml.errors import InvalidValue
-from batchml.resources import (
+from batchml.config.resources import (
     Resources,
     htcondor_flavour,
     htcondor_gpu_requirement,
     htcondor_submit_entries,
     slurm_directives,
 )
-from batchml.site_files import load_site
-from batchml.sites import Site
+from batchml.config.site_lookup import load_site
+from batchml.config.site_schema import Site
+from batchml.errors import InvalidValue
 
 
 def site_from(tmp_path: Path, text: str) -> Site:

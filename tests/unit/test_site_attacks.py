@@ -19,9 +19,9 @@ from batchml.backends.base import JobSpec, SchedulerError
 from batchml.backends.htcondor import HTCondorBackend
 from batchml.backends.htcondor.lint import parse_submit
 from batchml.cli import main
+from batchml.config.resources import Resources
+from batchml.config.site_schema import Environment, HTCondorSettings, Site
 from batchml.errors import InvalidValue
-from batchml.resources import Resources
-from batchml.sites import Environment, HTCondorSettings, Site
 from tests.unit.tls_files import security_in_files
 
 # (id, site file text, the field path the error must name)

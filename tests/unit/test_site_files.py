@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from batchml.config.site_lookup import BUILTIN, SHIPPED_DIR, find_site_file, list_sites, load_site
 from batchml.errors import ConfigError, SiteNotFoundError
-from batchml.site_files import BUILTIN, SHIPPED_DIR, find_site_file, list_sites, load_site
 
 
 @pytest.fixture

@@ -25,10 +25,10 @@ from hypothesis import strategies as st
 
 from batchml.backends import backend_for
 from batchml.backends.base import JobSpec
+from batchml.config.resources import Resources
+from batchml.config.site_lookup import ResolvedSite, load_site
+from batchml.config.templates import classad_string
 from batchml.errors import ConfigError
-from batchml.resources import Resources
-from batchml.site_files import ResolvedSite, load_site
-from batchml.templates import classad_string
 
 # Characters that are syntax somewhere (shell, submit language, ClassAd, #SBATCH, YAML).
 SYNTAX = [*"$()\\\"'`;#=:{}[]/ ~.,-_|&<>*?!%@+\n\r\t\x1b\x00\x85\u2028\u202e", "$$", "$("]

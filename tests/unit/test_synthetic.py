@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import uproot
 
-from batchml.data.synthetic import FLAT_FEATURES, JAGGED_FEATURES, write_sample
+from batchml.demo.sample import FLAT_FEATURES, JAGGED_FEATURES, write_sample
 
 
 def test_sample_is_ttrees_with_separating_physics(tmp_path: Path) -> None:

@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import pytest
 
+from batchml.config.units import format_duration, format_size, parse_duration, parse_size
 from batchml.errors import InvalidValue
-from batchml.units import format_duration, format_size, parse_duration, parse_size
 
 
 @pytest.mark.parametrize(

@@ -35,12 +35,12 @@ from batchml.backends.base import (
     UnknownJob,
 )
 from batchml.backends.htcondor.lint import parse_submit
+from batchml.config.resources import Resources, htcondor_submit_entries
+from batchml.config.site_schema import HTCondorSettings
+from batchml.config.submit_language import submit_label, submit_string, submit_value
+from batchml.config.templates import classad_string, render
+from batchml.config.units import is_count
 from batchml.errors import InvalidValue
-from batchml.resources import Resources, htcondor_submit_entries
-from batchml.sites import HTCondorSettings
-from batchml.submit_language import submit_label, submit_string, submit_value
-from batchml.templates import classad_string, render
-from batchml.units import is_count
 
 if TYPE_CHECKING:
     from batchml._compat.dask_jobqueue import HTCondorCluster

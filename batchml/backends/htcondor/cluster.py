@@ -50,9 +50,9 @@ from batchml.backends._worker import (
 )
 from batchml.backends.base import ClusterOptions
 from batchml.backends.htcondor.lint import parse_submit
-from batchml.resources import Resources
-from batchml.sites import Site
-from batchml.submit_language import submit_value
+from batchml.config.resources import Resources
+from batchml.config.site_schema import Site
+from batchml.config.submit_language import submit_value
 
 # dask-jobqueue's own request lines, replaced by batchml's request_* entries.
 _REPLACED_DIRECTIVES = ["RequestCpus", "RequestMemory", "RequestDisk"]

@@ -9,7 +9,7 @@ is therefore checked three ways: statement by statement (each line one
 ``key = value``, every key once, the expected executable, one ``queue`` at the
 end), as a whole by ``htcondor2.Submit`` (the submit language), and entry by
 entry by ``classad2.ExprTree`` for the entries whose values are ClassAd
-expressions. How values are written is in ``batchml.submit_language``.
+expressions. How values are written is in ``batchml.config.submit_language``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import warnings
 import htcondor2
 
 from batchml.backends.base import SchedulerError
-from batchml.submit_language import classad_problem, is_classad_valued
+from batchml.config.submit_language import classad_problem, is_classad_valued
 
 _ASSIGNMENT = re.compile(r"(\+?[A-Za-z_][A-Za-z0-9_.]*)\s*=(.*)")
 _QUEUE = re.compile(r"queue(\s.*)?", re.IGNORECASE)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from batchml.atomic import write_atomic
+from batchml._fs import write_atomic
 from batchml.backends._worker import expand_path, gpu_slots
 from batchml.backends.base import (
     Backend,
@@ -24,11 +24,11 @@ from batchml.backends.base import (
     JobState,
     UnknownJob,
 )
+from batchml.config.resources import Resources
+from batchml.config.site_schema import Site
+from batchml.config.templates import render
+from batchml.config.units import is_count
 from batchml.errors import InvalidValue
-from batchml.resources import Resources
-from batchml.sites import Site
-from batchml.templates import render
-from batchml.units import is_count
 
 if TYPE_CHECKING:
     from distributed import SpecCluster

@@ -68,9 +68,9 @@ from batchml.backends._worker import (
     worker_python,
 )
 from batchml.backends.base import ClusterOptions, SchedulerError
+from batchml.config.resources import Resources
+from batchml.config.site_schema import Site
 from batchml.errors import InvalidValue
-from batchml.resources import Resources
-from batchml.sites import Site
 
 STOP_GRACE_S = 5.0  # after SIGTERM, the worker's processes have this long before SIGKILL
 DEATH_TIMEOUT_S = 60  # a worker that cannot reach its scheduler (a killed driver) gives up

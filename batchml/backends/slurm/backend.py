@@ -31,11 +31,11 @@ from batchml.backends.base import (
 )
 from batchml.backends.commands import run_command
 from batchml.backends.slurm.status import sacct_rows, squeue_rows
+from batchml.config.resources import Resources, slurm_directives
+from batchml.config.site_schema import Site
+from batchml.config.templates import render
+from batchml.config.units import is_count
 from batchml.errors import InvalidValue
-from batchml.resources import Resources, slurm_directives
-from batchml.sites import Site
-from batchml.templates import render
-from batchml.units import is_count
 
 if TYPE_CHECKING:
     from batchml._compat.dask_jobqueue import SLURMCluster

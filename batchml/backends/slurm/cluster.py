@@ -22,6 +22,7 @@ import dask
 
 from batchml._compat import tornado_tls
 from batchml._compat.dask_jobqueue import KeepsSubmitError, SLURMCluster, SLURMJob
+from batchml._fs import private_folder
 from batchml.backends._worker import (
     expand_path,
     scheduler_port,
@@ -31,10 +32,9 @@ from batchml.backends._worker import (
     worker_python,
 )
 from batchml.backends.base import ClusterOptions
+from batchml.config.resources import Resources, slurm_directives
+from batchml.config.site_schema import Site
 from batchml.errors import InvalidValue
-from batchml.private_folder import private_folder
-from batchml.resources import Resources, slurm_directives
-from batchml.sites import Site
 
 # sbatch options dask-jobqueue writes itself (from keywords we pass explicitly), and the
 # header line each becomes there, so a line for a value batchml leaves unset can be skipped.

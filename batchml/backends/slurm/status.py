@@ -20,7 +20,7 @@ from datetime import timedelta
 from typing import Any
 
 from batchml.backends.base import JobInfo, JobState
-from batchml.units import is_count
+from batchml.config.units import is_count
 
 # Base states after which a job never runs again, and what they mean to a user.
 _FINAL = {

@@ -26,7 +26,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from batchml.atomic import write_atomic
+from batchml._fs import write_atomic
 from batchml.errors import InvalidValue
 
 Backend = Literal["onnxruntime", "python"]

@@ -30,7 +30,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from batchml.atomic import check_destination
+from batchml._fs import check_destination
 from batchml.errors import InvalidValue
 from batchml.package.triton.install import (
     Installation,

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from batchml.registry.errors import RegistryError
 from batchml.registry.mlflow_import.source import mlflow_module
+from batchml.registry.registry_errors import RegistryError
 
 MLFLOW_FOLDER = "mlflow-model"
 _SYNTHETIC_BATCH = 8

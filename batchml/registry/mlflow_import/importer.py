@@ -28,11 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from batchml.errors import InvalidValue
-from batchml.registry.errors import BadReference
 from batchml.registry.mlflow_import.convert import convert
 from batchml.registry.mlflow_import.source import Source, SourceModel, SourceVersion
 from batchml.registry.mlflow_import.uri import open_source
 from batchml.registry.names import check_alias, check_name
+from batchml.registry.registry_errors import BadReference
 from batchml.registry.store import Registry
 from batchml.registry.version import ModelVersion
 

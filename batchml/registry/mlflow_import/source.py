@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from batchml.errors import BatchmlError, InvalidValue
-from batchml.registry.errors import NotFound, RegistryError
+from batchml.registry.registry_errors import NotFound, RegistryError
 
 INSTALL = "pip install 'batchml[mlflow]'"
 ALLOW_FILE_STORE = "MLFLOW_ALLOW_FILE_STORE"

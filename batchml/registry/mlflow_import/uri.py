@@ -18,8 +18,8 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from batchml.errors import InvalidValue
-from batchml.registry.errors import NotFound, RegistryError
 from batchml.registry.mlflow_import.source import Source
+from batchml.registry.registry_errors import NotFound, RegistryError
 
 SERVER_TIMEOUT_S = 10
 MLFLOW_TABLE = "registered_models"  # in every MLflow database since the model registry

@@ -15,9 +15,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from batchml.registry.errors import CorruptVersion, DamagedFile
 from batchml.registry.manifest import FILES
 from batchml.registry.pages.document import Document, Section, Table
+from batchml.registry.registry_errors import CorruptVersion, DamagedFile
 from batchml.registry.version import ModelVersion
 
 _DATA_FIRST = ("url", "name", "size", "events", "sha256", "checksum", "digest")

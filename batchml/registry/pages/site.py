@@ -23,12 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from batchml.atomic import write_atomic
+from batchml._fs import write_atomic
 from batchml.errors import InvalidValue
-from batchml.registry.atomic import dump_json, make_dirs, read_json
 from batchml.registry.attachments import committed_kinds
-from batchml.registry.errors import DamagedFile
 from batchml.registry.manifest import MARKER
+from batchml.registry.on_disk import dump_json, make_dirs, read_json
 from batchml.registry.pages.document import to_html
 from batchml.registry.pages.site_pages import (
     INDEX,
@@ -39,6 +38,7 @@ from batchml.registry.pages.site_pages import (
     model_page,
     version_page,
 )
+from batchml.registry.registry_errors import DamagedFile
 from batchml.registry.store import Registry
 from batchml.registry.version import ModelVersion
 

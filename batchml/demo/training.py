@@ -16,7 +16,6 @@ set of the final ROC curve, which neither training nor trial selection sees.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Generator
 from contextlib import closing
 from dataclasses import dataclass, replace
@@ -30,6 +29,7 @@ import torch
 from torch import nn
 from torch.nn import functional
 
+from batchml._fs import replacing
 from batchml.data import FeatureStats
 from batchml.data.dataset import RootDataset
 from batchml.data.stream import Batch
@@ -228,9 +228,8 @@ def _endless(dataset: RootDataset) -> Generator[Batch, None, None]:
 
 def save_checkpoint(model: Classifier, params: dict[str, Any], path: Path) -> None:
     """The weights and the architecture's parameters, replaced atomically (the driver may read)."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save({"params": dict(params), "state_dict": model.state_dict()}, temporary)
-    os.replace(temporary, path)
+    with replacing(path) as temporary:
+        torch.save({"params": dict(params), "state_dict": model.state_dict()}, temporary)
 
 
 def load_checkpoint(path: str | Path, inputs: int) -> tuple[Classifier, dict[str, Any]]:

@@ -6,7 +6,7 @@ into several of them. A value that is fine in one can be syntax in another: a
 line break in an attribute adds a submit statement, a ``;`` in a variable name
 runs a command, a space in a log folder ends an ``#SBATCH`` option. Each type
 here accepts only what reads back as the same value everywhere it goes, and
-its error says what to write instead; ``sites.py`` builds the schema from them.
+its error says what to write instead; ``site_schema.py`` builds the schema from them.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator
 
+from batchml.config.submit_language import classad_problem, submit_problem
 from batchml.errors import InvalidValue
-from batchml.submit_language import classad_problem, submit_problem
 
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 SLURM_NAME = re.compile(r"[A-Za-z0-9_.,+-]+")

@@ -20,11 +20,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from batchml.config_files import field_problem, read_yaml_mapping
+from batchml.config.site_schema import Site
+from batchml.config.yaml_files import field_problem, read_yaml_mapping
 from batchml.errors import ConfigError, FieldProblem, SiteNotFoundError
-from batchml.sites import Site
 
-SHIPPED_DIR = Path(__file__).parent / "site_configs"
+SHIPPED_DIR = Path(__file__).parents[1] / "site_configs"  # batchml/site_configs, in the wheel
 DEFAULT_SITE = "local"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 BUILTIN = "built-in default"

@@ -3,7 +3,7 @@
 A site admin writes it once (site_configs/*.yaml); users pick it by name and
 override what they need. Validation is strict (unknown keys are errors, sizes
 and durations need units) because a typo in a site file otherwise surfaces
-hours later as a held job. Finding and merging the files is in site_files.py.
+hours later as a held job. Finding and merging the files is in site_lookup.py.
 """
 
 from __future__ import annotations
@@ -22,8 +22,7 @@ from pydantic import (
     field_validator,
 )
 
-from batchml.errors import InvalidValue
-from batchml.site_values import (
+from batchml.config.site_values import (
     ClassAdName,
     EnvName,
     GpuName,
@@ -36,7 +35,8 @@ from batchml.site_values import (
     Token,
     check_classad_entry,
 )
-from batchml.units import format_duration, format_size, is_count, parse_duration, parse_size
+from batchml.config.units import format_duration, format_size, is_count, parse_duration, parse_size
+from batchml.errors import InvalidValue
 
 # lxplus job flavours and the longest walltime each allows.
 JOB_FLAVOURS: dict[str, timedelta] = {
@@ -54,7 +54,7 @@ Duration = Annotated[
 ]
 Size = Annotated[int, BeforeValidator(parse_size), PlainSerializer(format_size, return_type=str)]
 Port = Annotated[int, Field(ge=1024, le=65535)]
-# The largest request any job may make, in a site file or on the command line (batchml.resources).
+# The largest request any job may make, in a site file or on the command line (resources.py).
 MAX_CORES = 1024
 MAX_GPUS = 64
 GPU_CAPABILITIES = (1.0, 20.0)  # CUDA compute capability: 3.5 (Kepler) ... 12.x (Blackwell)

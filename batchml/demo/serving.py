@@ -18,7 +18,7 @@ from time import perf_counter
 
 import numpy as np
 
-from batchml.demo_evaluation import roc
+from batchml.demo.evaluation import roc
 from batchml.inference import BatchedSession
 
 

@@ -1,4 +1,5 @@
-"""The atomic primitives: replace, exclusive create, claims, modes and owner checks."""
+"""batchml._fs, the one way files are written: replace, exclusive create, claims, modes;
+and the registry's owner checks of leftovers (registry/on_disk.py)."""
 
 from __future__ import annotations
 
@@ -10,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from batchml.atomic import owner_tag, write_atomic
-from batchml.registry.atomic import (
+from batchml._fs import (
     claim_by_rename,
     create_exclusive,
-    make_dirs,
     make_readonly,
-    owner_is_gone,
-    split_owner,
+    owner_tag,
+    replacing,
+    write_atomic,
 )
+from batchml.registry.on_disk import make_dirs, owner_is_gone, split_owner
 from tests.unit.registry_children import dead_pid
 
 
@@ -36,6 +37,41 @@ def test_write_atomic_replaces_and_leaves_no_temporary(tmp_path: Path) -> None:
     write_atomic(target, b"two")
     assert target.read_bytes() == b"two"
     assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+
+
+def test_write_atomic_replaces_a_link_and_never_writes_through_it(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"mine")
+    link = tmp_path / "report.html"
+    link.symlink_to(victim)
+    write_atomic(link, b"report")
+    assert victim.read_bytes() == b"mine"
+    assert not link.is_symlink() and link.read_bytes() == b"report"
+
+
+def test_replacing_shows_the_file_only_once_the_writer_is_done(tmp_path: Path) -> None:
+    target = tmp_path / "model.pt"
+    target.write_bytes(b"old")
+    with replacing(target) as temporary:
+        assert temporary.parent == tmp_path and temporary.name != target.name
+        temporary.write_bytes(b"new")
+        assert target.read_bytes() == b"old"
+    assert target.read_bytes() == b"new"
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]
+
+
+def test_replacing_keeps_the_old_file_when_the_writer_fails(tmp_path: Path) -> None:
+    target = tmp_path / "sample.root"
+    target.write_bytes(b"complete")
+    names = []
+    for _ in range(2):
+        with pytest.raises(RuntimeError), replacing(target) as temporary:
+            names.append(temporary.name)
+            temporary.write_bytes(b"half")
+            raise RuntimeError("killed while writing")
+    assert target.read_bytes() == b"complete"
+    assert [p.name for p in tmp_path.iterdir()] == ["sample.root"]
+    assert names[0] != names[1]  # no name another user could create first
 
 
 def test_create_exclusive_succeeds_once_and_keeps_the_first(tmp_path: Path) -> None:

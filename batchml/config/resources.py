@@ -14,10 +14,10 @@ import math
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from batchml.config.site_schema import GPU_CAPABILITIES, JOB_FLAVOURS, MAX_CORES, MAX_GPUS, Site
+from batchml.config.site_values import GPU_NAME
+from batchml.config.units import format_duration, parse_duration, parse_size
 from batchml.errors import InvalidValue
-from batchml.site_values import GPU_NAME
-from batchml.sites import GPU_CAPABILITIES, JOB_FLAVOURS, MAX_CORES, MAX_GPUS, Site
-from batchml.units import format_duration, parse_duration, parse_size
 
 MIB = 2**20
 _POSITIVE_HINT = "ask for at least 1 core, and sizes such as 4GB"

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import re
 
+from batchml.config.templates import classad_string
 from batchml.errors import InvalidValue
-from batchml.templates import classad_string
 
 # Submit commands whose values are ClassAd expressions (besides MY.* and +* attributes).
 CLASSAD_COMMANDS = frozenset(

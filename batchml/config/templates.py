@@ -18,7 +18,7 @@ import jinja2
 
 from batchml.errors import BatchmlError
 
-TEMPLATE_DIR = Path(__file__).parent / "submit_templates"
+TEMPLATE_DIR = Path(__file__).parents[1] / "submit_templates"  # batchml/submit_templates
 
 
 class TemplateError(BatchmlError, ValueError):

@@ -17,9 +17,9 @@ import numpy as np
 import optuna
 
 from batchml.data import FeatureStats
-from batchml.demo_evaluation import CLASSES, Evaluation, Roc, Scored, WorkingPoint
-from batchml.demo_inference import Serving
-from batchml.demo_training import DataSpec, EventCounts
+from batchml.demo.evaluation import CLASSES, Evaluation, Roc, Scored, WorkingPoint
+from batchml.demo.serving import Serving
+from batchml.demo.training import DataSpec, EventCounts
 from batchml.hpo.page import Block, Cell, Figure, Report, Section, TableData, png, pyplot
 from batchml.hpo.report import parameters_table, reading_blocks, study_figures, trial_counts
 from batchml.hpo.timeline import timeline_figure

@@ -24,14 +24,20 @@ folder. The states are described in states.py.
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from batchml.atomic import fsync_dir, owner_tag, write_atomic, write_new
-from batchml.registry.atomic import claim_by_rename, dump_json, make_dirs, make_readonly
+from batchml._fs import (
+    claim_by_rename,
+    fsync_dir,
+    fsync_file,
+    make_readonly,
+    owner_tag,
+    write_atomic,
+    write_new,
+)
 from batchml.registry.layout import Layout
 from batchml.registry.lineage import now_iso
 from batchml.registry.manifest import (
@@ -43,6 +49,7 @@ from batchml.registry.manifest import (
     marker_bytes,
     sha256_bytes,
 )
+from batchml.registry.on_disk import dump_json, make_dirs
 from batchml.registry.states import PUBLISHING, bury, clear
 
 
@@ -65,7 +72,7 @@ def seal(staged: Path, name: str, record: dict[str, Any]) -> str:
     files_dir = staged / FILES
     for path in files_dir.rglob("*"):
         if path.is_file():
-            _fsync_file(path)
+            fsync_file(path)
             make_readonly(path)
     raw = manifest_bytes(name, file_table(files_dir), record)
     write_new(staged / MANIFEST, raw)
@@ -119,10 +126,3 @@ def _withdraw(folder: Path) -> None:
         with contextlib.suppress(OSError):
             clear(folder)
 
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

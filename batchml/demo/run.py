@@ -7,7 +7,7 @@ search hyper-parameters with trials on dask workers (``run_study``); score the
 best model on held-out events and on training events read for the normalisation;
 publish it to a registry folder in the workdir with its lineage and the
 ``production`` alias; package it; serve it with ``BatchedSession``; write
-``report.html``. The model, objective and splits are in demo_training.py.
+``report.html``. The model, objective and splits are in training.py.
 """
 
 from __future__ import annotations
@@ -25,14 +25,15 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from batchml.atomic import check_destination
+from batchml._fs import check_destination
+from batchml.config.site_lookup import load_site
 from batchml.data import FeatureStats, xrootd
 from batchml.data.stream import Batch
-from batchml.data.synthetic import FLAT_FEATURES, SampleFiles, write_sample
-from batchml.demo_evaluation import Scored, evaluate
-from batchml.demo_inference import Serving, serve
-from batchml.demo_report import DemoRun, add_run, demo_report
-from batchml.demo_training import (
+from batchml.demo.evaluation import Scored, evaluate
+from batchml.demo.report_page import DemoRun, add_run, demo_report
+from batchml.demo.sample import FLAT_FEATURES, SampleFiles, write_sample
+from batchml.demo.serving import Serving, serve
+from batchml.demo.training import (
     CHECKPOINT_ATTR,
     SEARCH_SPACE,
     Budget,
@@ -50,7 +51,6 @@ from batchml.hpo import publish_best
 from batchml.hpo.report import format_value
 from batchml.package import BuildOptions, build
 from batchml.registry import ModelVersion, Registry
-from batchml.site_files import load_site
 
 MODEL_NAME = "demo-mlp"
 SAMPLE_BRANCHES = (*FLAT_FEATURES, SampleFiles.weight)  # what --features and --weight may name
