@@ -115,7 +115,7 @@ def run_study(
     *,
     n_trials: int,
     site: str | None = None,
-    gpus_per_trial: int = 0,
+    gpus_per_trial: float = 0,
     trials_per_job: int = 1,
     max_jobs: int = 1,
     direction: Literal["minimize", "maximize"] = "minimize",

@@ -19,6 +19,7 @@ from distributed import Client
 from distributed.deploy import SpecCluster
 
 from batchml.config.site_schema import Paths
+from batchml.hpo import gpu_share
 from batchml.hpo.spec import Where
 from batchml.hpo.walltime import TRIAL_RESOURCE
 
@@ -66,7 +67,9 @@ def connect(where: Where) -> Iterator[SearchCluster]:
 
 def check_request(where: Where) -> None:
     """Raise now what starting the cluster would raise (a bad site, too many workers for the
-    GPUs), before a study journal is made; nothing with the caller's client."""
+    GPUs, a share of a GPU that is no 1/k), before a study journal is made."""
+    own_jobs = where.trials_per_job if where.client is None else None
+    gpu_share.check_request(where.gpus_per_trial, own_jobs)
     if where.client is None:
         from batchml.backends import backend_for
 
@@ -82,7 +85,8 @@ def _request(where: Where) -> tuple[Site, Resources]:
     site = load_site(where.site).site
     per_job = where.trials_per_job
     cores = max(site.defaults.cores, per_job)  # one thread per concurrent trial
-    return site, Resources.from_site(site, gpus=where.gpus_per_trial * per_job, cores=cores)
+    gpus = gpu_share.job_gpus(where.gpus_per_trial, per_job)
+    return site, Resources.from_site(site, gpus=gpus, cores=cores)
 
 
 def declares_trial_slots(client: Client) -> bool:

@@ -17,12 +17,21 @@ from pathlib import Path
 from typing import Any, Literal
 
 import optuna
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from batchml.config.resources import MAX_JOBS
 from batchml.config.site_schema import MAX_GPUS
 from batchml.config.yaml_files import field_problem, read_yaml_mapping
 from batchml.errors import ConfigError, InvalidValue
+from batchml.hpo.gpu_share import job_gpus, trials_per_gpu
 from batchml.hpo.storage import check_study_name
 
 STUDY_FILE_HINT = (
@@ -165,7 +174,7 @@ class StudyConfig(_Strict):
     site: str | None = None
     n_trials: int = Field(ge=1, le=100_000)
     direction: Literal["minimize", "maximize"] = "minimize"
-    gpus_per_trial: int = Field(0, ge=0, le=MAX_GPUS)
+    gpus_per_trial: float = Field(0, ge=0, le=MAX_GPUS)  # whole GPUs, or 1/k of one
     trials_per_job: int = Field(1, ge=1, le=64)
     max_jobs: int = Field(1, ge=1, le=MAX_JOBS)
     max_retries: int = Field(1, ge=0, le=10)
@@ -183,6 +192,21 @@ class StudyConfig(_Strict):
                 "command: 'train.py --lr {lr}' (a script that calls batchml.trial_report.report)",
             )
         return self
+
+    @field_validator("gpus_per_trial")
+    @classmethod
+    def _gpu_share(cls, value: float) -> float:
+        """Whole GPUs stay whole numbers (2, not 2.0), as written in the stored configuration."""
+        trials_per_gpu(value)
+        return int(value) if value.is_integer() else value
+
+    @field_validator("trials_per_job")
+    @classmethod
+    def _whole_gpus_per_job(cls, value: int, info: ValidationInfo) -> int:
+        """A job of trials sharing GPUs fills whole GPUs (checked once gpus_per_trial is valid)."""
+        if "gpus_per_trial" in info.data:
+            job_gpus(info.data["gpus_per_trial"], value)
+        return value
 
     @field_validator("study_name")
     @classmethod

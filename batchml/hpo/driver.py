@@ -48,7 +48,7 @@ class TrialSetup:
 
     objective: bytes  # cloudpickled: dask's plain pickle would send a script's function by name
     storage: Any  # the DaskStorage every worker reaches the study through
-    gpus_per_trial: int
+    gpus_per_trial: float
     site: str
     scratch_dir: str  # the site's paths.scratch_dir: each worker makes a private folder there
     keep_scratch: bool  # the site's paths.keep_scratch
@@ -56,9 +56,9 @@ class TrialSetup:
     search_space: Mapping[str, BaseDistribution]
     drains: bool  # workers declare TRIAL slots, so one near its walltime can drain
 
-    def resources(self) -> dict[str, int] | None:
-        """The dask resources each trial holds while it runs."""
-        needs = {"GPU": self.gpus_per_trial} if self.gpus_per_trial else {}
+    def resources(self) -> dict[str, float] | None:
+        """The dask resources each trial holds while it runs (a share of a GPU: 1/k of one)."""
+        needs: dict[str, float] = {"GPU": self.gpus_per_trial} if self.gpus_per_trial else {}
         if self.drains:
             needs[TRIAL_RESOURCE] = 1
         return needs or None

@@ -3,7 +3,9 @@
 A worker job holds G GPUs (Slurm gives indices such as "0,1", HTCondor gives
 ids such as "GPU-a0223334,GPU-b1223334"; both reach the job as
 CUDA_VISIBLE_DEVICES). A trial needing g GPUs takes a disjoint slot of g of
-them, so several trials share one job without seeing each other's devices.
+them, so several trials share one job without seeing each other's devices; a
+trial needing a share 1/k of a GPU takes one device that at most k trials hold
+at once (gpu_share.py).
 dask's worker resources (``GPU=G``, tasks asking ``GPU=g``) already cap how
 many trials run at once; this pool only says which devices each one gets.
 """
@@ -17,6 +19,7 @@ from typing import NamedTuple
 
 from batchml.backends._worker import visible_gpus
 from batchml.errors import BatchmlError
+from batchml.hpo.gpu_share import trials_per_gpu
 
 
 class NoFreeSlotError(BatchmlError, RuntimeError):
@@ -31,17 +34,27 @@ class Slot(NamedTuple):
 
 
 class SlotPool:
-    """Thread-safe assignment of disjoint device groups to the trials of one worker.
+    """Thread-safe assignment of device groups to the trials of one worker.
+
+    Whole GPUs: each trial takes a group of ``per_trial`` devices no other trial
+    holds. A share 1/k (``per_trial`` below 1): each trial takes one device held
+    by fewer than k trials, the least busy one, so trials spread over the
+    devices before any device takes a second. Among equally busy groups the one
+    freed longest ago comes first. A GPU slot's number is unique among the
+    trials running at once (device group times k, plus the trial's seat there).
 
     Trials without GPUs get the lowest free slot number: dask's TRIAL resource
     caps how many run at once, so the numbers stay below the worker's slots.
     """
 
-    def __init__(self, devices: list[str], per_trial: int) -> None:
+    def __init__(self, devices: list[str], per_trial: float) -> None:
         self.per_trial = per_trial
-        count = len(devices) // per_trial if per_trial else 0
-        self._groups = [tuple(devices[i * per_trial : (i + 1) * per_trial]) for i in range(count)]
-        self._free = list(range(count))  # GPU slots, by number
+        self.share = trials_per_gpu(per_trial) if per_trial else 1  # trials on a device at once
+        size = max(1, int(per_trial)) if per_trial else 0  # devices in a group
+        count = len(devices) // size if size else 0
+        self._groups = [tuple(devices[i * size : (i + 1) * size]) for i in range(count)]
+        self._seats: list[set[int]] = [set() for _ in range(count)]  # seats taken, per group
+        self._order = list(range(count))  # GPU groups, freed longest ago first
         self._busy: set[int] = set()  # CPU slots in use
         self._lock = threading.Lock()
 
@@ -49,23 +62,30 @@ class SlotPool:
     def take(self) -> Iterator[Slot]:
         """A slot for the duration of a trial (no devices when trials use no GPU)."""
         with self._lock:
-            index = self._take_gpus() if self.per_trial else self._take_cpu()
+            slot = self._take_gpus() if self.per_trial else Slot(self._take_cpu(), ())
         try:
-            yield Slot(index, self._groups[index] if self.per_trial else ())
+            yield slot
         finally:
             with self._lock:
                 if self.per_trial:
-                    self._free.append(index)
+                    group, seat = divmod(slot.number, self.share)
+                    self._seats[group].discard(seat)
+                    self._order.remove(group)
+                    self._order.append(group)
                 else:
-                    self._busy.discard(index)
+                    self._busy.discard(slot.number)
 
-    def _take_gpus(self) -> int:
-        if not self._free:
+    def _take_gpus(self) -> Slot:
+        room = [g for g in self._order if len(self._seats[g]) < self.share]
+        if not room:
             raise NoFreeSlotError(
                 "no free GPU slot on this worker although dask scheduled a trial here",
                 hint="worker --resources GPU=N must match the GPUs the job really has",
             )
-        return self._free.pop(0)
+        group = min(room, key=lambda g: len(self._seats[g]))  # the first of the least busy
+        seat = next(s for s in range(self.share) if s not in self._seats[group])
+        self._seats[group].add(seat)
+        return Slot(group * self.share + seat, self._groups[group])
 
     def _take_cpu(self) -> int:
         index = next(i for i in range(len(self._busy) + 1) if i not in self._busy)
@@ -73,11 +93,11 @@ class SlotPool:
         return index
 
 
-_pools: dict[int, SlotPool] = {}
+_pools: dict[float, SlotPool] = {}
 _pools_lock = threading.Lock()
 
 
-def worker_pool(per_trial: int) -> SlotPool:
+def worker_pool(per_trial: float) -> SlotPool:
     """The pool of this worker process, built once from its CUDA_VISIBLE_DEVICES."""
     with _pools_lock:
         if per_trial not in _pools:

@@ -54,7 +54,8 @@ class Where:
     """Where the trials run: a cluster batchml starts on ``site``, or the caller's ``client``.
 
     Without ``client``, ``max_jobs`` worker jobs are started, each holding
-    ``gpus_per_trial * trials_per_job`` GPUs. Trials' checkpoints go to
+    ``gpus_per_trial * trials_per_job`` GPUs; ``gpus_per_trial`` 1/k (0.5,
+    0.25, ...) puts k trials on each GPU (gpu_share.py). Trials' checkpoints go to
     ``checkpoint_dir`` (default: ``<study_name>.checkpoints`` in batchml's
     study folder, ~/.local/share/batchml/studies), where a retry finds them.
     With no worker connected for ``worker_patience_s`` the search stops with an
@@ -62,7 +63,7 @@ class Where:
     """
 
     site: str | None = None
-    gpus_per_trial: int = 0
+    gpus_per_trial: float = 0
     trials_per_job: int = 1
     max_jobs: int = 1
     client: Client | None = None

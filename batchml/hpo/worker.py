@@ -51,7 +51,7 @@ class TrialTask:
     directions: tuple[optuna.study.StudyDirection, ...]
     trial_id: int
     objective: bytes  # cloudpickled: dask's plain pickle would send a script's function by name
-    gpus: int
+    gpus: float  # per trial: whole GPUs, or a share 1/k of one (gpu_share.py)
     site: str
     scratch_dir: str  # the site's paths.scratch_dir, expanded on the worker (see hpo.scratch)
     checkpoint_dir: str

@@ -39,7 +39,7 @@ class WorkerPool:
         client: Client,
         cluster: SpecCluster | None,
         patience_s: float,
-        gpus_per_trial: int = 0,
+        gpus_per_trial: float = 0,
         replace_after_s: float = 10.0,
     ) -> None:
         self.client = client
@@ -88,7 +88,7 @@ class WorkerPool:
 
     def _check_gpus(self, workers: Mapping[str, Any]) -> None:
         """SchedulerError when no connected worker has the GPUs one trial needs."""
-        gpus = {a: int(w.get("resources", {}).get("GPU", 0)) for a, w in workers.items()}
+        gpus = {a: w.get("resources", {}).get("GPU", 0) for a, w in workers.items()}
         if self.gpus_per_trial and gpus and max(gpus.values()) < self.gpus_per_trial:
             raise SchedulerError(
                 f"a trial needs {self.gpus_per_trial} GPU(s) and no dask worker has that many: "
@@ -105,7 +105,7 @@ class WorkerPool:
         if TRIAL_RESOURCE in resources:
             return int(resources[TRIAL_RESOURCE])
         if self.gpus_per_trial:
-            return int(resources.get("GPU", 0)) // self.gpus_per_trial
+            return int(resources.get("GPU", 0) / self.gpus_per_trial)  # exact: see gpu_share.py
         return int(worker.get("nthreads", 1))
 
     def stranded(self, where: Mapping[Future, str]) -> list[Future]:

@@ -300,6 +300,8 @@ STUDY_FILES = {  # study file text -> a fragment of the problem named
     STUDY + "gpus_per_trial: 99\n": "gpus_per_trial: 99 is out of range",
     STUDY + "gpus_per_trial: -1\n": "gpus_per_trial: -1 is out of range",
     STUDY + "trials_per_job: 0\n": "trials_per_job: 0 is out of range",
+    STUDY + "gpus_per_trial: 0.3\n": "gpus_per_trial: 0.3 is neither a whole number of GPUs",
+    STUDY + "gpus_per_trial: 0.5\ntrials_per_job: 3\n": "trials_per_job: 3 leaves part of a GPU",
     STUDY + "max_jobs: 0\n": "max_jobs: 0 is out of range",
     STUDY + "max_jobs: 20000\n": "max_jobs: 20000 is out of range",
     STUDY + "max_retries: -1\n": "max_retries: -1 is out of range",

@@ -1,4 +1,4 @@
-"""What the HPO tests check on every backend: concurrent trials of one job never share a GPU."""
+"""What the HPO tests check on every backend: how many trials of one job held a GPU at once."""
 
 from __future__ import annotations
 
@@ -20,3 +20,22 @@ def slot_clashes(attrs: Mapping[int, Mapping[str, Any]]) -> list[tuple[int, int]
             if a < b and same_job and overlap and first["seen_devices"] == second["seen_devices"]:
                 clashes.append((a, b))
     return clashes
+
+
+def most_at_once(attrs: Mapping[int, Mapping[str, Any]]) -> dict[tuple[str, str], int]:
+    """The most trials that ran at once on each (job, devices) pair, from the same attributes.
+
+    A trial ending at the instant another starts does not overlap it.
+    """
+    events: dict[tuple[str, str], list[tuple[float, int]]] = {}
+    for trial in attrs.values():
+        where = events.setdefault((trial["job"], trial["seen_devices"]), [])
+        where += [(trial["t_start"], 1), (trial["t_end"], -1)]
+    peaks = {}
+    for where, changes in events.items():
+        running = peak = 0
+        for _, change in sorted(changes):  # at one instant, ends (-1) before starts
+            running += change
+            peak = max(peak, running)
+        peaks[where] = peak
+    return peaks

@@ -23,12 +23,21 @@ def job_id() -> str:
 
 def quadratic(trial: Any, ctx: TrialContext) -> float:
     """Records its devices and run interval, so tests can check slot exclusivity."""
+    return _recorded_quadratic(trial, 0.05)
+
+
+def quadratic_for_a_second(trial: Any, ctx: TrialContext) -> float:
+    """``quadratic`` held for a second: long enough for the trials of a job to overlap."""
+    return _recorded_quadratic(trial, 1.0)
+
+
+def _recorded_quadratic(trial: Any, seconds: float) -> float:
     trial.set_user_attr("seen_devices", os.environ.get("CUDA_VISIBLE_DEVICES", ""))
     trial.set_user_attr("job", job_id())
     trial.set_user_attr("t_start", time.time())
     x = trial.suggest_float("x", -10.0, 10.0)
     y = trial.suggest_int("y", -3, 3)
-    time.sleep(0.05)
+    time.sleep(seconds)
     trial.set_user_attr("t_end", time.time())
     return (x - 2.0) ** 2 + (y + 1) ** 2
 

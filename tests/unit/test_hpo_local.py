@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 from batchml.hpo import Search, Where, run, run_study
 from batchml.hpo.outcome import OUTCOME_ATTR
 from tests.unit import hpo_objectives as objectives
-from tests.unit.hpo_checks import slot_clashes
+from tests.unit.hpo_checks import most_at_once, slot_clashes
 
 
 @pytest.fixture(autouse=True)
@@ -39,6 +39,24 @@ def test_forty_trials_on_four_slots_never_share_a_device() -> None:
     assert [t.user_attrs["batchml.devices"] for t in trials] == devices
     assert slot_clashes({t.number: t.user_attrs for t in trials}) == []
     assert study.best_value == min(t.value for t in trials)
+
+
+def test_trials_sharing_two_gpus_see_one_device_each_and_at_most_k_per_device(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    study = run_study(
+        objectives.quadratic_for_a_second, n_trials=12, site="local", gpus_per_trial=0.5,
+        trials_per_job=4, max_jobs=1, study_name="shared", progress=False,
+    )  # fmt: skip
+    trials = study.get_trials(states=(TrialState.COMPLETE,))
+    assert len(trials) == 12
+    assert all(t.user_attrs["seen_devices"] in {"0", "1"} for t in trials)  # one device each
+    assert [t.user_attrs["batchml.devices"] for t in trials] == [
+        t.user_attrs["seen_devices"] for t in trials
+    ]
+    peaks = most_at_once({t.number: t.user_attrs for t in trials})
+    assert sorted(peaks.values()) == [2, 2]  # both devices reached k = 2, neither went past it
 
 
 def test_journal_lives_on_the_driver_and_a_rerun_resumes(tmp_path: Path) -> None:
