@@ -49,6 +49,7 @@ import uproot
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from conftest import read_service_env
 
+from batchml._compat.uproot import inflate_library, set_inflate_library
 from batchml.data import RootDataset
 from batchml.demo.sample import FLAT_FEATURES, write_sample
 
@@ -75,8 +76,8 @@ def iterate(files: list[str], step: int | str, inflate: str = "zlib", **options:
 
     inflate: the library uproot inflates ZLIB baskets with ('zlib' is its default).
     """
-    decompressor = uproot.compression._decompress_ZLIB
-    chosen, decompressor.library = decompressor.library, inflate
+    chosen = inflate_library() or "zlib"
+    set_inflate_library(inflate)
     with ThreadPoolExecutor(2) as pool:
         for _ in uproot.iterate(
             {f: "events" for f in files},
@@ -87,7 +88,7 @@ def iterate(files: list[str], step: int | str, inflate: str = "zlib", **options:
             **options,
         ):
             pass
-    decompressor.library = chosen
+    set_inflate_library(chosen)
 
 
 def dataset(urls: str, step: int | str, prefetch: str | None, **options: Any) -> RootDataset:
