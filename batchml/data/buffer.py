@@ -108,8 +108,9 @@ def _shuffled_rows(
     ``capacity`` rows, not for one chunk more.
     Every table yielded is a fresh copy, never written to afterwards.
     """
-    held: Table | None = None  # while filling: fewer than capacity rows, no holes
-    holes = np.empty(0, dtype=np.int64)  # once full: the places whose rows have left
+    held: Table | None = None  # once full: the buffer, whose ``holes`` rows have left
+    filling: list[Table] = []  # before: the tables so far (joined once, when they fill it)
+    holes = np.empty(0, dtype=np.int64)
     for table in tables:
         incoming = rows(table)
         if held is not None and len(holes):
@@ -130,10 +131,11 @@ def _shuffled_rows(
             put(held, places[:over], take(table, slice(filled, None)))
             holes = places[over:]
         else:
-            held = table if held is None else concat([held, table])
-            size = rows(held)
+            filling.append(table)
+            size = sum(rows(t) for t in filling)
             if size < capacity:
                 continue
+            held, filling = concat(filling), []
             if incoming >= capacity:  # the chunk alone fills the buffer: all of it leaves
                 yield take(held, rng.permutation(size))
                 held = None
@@ -146,6 +148,8 @@ def _shuffled_rows(
                 order = np.arange(capacity)
                 leaving = incoming
             holes = order[:leaving]
+    if filling:
+        held, holes = concat(filling), holes[:0]
     if held is not None and rows(held):
         kept = _kept(rows(held), holes)
         yield take(held, kept[rng.permutation(len(kept))])
