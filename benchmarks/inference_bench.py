@@ -21,7 +21,7 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -62,18 +62,20 @@ def export(model: torch.nn.Module, width: int, folder: Path) -> None:
 
 
 def in_threads(
-    call: Callable[[np.ndarray], object], event: np.ndarray, seconds: float, count: int
+    call: Callable[[np.ndarray], object], events: Sequence[np.ndarray], seconds: float
 ) -> tuple[float, list[float]]:
-    """(calls/s, per-call latencies) of ``count`` threads calling in a loop."""
+    """(calls/s, per-call latencies) of one thread per event, each calling with it in a loop."""
     stop = time.perf_counter() + seconds
-    latencies: list[list[float]] = [[] for _ in range(count)]
+    latencies: list[list[float]] = [[] for _ in events]
 
-    def work(mine: list[float]) -> None:
+    def work(mine: list[float], event: np.ndarray) -> None:
         while (start := time.perf_counter()) < stop:
             call(event)
             mine.append(time.perf_counter() - start)
 
-    threads = [threading.Thread(target=work, args=(m,)) for m in latencies]
+    threads = [
+        threading.Thread(target=work, args=pair) for pair in zip(latencies, events, strict=True)
+    ]
     begin = time.perf_counter()
     for t in threads:
         t.start()
@@ -84,21 +86,21 @@ def in_threads(
 
 
 def in_coroutines(
-    call: Callable[[np.ndarray], object], event: np.ndarray, seconds: float, count: int
+    call: Callable[[np.ndarray], object], events: Sequence[np.ndarray], seconds: float
 ) -> tuple[float, list[float]]:
-    """(calls/s, per-call latencies) of ``count`` coroutines awaiting ``call`` in a loop."""
+    """(calls/s, per-call latencies) of one coroutine per event, awaiting ``call`` in a loop."""
     latencies: list[float] = []
 
     async def main() -> float:
         stop = time.perf_counter() + seconds
 
-        async def work() -> None:
+        async def work(event: np.ndarray) -> None:
             while (start := time.perf_counter()) < stop:
                 await call(event)  # type: ignore[misc]
                 latencies.append(time.perf_counter() - start)
 
         begin = time.perf_counter()
-        await asyncio.gather(*(work() for _ in range(count)))
+        await asyncio.gather(*(work(event) for event in events))
         return len(latencies) / (time.perf_counter() - begin)
 
     return asyncio.run(main()), latencies
@@ -152,8 +154,8 @@ def one_model(
         (1, "coroutine", in_coroutines, adirect, batched.apredict),
     ):
         callers = f"{count} {kind}"
-        base, base_lat = runner(per_call, event, seconds, count)
-        got, lat = runner(through, event, seconds, count)
+        base, base_lat = runner(per_call, [event] * count, seconds)
+        got, lat = runner(through, [event] * count, seconds)
         rows.append(
             f"| {name} | {callers} | {base:,.0f} | {got:,.0f} | **{got / base:.2f}x** "
             f"| {top:,.0f} | **{got / top:.2f}** | {ms(base_lat, 50)} / {ms(base_lat, 99)} "

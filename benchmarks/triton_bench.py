@@ -24,17 +24,13 @@ shared by its requests), come from its statistics endpoint. Prints Markdown.
 from __future__ import annotations
 
 import argparse
-import itertools
 import tempfile
-import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-import torch
 import tritonclient.grpc as grpcclient
+from inference_bench import in_threads, mlp, ms  # this folder: run as a script
 
 from batchml.inference import BatchedSession, TritonSession
 from batchml.package import BuildOptions, build
@@ -46,13 +42,6 @@ CALLERS = 64
 MAX_BATCH = 256
 COMPUTE = ("compute_input", "compute_infer", "compute_output")
 MODELS = {"small 20-64-64-1": [20, 64, 64, 1], "larger 20-512x3-1": [20, 512, 512, 512, 1]}
-
-
-def mlp(widths: list[int]) -> torch.nn.Module:
-    layers: list[torch.nn.Module] = []
-    for a, b in itertools.pairwise(widths):
-        layers += [torch.nn.Linear(a, b), torch.nn.ReLU()]
-    return torch.nn.Sequential(*layers[:-1]).eval()
 
 
 def package(name: str, widths: list[int], root: Path) -> Path:
@@ -77,27 +66,6 @@ def package(name: str, widths: list[int], root: Path) -> Path:
     return build(version, root / name, options)
 
 
-def in_threads(call: Callable[[np.ndarray], object], events: np.ndarray, seconds: float) -> tuple:
-    """(calls/s, per-call latencies) of CALLERS threads, each calling in a loop."""
-    stop = time.perf_counter() + seconds
-    latencies: list[list[float]] = [[] for _ in range(CALLERS)]
-
-    def work(k: int) -> None:
-        mine, event = latencies[k], events[k]
-        while (start := time.perf_counter()) < stop:
-            call(event)
-            mine.append(time.perf_counter() - start)
-
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(CALLERS)]
-    begin = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    flat = [x for mine in latencies for x in mine]
-    return len(flat) / (time.perf_counter() - begin), flat
-
-
 def served(client: grpcclient.InferenceServerClient, name: str) -> dict[str, int]:
     """The server's cumulative counts: requests, executions (batches), queue and compute ns."""
     stats = client.get_inference_statistics(name, as_json=True)["model_stats"][0]
@@ -108,10 +76,6 @@ def served(client: grpcclient.InferenceServerClient, name: str) -> dict[str, int
         "queue_ns": int(times["queue"].get("ns", 0)),
         "compute_ns": sum(int(times[k].get("ns", 0)) for k in COMPUTE),
     }
-
-
-def ms(values: list[float], q: float) -> str:
-    return f"{np.percentile(values, q) * 1e3:.2f}"
 
 
 def one_model(label: str, folder: Path, seconds: float) -> str:
