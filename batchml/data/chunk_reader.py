@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from batchml.data.columns import ColumnSpec, Table
+from batchml.data.columns import ColumnSpec, Rows
 from batchml.data.loader_stats import SharedCounters
 from batchml.data.plan import EntryRange, Split
 from batchml.data.prefetch import Prefetcher, idle_thread
@@ -86,8 +86,8 @@ class ChunkReader:
             raise
         return FirstChunk(entry_range.file, chunk, trees, time.perf_counter() - began)
 
-    def tables(self, chunks: Iterator[tuple[int, Chunk]], ahead: bool) -> Iterator[Table]:
-        """The rows of each chunk that pass the cut and split, as numpy columns.
+    def rows(self, chunks: Iterator[tuple[int, Chunk]], ahead: bool) -> Iterator[Rows]:
+        """The rows of each chunk that pass the cut and split, as records (``columns.Rows``).
 
         ahead: read the chunks in another thread, at most one decoded chunk ahead.
         """
@@ -96,9 +96,9 @@ class ChunkReader:
         for file, chunk in chunks:
             began = time.perf_counter()
             url, offset = self.urls[file], int(self.offsets[file])
-            table = self.spec.table(chunk.arrays, url, chunk.start, self.split, offset)
+            rows = self.spec.rows(chunk.arrays, url, chunk.start, self.split, offset)
             self.counters.add(read_s=time.perf_counter() - began)
-            yield table
+            yield rows
 
     def chunks(
         self,

@@ -32,6 +32,32 @@ if TYPE_CHECKING:
 Table = dict[str, np.ndarray]
 """One block of rows as numpy columns: features (n, F) float32, target, weight, entry (int64)."""
 
+Rows = np.ndarray
+"""One block of rows as records (``row_dtype``): the columns of a row side by side.
+
+What the pipeline moves from a decoded chunk to a batch's slot: the row buffer
+gathers and scatters whole rows, and a record is one place in memory
+(``buffer.py``). Split into contiguous columns (``as_columns``) only where a
+batch leaves the pipeline.
+"""
+
+
+def row_dtype(width: int) -> np.dtype[np.void]:
+    """A row of ``width`` features (float32), its target and weight (float32) and entry number."""
+    return np.dtype(
+        [
+            ("features", np.float32, (width,)),
+            ("target", np.float32),
+            ("weight", np.float32),
+            ("entry", np.int64),
+        ]
+    )
+
+
+def as_columns(rows: Rows) -> Table:
+    """Each field of the rows as a contiguous column (a model takes contiguous tensors)."""
+    return {name: np.ascontiguousarray(rows[name]) for name in rows.dtype.names or ()}
+
 
 @dataclass(frozen=True)
 class ColumnSpec:
@@ -98,8 +124,8 @@ class ColumnSpec:
             self.cut.check(lists, where(url, tree_name))
         return frozenset(b for b, kind in kinds.items() if kind == "jagged")
 
-    def table(self, arrays: Any, url: str, start: int, split: Split | None, offset: int) -> Table:
-        """Rows of one chunk that pass the cut and the split, as numpy columns.
+    def rows(self, arrays: Any, url: str, start: int, split: Split | None, offset: int) -> Rows:
+        """Rows of one chunk that pass the cut and the split, as records (``Rows``).
 
         ``arrays`` maps branch names to numpy or awkward arrays. ``offset`` is the
         file's first global entry number, so ``entry`` names each entry uniquely
@@ -112,33 +138,25 @@ class ColumnSpec:
             keep &= self.cut.mask({b: arrays[b] for b in self.cut.branches})
         if split is not None:
             keep &= split.keep(url, entries)
-        rows: slice | np.ndarray = slice(None) if keep.all() else keep  # a slice copies nothing
-        entries = entries[rows]
-        features = np.empty((len(entries), len(self.columns)), dtype=np.float32)
-        at = 0
+        chosen: slice | np.ndarray = slice(None) if keep.all() else keep  # a slice copies nothing
+        entries = entries[chosen]
+        out = np.empty(len(entries), dtype=row_dtype(len(self.columns)))
+        features, at = out["features"], 0
         for branch in self.inputs:
-            block = self._block(arrays[branch][rows], self.jagged.get(branch))
+            block = self._block(arrays[branch][chosen], self.jagged.get(branch))
             width = 1 if block.ndim == 1 else block.shape[1]
             features[:, at : at + width] = block.reshape(len(entries), width)
             at += width
-        return {
-            "features": features,
-            "target": self._flat(arrays, self.target, rows, len(entries)),
-            "weight": self._flat(arrays, self.weights, rows, len(entries)),
-            "entry": entries + offset,
-        }
+        for name, source in (("target", self.target), ("weight", self.weights)):
+            out[name] = 1.0 if source is None else np.asarray(arrays[source][chosen])
+        out["entry"] = entries + offset
+        return out
 
     def _block(self, column: Any, width: int | None) -> np.ndarray:
         if width is None:
             return np.asarray(column)
         padded = ak.fill_none(ak.pad_none(column, width, axis=1, clip=True), self.pad_value)
         return ak.to_numpy(padded)
-
-    @staticmethod
-    def _flat(arrays: Any, branch: str | None, rows: slice | np.ndarray, n: int) -> np.ndarray:
-        if branch is None:
-            return np.ones(n, dtype=np.float32)
-        return np.asarray(arrays[branch][rows]).astype(np.float32)
 
 
 def _alternatives(missing: Sequence[str], available: Sequence[str], url: str) -> str:

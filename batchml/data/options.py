@@ -197,7 +197,7 @@ class BatchOptions:
     333k rows of 20 features, 3 ranges of 100k) or a number of rows (0: rows stay
     in file order within each range). Each epoch draws a new order, fixed by
     (seed, epoch, reader). Larger buffers mix more but cost more CPU: each row is
-    gathered from and scattered into it at random (BENCHMARKS.md, data run 6).
+    gathered from and scattered into it at random (BENCHMARKS.md, data runs 6-8).
     shuffle: False reads ranges and rows in file order.
     """
 

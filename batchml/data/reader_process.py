@@ -29,11 +29,10 @@ import signal
 import traceback
 import weakref
 from collections.abc import Callable, Iterator
-from typing import Any, NamedTuple
 
 import numpy as np
 
-from batchml.data.columns import Table
+from batchml.data.columns import Rows, Table
 from batchml.data.errors import DataError
 from batchml.data.reader_messages import (
     NUMBER,
@@ -49,14 +48,6 @@ from batchml.data.reader_messages import (
 )
 
 
-class Column(NamedTuple):
-    """A column of the batches: its name, its dtype and the shape of one row."""
-
-    name: str
-    dtype: np.dtype[Any]
-    shape: tuple[int, ...]
-
-
 def can_fork() -> bool:
     return hasattr(os, "fork")
 
@@ -64,25 +55,28 @@ def can_fork() -> bool:
 class ReaderProcess:
     """A forked process running ``serve(epoch)`` for each epoch asked of it.
 
+    serve: the epoch's batches as records (``columns.Rows``), split into columns
+    as they are copied into their slot.
     drop: run in the process by ``drop`` (to drop what it read ahead).
-    columns: the table's columns; a slot holds ``batch_size`` rows of each.
+    row: the records' dtype; a slot holds ``batch_size`` rows of each field, column by column.
     slots: how many batches may wait (the budget).
     """
 
     def __init__(
         self,
-        serve: Callable[[int], Iterator[Table]],
+        serve: Callable[[int], Iterator[Rows]],
         drop: Callable[[], None],
-        columns: list[Column],
+        row: np.dtype[np.void],
         batch_size: int,
         slots: int,
         prepare: Callable[[], None] = lambda: None,
     ) -> None:
         self._layout = []
         offset = 0
-        for name, dtype, shape in columns:
-            self._layout.append((name, np.dtype(dtype), shape, offset))
-            offset += batch_size * int(np.prod(shape)) * np.dtype(dtype).itemsize
+        for name in row.names or ():
+            field = row[name]
+            self._layout.append((name, field.base, field.shape, offset))
+            offset += batch_size * field.itemsize
         self._slot_bytes = offset
         self._slots = max(1, slots)
         self._ring = mmap.mmap(-1, self._slots * offset)  # shared with the child
@@ -194,7 +188,7 @@ class _Serving:
     def __init__(
         self,
         process: ReaderProcess,
-        serve: Callable[[int], Iterator[Table]],
+        serve: Callable[[int], Iterator[Rows]],
         drop: Callable[[], None],
         commands: int,
         messages: int,
@@ -216,23 +210,23 @@ class _Serving:
                 if isinstance(command, DropReadAhead):
                     self.drop()
                 else:
-                    for table in self.serve(command.epoch):
-                        self._send(table)
+                    for rows in self.serve(command.epoch):
+                        self._send(rows)
                 os.write(self.messages, EpochDone().encode())
             except Exception as exc:
                 os.write(self.messages, EpochFailed(exc).encode())
 
-    def _send(self, table: Table) -> None:
+    def _send(self, rows: Rows) -> None:
+        """Copy the rows into a free slot, field by field (the columns the consumer takes)."""
         if not self.free:
             freed = self._receive(self.freed, NUMBER.size)
             if freed is None:
                 raise SystemExit(0)
             self.free.append(SlotFreed.decode(freed).slot)
         slot = self.free.pop()
-        rows = len(table["entry"])
-        for name, view in self.process._columns(self.process._slot(slot), rows).items():
-            view[...] = table[name]
-        os.write(self.messages, BatchReady(slot, rows).encode())
+        for name, view in self.process._columns(self.process._slot(slot), len(rows)).items():
+            view[...] = rows[name]
+        os.write(self.messages, BatchReady(slot, len(rows)).encode())
 
     def _receive(self, fd: int, size: int) -> bytes | None:
         """``size`` bytes from ``fd``; None once the training process is gone."""

@@ -20,23 +20,25 @@ out of the consumer's GIL.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
-from typing import Any, NamedTuple
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 
 from batchml.data import buffer
 from batchml.data.cache import NodeCache
 from batchml.data.chunk_reader import ChunkReader, FirstChunk
-from batchml.data.columns import Table, spec_from
+from batchml.data.columns import Rows, Table, as_columns, row_dtype, spec_from
 from batchml.data.diagnosis import as_data_error
 from batchml.data.epoch_start import EpochStart
 from batchml.data.loader_stats import SharedCounters, register
 from batchml.data.options import StreamOptions, buffer_rows, parse_step_size
 from batchml.data.plan import EntryRange, make_ranges, shard
 from batchml.data.prefetch import Prefetcher, idle_thread
-from batchml.data.reader_process import Column, ReaderProcess, can_fork
+from batchml.data.reader_process import ReaderProcess, can_fork
 from batchml.data.source import OpenTrees, open_tree, origin, resolve, use_fast_inflate
+
+B = TypeVar("B", Table, Rows)  # a batch as columns, or as the rows they are split from
 
 
 class Batch(NamedTuple):
@@ -62,7 +64,8 @@ class RootStream:
         self.spec = spec_from(selection)
         self.batch_size = batching.batch_size
         self.shuffle, self.seed = batching.shuffle, batching.seed
-        self.shuffle_buffer = buffer_rows(batching.shuffle_buffer, _row_bytes(len(self.columns)))
+        self.row = row_dtype(len(self.columns))
+        self.shuffle_buffer = buffer_rows(batching.shuffle_buffer, self.row.itemsize)
         self.prefetch = reading.prefetch_bytes()
         self.in_process = reading.prefetch_in == "process" and can_fork()
         self.idle = reading.reader_priority == "idle"
@@ -158,7 +161,12 @@ class RootStream:
         key = (reader, readers)
         if self.prefetch and self.in_process and fork:
             yield from self._process(key).batches(epoch)
-            return
+        else:
+            yield from self._read(epoch, key, as_columns)
+
+    def _read(self, epoch: int, key: tuple[int, int], finish: Callable[[Rows], B]) -> Iterator[B]:
+        """The shard's batches, each made by ``finish`` from its rows before it waits in
+        the read-ahead (a reading process takes the rows as they are)."""
         ranges = self._shard(epoch, key)
         # expect the next epoch (set_epoch each epoch), or this one again if it was repeated
         upcoming = epoch if self._last_epoch.get(key) == epoch else epoch + 1
@@ -176,30 +184,23 @@ class RootStream:
             chunks = self.reader.chunks(ranges, first, then, self._kept.pop(key, None))
         else:
             chunks = self.reader.chunks(ranges, first)
-        tables = self.reader.tables(chunks, ahead=bool(self.prefetch))
+        rows = self.reader.rows(chunks, ahead=bool(self.prefetch))
         if self.shuffle and self.shuffle_buffer:
-            rng = np.random.default_rng([self.seed, epoch, reader])
-            tables = buffer.shuffled(tables, self.shuffle_buffer, rng)
-        batches = buffer.batched(tables, self.batch_size)
+            rng = np.random.default_rng([self.seed, epoch, key[0]])
+            rows = buffer.shuffled(rows, self.shuffle_buffer, rng)
+        batches: Iterator[B] = map(finish, buffer.batched(rows, self.batch_size))
         if self.prefetch:  # shuffling and batching overlap with the consumer too
-            batches = iter(Prefetcher(batches, self.prefetch, _table_bytes, self.idle))
-        for table in batches:
-            self.counters.add(events_out=buffer.rows(table), batches=1)
-            yield table
+            batches = iter(Prefetcher(batches, self.prefetch, _batch_bytes, self.idle))
+        for batch in batches:
+            self.counters.add(events_out=len(batch["entry"]), batches=1)
+            yield batch
 
     def _process(self, key: tuple[int, int]) -> ReaderProcess:
         """The process reading for ``key``, forked now if there is none (or it ended)."""
         process = self._processes.get(key)
         if process is not None and process.alive and not process.busy:
             return process  # (a busy one serves another iteration: it ends with it)
-        width = len(self.columns)
-        columns = [
-            Column("features", np.dtype(np.float32), (width,)),
-            Column("target", np.dtype(np.float32), ()),
-            Column("weight", np.dtype(np.float32), ()),
-            Column("entry", np.dtype(np.int64), ()),
-        ]
-        row_bytes = _row_bytes(width)
+        row_bytes = self.row.itemsize
         slots = max(2, self.prefetch // (row_bytes * self.batch_size))
 
         def prepare() -> None:  # in the child: the ring is the budget, threads read
@@ -209,9 +210,9 @@ class RootStream:
                 idle_thread()
 
         process = ReaderProcess(
-            lambda epoch: self.batches(epoch, *key, fork=False),
+            lambda epoch: self._read(epoch, key, lambda rows: rows),
             self.drop_read_ahead,
-            columns,
+            self.row,
             self.batch_size,
             slots,
             prepare,
@@ -243,10 +244,5 @@ class RootStream:
             previous.discard()
 
 
-def _row_bytes(width: int) -> int:
-    """Bytes of one row of a batch: ``width`` float32 features, target, weight, int64 entry."""
-    return 4 * width + 16
-
-
-def _table_bytes(table: Table) -> int:
-    return sum(column.nbytes for column in table.values())
+def _batch_bytes(batch: Table | Rows) -> int:
+    return sum(batch[name].nbytes for name in Batch._fields)

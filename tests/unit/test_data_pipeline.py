@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from batchml.data.buffer import batched, shuffled
+from batchml.data.columns import Rows, as_columns, row_dtype
 from batchml.data.cut import Cut
 from batchml.data.prefetch import Prefetcher
 
@@ -25,10 +26,12 @@ def test_cut_rewrites_logic_and_chained_comparisons() -> None:
     assert cut.mask(columns).tolist() == [False, False, True, True]
 
 
-def tables(sizes: list[int]) -> Iterator[dict[str, np.ndarray]]:
+def tables(sizes: list[int]) -> Iterator[Rows]:
     start = 0
     for size in sizes:
-        yield {"entry": np.arange(start, start + size)}
+        block = np.empty(size, dtype=[("entry", np.int64)])
+        block["entry"] = np.arange(start, start + size)
+        yield block
         start += size
 
 
@@ -41,17 +44,15 @@ def test_shuffle_buffer_permutes_within_reach_and_batches_are_exact() -> None:
     assert [len(t["entry"]) for t in out] == [32] * 7 + [21]
 
 
-def row_tables(sizes: list[int]) -> Iterator[dict[str, np.ndarray]]:
-    """Tables whose every column is a function of the entry number, to check rows stay whole."""
+def row_tables(sizes: list[int]) -> Iterator[Rows]:
+    """Rows whose every field is a function of the entry number, to check rows stay whole."""
     start = 0
     for size in sizes:
         entry = np.arange(start, start + size)
-        yield {
-            "features": np.column_stack([entry, -entry, 2 * entry]).astype(np.float32),
-            "target": (entry % 2).astype(np.float32),
-            "weight": (entry / 10).astype(np.float32),
-            "entry": entry,
-        }
+        block = np.empty(size, dtype=row_dtype(3))
+        block["features"] = np.column_stack([entry, -entry, 2 * entry])
+        block["target"], block["weight"], block["entry"] = entry % 2, entry / 10, entry
+        yield block
         start += size
 
 
@@ -59,7 +60,8 @@ def row_tables(sizes: list[int]) -> Iterator[dict[str, np.ndarray]]:
 def test_shuffle_buffer_moves_whole_rows_for_any_chunk_size(sizes: list[int]) -> None:
     # chunks smaller than, equal to and larger than the buffer of 50 rows
     def run(seed: int) -> list[dict[str, np.ndarray]]:
-        return list(batched(shuffled(row_tables(sizes), 50, np.random.default_rng(seed)), 32))
+        rng = np.random.default_rng(seed)
+        return [as_columns(b) for b in batched(shuffled(row_tables(sizes), 50, rng), 32)]
 
     out, total = run(1), sum(sizes)
     entries = np.concatenate([t["entry"] for t in out])
