@@ -19,7 +19,9 @@ from distributed import Client
 from distributed.deploy import SpecCluster
 
 from batchml.config.site_schema import Paths
+from batchml.errors import InvalidValue
 from batchml.hpo import gpu_share
+from batchml.hpo.gpu_memory import parse_gpu_memory
 from batchml.hpo.spec import Where
 from batchml.hpo.walltime import TRIAL_RESOURCE
 
@@ -70,6 +72,10 @@ def check_request(where: Where) -> None:
     GPUs, a share of a GPU that is no 1/k), before a study journal is made."""
     own_jobs = where.trials_per_job if where.client is None else None
     gpu_share.check_request(where.gpus_per_trial, own_jobs)
+    try:
+        parse_gpu_memory(where.gpu_memory_per_trial, where.gpus_per_trial)
+    except InvalidValue as bad:
+        raise InvalidValue(f"gpu_memory_per_trial: {bad.message}", hint=bad.hint) from None
     if where.client is None:
         from batchml.backends import backend_for
 

@@ -29,7 +29,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from batchml.hpo.io_profile import IO_BOUND_FRACTION, IoProfile, profiles
 from batchml.hpo.page import Block, Figure, Report, Section, TableData, png, pyplot
-from batchml.hpo.timeline import ran, timeline_figure
+from batchml.hpo.timeline import devices_figure, ran, timeline_figure
 
 IMPORTANCE_MIN_TRIALS = 10  # completed trials before importances are drawn
 IMPORTANCE_MIN_VARIED = 2  # parameters that took more than one value among them
@@ -203,7 +203,8 @@ def study_report(study: optuna.Study) -> Report:
         report.facts.append(("best", f"trial {best.number}: {best.value:.6g}"))
         section.blocks.append(parameters_table("Best parameters", best.params, best.distributions))
     section.blocks += study_figures(study)
-    section.blocks += [f for f in (timeline_figure(study), duration_figure(study)) if f]
+    drawn = (timeline_figure(study), devices_figure(study), duration_figure(study))
+    section.blocks += [f for f in drawn if f]
     report.sections.append(section)
     if reading := reading_blocks(study):
         report.sections.append(Section("Data reading", reading))

@@ -302,6 +302,9 @@ STUDY_FILES = {  # study file text -> a fragment of the problem named
     STUDY + "trials_per_job: 0\n": "trials_per_job: 0 is out of range",
     STUDY + "gpus_per_trial: 0.3\n": "gpus_per_trial: 0.3 is neither a whole number of GPUs",
     STUDY + "gpus_per_trial: 0.5\ntrials_per_job: 3\n": "trials_per_job: 3 leaves part of a GPU",
+    STUDY + "gpus_per_trial: 0.5\ntrials_per_job: 2\ngpu_memory_per_trial: 6\n":
+        "gpu_memory_per_trial: 6 has no unit",
+    STUDY + "gpu_memory_per_trial: auto\n": "gpu_memory_per_trial: 'auto' needs trials that share",
     STUDY + "max_jobs: 0\n": "max_jobs: 0 is out of range",
     STUDY + "max_jobs: 20000\n": "max_jobs: 20000 is out of range",
     STUDY + "max_retries: -1\n": "max_retries: -1 is out of range",

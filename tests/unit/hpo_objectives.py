@@ -174,3 +174,28 @@ def reads_then_is_killed_once(trial: Any, ctx: TrialContext, *, files: list[str]
     if ctx.attempt == 1:
         os.kill(os.getpid(), signal.SIGKILL)
     return 1.0
+
+
+GB = 10**9
+
+
+def uses_three_gb(trial: Any, ctx: TrialContext) -> float:
+    """``quadratic_for_a_second`` that states a peak of 3 GB of GPU memory (as a trial whose
+    memory torch's allocator does not see would), for the packer to count."""
+    from batchml.hpo.outcome import GPU_PEAK_ATTR
+
+    trial.set_user_attr(GPU_PEAK_ATTR, 3 * GB)
+    return _recorded_quadratic(trial, 1.0)
+
+
+def out_of_memory_at_first(trial: Any, ctx: TrialContext) -> float:
+    """Its first attempt runs out of CUDA memory after two seconds (beside the trial that
+    started with it, when two share a device); a retry succeeds."""
+    if ctx.attempt == 1:
+        import torch
+
+        trial.suggest_float("x", -10.0, 10.0)
+        trial.suggest_int("y", -3, 3)
+        time.sleep(2.0)
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+    return _recorded_quadratic(trial, 0.5)
