@@ -81,7 +81,9 @@ def main(run_dir: Path, slurm_conf: str, partition: str) -> None:
     }
     journal = str(run_dir / "sites.journal")
     done: dict[str, list] = {}
-    watcher = threading.Thread(target=cancel_slurm_jobs_mid_study, args=(journal, run_dir, done))
+    watcher = threading.Thread(  # a daemon: a failed study ends the driver at once
+        target=cancel_slurm_jobs_mid_study, args=(journal, run_dir, done), daemon=True
+    )
     watcher.start()
     study = run_study(
         objectives.quadratic_for_a_second, n_trials=N_TRIALS, sites=sites, study_name=STUDY,
