@@ -82,8 +82,11 @@ cmd_stop() {
 cmd_status() {
     if [ -z "$ROOT" ]; then
         bash "$HERE/slurm.sh" status
+    elif mountpoint -q "$ROOT/proc"; then
+        in_pool_slurm status
     else
-        mountpoint -q "$ROOT/proc" && in_pool_slurm status
+        log "not running: the chroot $ROOT is not mounted"
+        return 1
     fi
 }
 
