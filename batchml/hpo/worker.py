@@ -33,6 +33,7 @@ from batchml.hpo.outcome import (
     GPU_SAMPLES_ATTR,
     HOST_ATTR,
     SCRATCH_ATTR,
+    SITE_ATTR,
     SLOT_ATTR,
     STARTED_ATTR,
     WORKER_ATTR,
@@ -131,6 +132,7 @@ def execute_trial(task: TrialTask) -> TrialEnd:
             trial.set_user_attr(SLOT_ATTR, held.number)
             trial.set_user_attr(DEVICES_ATTR, ",".join(held.devices))
             trial.set_user_attr(HOST_ATTR, socket.gethostname())
+            trial.set_user_attr(SITE_ATTR, task.site)
             trial.set_user_attr(WORKER_ATTR, get_worker().address)
             if task.keep_scratch:
                 trial.set_user_attr(SCRATCH_ATTR, str(scratch))
