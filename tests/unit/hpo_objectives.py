@@ -225,3 +225,13 @@ def out_of_memory_at_first(trial: Any, ctx: TrialContext) -> float:
         time.sleep(2.0)
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
     return _recorded_quadratic(trial, 0.5)
+
+
+def holds_two_gb_on_cuda(trial: Any, ctx: TrialContext) -> float:
+    """``quadratic_for_a_second`` holding 2 GB on the real GPU (the gpu-marked tests)."""
+    import torch
+
+    block = torch.empty(2 * GB, dtype=torch.uint8, device="cuda")
+    value = _recorded_quadratic(trial, 1.0)
+    del block
+    return value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from contextlib import ExitStack
@@ -195,3 +196,30 @@ def test_out_of_memory_beside_another_trial_is_retried_alone_and_not_counted(
         first = study.trials[retry.user_attrs[RETRY_OF_ATTR]]
         assert retry.params == first.params and retry.user_attrs[RETRY_ALONE_ATTR]
     assert sorted(most_at_once({t.number: t.user_attrs for t in complete}).values()) == [1]
+
+
+def test_device_memory_comes_from_a_probe_process_without_nvml(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "pynvml", None)  # nvidia-ml-py absent, as in CI
+    monkeypatch.delenv(DEVICE_MEMORY_ENV, raising=False)
+    found = device_capacities(["0"])
+    if torch.cuda.is_available():  # a GPU machine: torch's figure, read in another process
+        assert found == {"0": torch.cuda.get_device_properties(0).total_memory}
+    else:
+        assert found == {}  # no device: only the k cap will hold
+
+
+@pytest.mark.gpu
+@pytest.mark.usefixtures("isolated_home")
+def test_auto_measures_real_peaks_and_packs_a_real_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    monkeypatch.delenv(DEVICE_MEMORY_ENV, raising=False)  # NVML's or torch's figure
+    study = run_study(
+        objectives.holds_two_gb_on_cuda, n_trials=8, site="local", gpus_per_trial=0.25,
+        trials_per_job=4, gpu_memory_per_trial="auto", study_name="real", progress=False,
+    )  # fmt: skip
+    trials = study.get_trials(states=(TrialState.COMPLETE,))
+    assert len(trials) == 8
+    assert all(2 * GB <= t.user_attrs[GPU_PEAK_ATTR] < 2.2 * GB for t in trials)
+    assert list(most_at_once({t.number: t.user_attrs for t in trials}).values()) == [4]
