@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from batchml.errors import ConfigError, InvalidValue
 from batchml.hpo import run_study
@@ -31,6 +31,7 @@ from batchml.hpo.outcome import (
     Outcome,
 )
 from batchml.hpo.slots import SlotPool
+from batchml.hpo.spec import Objective
 from tests.unit import hpo_objectives as objectives
 from tests.unit.hpo_checks import most_at_once
 
@@ -163,16 +164,24 @@ def test_run_study_refuses_memory_without_a_share_before_making_anything(
     assert not isolated_home.exists()
 
 
+def _auto_packed(objective: Objective, n_trials: int, trials_per_job: int) -> list[FrozenTrial]:
+    """The trials of a local study at a quarter GPU each, packed by measured peaks (all
+    complete)."""
+    study = run_study(
+        objective, n_trials=n_trials, site="local", gpus_per_trial=0.25,
+        trials_per_job=trials_per_job, gpu_memory_per_trial="auto", study_name="packed",
+        progress=False,
+    )  # fmt: skip
+    trials = study.get_trials(states=(TrialState.COMPLETE,))
+    assert len(trials) == n_trials
+    return trials
+
+
 @pytest.mark.usefixtures("isolated_home")
 def test_auto_packs_by_the_measured_peaks_on_fake_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
     """Devices of 10 GB take four trials by count, but three of 3 GB by memory (9 of 9)."""
     monkeypatch.setenv(DEVICE_MEMORY_ENV, "10GB")
-    study = run_study(
-        objectives.uses_three_gb, n_trials=14, site="local", gpus_per_trial=0.25,
-        trials_per_job=8, gpu_memory_per_trial="auto", study_name="packed", progress=False,
-    )  # fmt: skip
-    trials = study.get_trials(states=(TrialState.COMPLETE,))
-    assert len(trials) == 14
+    trials = _auto_packed(objectives.uses_three_gb, n_trials=14, trials_per_job=8)
     assert {t.user_attrs[GPU_PEAK_ATTR] for t in trials} == {3 * GB}
     peaks = most_at_once({t.number: t.user_attrs for t in trials})
     assert sorted(peaks.values()) == [3, 3]  # both devices reached 3, neither the k of 4
@@ -215,11 +224,6 @@ def test_device_memory_comes_from_a_probe_process_without_nvml(
 def test_auto_measures_real_peaks_and_packs_a_real_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
     monkeypatch.delenv(DEVICE_MEMORY_ENV, raising=False)  # NVML's or torch's figure
-    study = run_study(
-        objectives.holds_two_gb_on_cuda, n_trials=8, site="local", gpus_per_trial=0.25,
-        trials_per_job=4, gpu_memory_per_trial="auto", study_name="real", progress=False,
-    )  # fmt: skip
-    trials = study.get_trials(states=(TrialState.COMPLETE,))
-    assert len(trials) == 8
+    trials = _auto_packed(objectives.holds_two_gb_on_cuda, n_trials=8, trials_per_job=4)
     assert all(2 * GB <= t.user_attrs[GPU_PEAK_ATTR] < 2.2 * GB for t in trials)
     assert list(most_at_once({t.number: t.user_attrs for t in trials}).values()) == [4]
