@@ -92,18 +92,23 @@ def test_a_trial_alone_waits_for_an_empty_device_and_holds_all_its_seats() -> No
         with pool.take(alone=True) as slot:
             got.append(slot.devices)
             time.sleep(0.5)
+            got.append(("company",) if pool.had_company(slot) else ())
 
     thread = threading.Thread(target=alone)
     thread.start()
     time.sleep(0.3)
     assert got == []
     second.__exit__(None, None, None)  # device 1 empties: the one waiting takes it
-    time.sleep(0.3)
-    assert got == [on_1.devices]
+    for _ in range(100):  # as soon as its thread runs
+        if got:
+            break
+        time.sleep(0.05)
+    assert got[:1] == [on_1.devices]
     with pool.take() as third:  # the only seat left is beside the trial on device 0
         assert third.devices == on_0.devices
         assert pool.had_company(third) and pool.had_company(on_0)
     thread.join(5)
+    assert got == [on_1.devices, ()]  # nobody joined it: an out-of-memory there is its own
     first.__exit__(None, None, None)
 
 
