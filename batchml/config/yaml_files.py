@@ -89,7 +89,8 @@ def read_yaml_mapping(path: Path, example: str, hint: str) -> dict[str, Any]:
     return data
 
 
-def _field_path(loc: tuple[int | str, ...]) -> str:
+def field_path(loc: tuple[int | str, ...]) -> str:
+    """A pydantic error location as the user reads it: ``sites.local.max_jobs``, ``a[0]``."""
     text = ""
     for part in loc:
         if part == "[key]":  # pydantic's mark for a bad key of a mapping
@@ -166,7 +167,7 @@ def field_problem(
 ) -> FieldProblem:
     """One pydantic error as a FieldProblem: the field path, what is wrong, and the fix."""
     loc = tuple(error["loc"])
-    field = _field_path(loc)
+    field = field_path(loc)
     kind: str = error["type"]
     value = error.get("input")
     ctx = error.get("ctx") or {}

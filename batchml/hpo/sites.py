@@ -21,13 +21,20 @@ from collections.abc import Mapping
 from typing import Any
 
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from batchml.config.resources import MAX_JOBS
 from batchml.config.site_schema import MAX_GPUS
 from batchml.config.site_values import GPU_NAME
 from batchml.config.units import parse_duration, parse_size
-from batchml.config.yaml_files import field_problem
+from batchml.config.yaml_files import field_path, field_problem
 from batchml.errors import BatchmlError, ConfigError, FieldProblem, InvalidValue
 from batchml.hpo.gpu_share import trials_per_gpu
 from batchml.hpo.spec import Where
@@ -64,18 +71,12 @@ class SiteOverrides(BaseModel):
             trials_per_gpu(value)
         return value
 
-    @field_validator("walltime")
+    @field_validator("walltime", "memory", "gpu_memory")
     @classmethod
-    def _duration(cls, value: str | None) -> str | None:
+    def _parses(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """A duration or a size that its job's request would refuse is refused here, by name."""
         if value is not None:
-            parse_duration(value)
-        return value
-
-    @field_validator("memory", "gpu_memory")
-    @classmethod
-    def _size(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_size(value)
+            (parse_duration if info.field_name == "walltime" else parse_size)(value)
         return value
 
     @field_validator("gpu_names")
@@ -143,7 +144,7 @@ def check_plan(plan: list[Where], source: str) -> None:
 
     seen: dict[str, str] = {}
     for where in plan:
-        field = f"sites.{where.site}"
+        field = field_path(("sites", str(where.site)))
         try:
             name = load_site(where.site).site.name
             check_request(where)
