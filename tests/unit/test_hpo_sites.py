@@ -71,7 +71,7 @@ def test_trials_land_on_both_sites_and_record_theirs(
 
 
 def test_a_site_that_dies_mid_study_has_its_trials_retried_on_the_other(
-    other_site: Path, tmp_path: Path
+    other_site: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     objective = objectives.KillsItsSiteOnce("other", str(tmp_path / "killed"))
     study = run_study(
@@ -90,7 +90,11 @@ def test_a_site_that_dies_mid_study_has_its_trials_retried_on_the_other(
         assert retry.intermediate_values[0] == first.intermediate_values[0]
         assert retry.user_attrs[SITE_ATTR] == "local"
     down = study.user_attrs[SITES_ATTR]["other"]
-    assert down["down"] and down["retry_at"] is not None
+    assert "no dask worker has been connected" in down["down"] and down["retry_at"] is not None
+    capsys.readouterr()
+    assert main(["--no-color", "hpo", "status", "dies"]) == 0
+    [row] = [line for line in capsys.readouterr().out.splitlines() if line.startswith("other")]
+    assert "down, retry in" in row and "no dask worker" in row
 
 
 def test_the_study_file_takes_the_same_sites(
