@@ -47,8 +47,7 @@ def test_trials_land_on_both_sites_and_record_theirs(
     assert len(trials) == 16 == len(study.trials)
     sites = [t.user_attrs[SITE_ATTR] for t in trials]
     assert set(sites) == {"local", "other"}
-    # at most 2 trials at once on local (one job of 2) and 1 on other: local runs more
-    assert sites.count("local") > sites.count("other") > 0
+    assert sites.count("local") > 0 and sites.count("other") > 0
     assert study.user_attrs[SITES_ATTR]["other"]["down"] is None
     # hpo status: a row per site with its trials and the slots they used
     capsys.readouterr()
