@@ -111,6 +111,13 @@ class Resources:
             per_gpu, gpus = given["mem_per_gpu"], given.get("gpus", site.defaults.gpus)
             if isinstance(per_gpu, int) and isinstance(gpus, int) and gpus > 0 and per_gpu > 0:
                 given["memory"] = per_gpu * gpus
+        unit = given.get("gpu_unit", "gpu")
+        lent = site.slurm.gpu_share if site.slurm is not None else "gpus"
+        if unit != "gpu" and unit != lent:
+            raise InvalidValue(
+                f"gpu_unit={unit!r}, and site {site.name!r} does not lend GPUs as {unit}s",
+                hint="ask whole GPUs (gpu_unit='gpu'), or set slurm.gpu_share in the site file",
+            )
         defaults = site.defaults
         from_site = {
             "cores": defaults.cores,

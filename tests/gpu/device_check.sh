@@ -104,8 +104,12 @@ check() {
     "$python" -m tests.gpu.check all
     if [ "$BATCHML_CHECK_MODE" = gpu ] && command -v nvidia-cuda-mps-control >/dev/null; then
         trap stop_mps EXIT
-        start_mps
-        "$python" -m tests.gpu.check share --label "MPS on: "
+        if start_mps; then
+            "$python" -m tests.gpu.check share --label "MPS on: "
+        else
+            say "the MPS daemon did not start: no MPS run; its log:"
+            cat "$CUDA_MPS_LOG_DIRECTORY"/control.log 2>/dev/null || true
+        fi
         stop_mps
     elif [ "$BATCHML_CHECK_MODE" = gpu ]; then
         say "no nvidia-cuda-mps-control here: the MPS run is left out"

@@ -21,6 +21,7 @@ from batchml.hpo import run_study
 from batchml.hpo.command import CommandObjective
 from batchml.hpo.outcome import OUTCOME_ATTR, RETRY_OF_ATTR
 from tests.unit import hpo_objectives as objectives
+from tests.unit import mps_stand_in
 from tests.unit.hpo_checks import most_at_once, slot_clashes
 from tests.unit.hpo_watch import SLOW_OBJECTIVE, stop_mid_search
 
@@ -91,6 +92,44 @@ def test_trials_sharing_gpus_through_shards_see_one_device_and_at_most_k_on_it(
     peaks = most_at_once(on_device)
     assert max(peaks.values()) == 2  # never more than k = 2 on a device
     assert sum(peak == 2 for peak in peaks.values()) >= 2  # two devices both reached k
+
+
+def test_worker_jobs_of_an_mps_site_run_their_own_daemon_and_quit_it_when_cancelled(
+    slurm_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # sbatch passes the driver's environment on: the jobs find the stand-in first on PATH.
+    monkeypatch.setenv("PATH", f"{mps_stand_in.install(tmp_path)}:{os.environ['PATH']}")
+    monkeypatch.setenv("MPS_RECORD", str(tmp_path / "record"))
+    shared = slurm_env["BATCHML_SLURM_SHARED"]
+    site = tmp_path / "mps.yaml"
+    site.write_text(
+        "scheduler: slurm\nmps: true\n"
+        "defaults: {cores: 1, memory: 600MB, walltime: 15m}\n"
+        f"slurm: {{partition: {slurm_env['BATCHML_SLURM_PARTITION']}}}\n"
+        "network: {interface: lo}\n"
+        f"paths: {{log_dir: {shared}/logs, shared_dir: {shared}, scratch_dir: {tmp_path}}}\n"
+    )
+    study = run_study(
+        objectives.records_mps, n_trials=2, site=str(site), gpus_per_trial=1, max_jobs=1,
+        study_name="slurm-mps", storage=str(tmp_path / "s.journal"), progress=False,
+    )  # fmt: skip
+    # The search over, its worker job is cancelled (SIGTERM to its processes): the job's
+    # shell quits the daemon on its way out.
+    deadline = time.monotonic() + 60
+    while len(_mps_calls(tmp_path)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    start, stop = _mps_calls(tmp_path)
+    assert (start["args"], stop["args"], stop["stdin"]) == ("-d", "", "quit")
+    pipe = start["pipe"].split()[0]
+    assert start["pipe"].split()[1] == start["folder"] == "700"
+    assert Path(pipe).parent.parent == tmp_path  # in the job's scratch
+    assert {t.user_attrs["mps_pipe"] for t in study.trials} == {pipe}  # every trial sees it
+    assert not Path(pipe).exists()  # removed with the job
+
+
+def _mps_calls(tmp_path: Path) -> list[dict[str, str]]:
+    record = tmp_path / "record"
+    return mps_stand_in.calls(record) if record.exists() else []
 
 
 def test_cancelled_worker_job_is_preempted_and_retried(site: str, tmp_path: Path) -> None:

@@ -165,3 +165,5 @@ def test_slurm_shares_of_a_gpu_are_asked_as_shards_or_mig_slices(tmp_path: Path)
     assert "--gres=gpu:1g.18gb:4" in options  # a slice is a GPU of the profile's type
     whole = slurm_directives(Resources.from_site(mig, gpus=1), mig)
     assert "--gres=gpu:h100:1" in whole  # whole-GPU jobs on the same site are unchanged
+    with pytest.raises(InvalidValue, match="does not lend GPUs as shards"):
+        Resources.from_site(mig, gpus=2, gpu_unit="shard")

@@ -1,9 +1,9 @@
 """A worker job on a site with ``mps: true`` runs its own CUDA MPS daemon, privately.
 
-There is no GPU here, so ``nvidia-cuda-mps-control`` is a stand-in on PATH that
-records how it was called, with what environment and standard input; the job
-script around it is the real prologue every worker job runs, under /bin/sh as
-HTCondor runs it.
+There is no GPU here, so ``nvidia-cuda-mps-control`` is a stand-in on PATH
+(tests/unit/mps_stand_in.py); the job script around it is the real prologue
+every worker job runs, under /bin/sh as HTCondor runs it. test_hpo_slurm.py
+runs it in real Slurm worker jobs.
 """
 
 from __future__ import annotations
@@ -18,17 +18,7 @@ import pytest
 
 from batchml.backends._worker import worker_prologue
 from batchml.config.site_schema import Site
-
-# Records each call: its arguments, its MPS folders and their modes, and what came on stdin.
-FAKE_CONTROL = """#!/bin/sh
-{
-  echo "args=$*"
-  echo "pipe=$CUDA_MPS_PIPE_DIRECTORY $(stat -c %a "$CUDA_MPS_PIPE_DIRECTORY")"
-  echo "log=$CUDA_MPS_LOG_DIRECTORY $(stat -c %a "$CUDA_MPS_LOG_DIRECTORY")"
-  echo "folder=$(stat -c %a "$(dirname "$CUDA_MPS_PIPE_DIRECTORY")")"
-  [ "$1" = -d ] || echo "stdin=$(cat)"
-} >>"$MPS_RECORD"
-"""
+from tests.unit import mps_stand_in
 
 
 def _job(tmp_path: Path, worker_line: str, *, mps: bool = True, gpus: int = 1) -> list[str]:
@@ -44,11 +34,7 @@ def _job(tmp_path: Path, worker_line: str, *, mps: bool = True, gpus: int = 1) -
 @pytest.fixture
 def node(tmp_path: Path) -> dict[str, str]:
     """The environment of a compute node with the stand-in control program on PATH."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    control = bin_dir / "nvidia-cuda-mps-control"
-    control.write_text(FAKE_CONTROL)
-    control.chmod(0o755)
+    bin_dir = mps_stand_in.install(tmp_path)
     (tmp_path / "scratch").mkdir()
     return {
         **os.environ,
@@ -59,13 +45,7 @@ def node(tmp_path: Path) -> dict[str, str]:
 
 
 def _calls(tmp_path: Path) -> list[dict[str, str]]:
-    calls: list[dict[str, str]] = []
-    for line in (tmp_path / "record").read_text().splitlines():
-        key, _, value = line.partition("=")
-        if key == "args":
-            calls.append({})
-        calls[-1][key] = value
-    return calls
+    return mps_stand_in.calls(tmp_path / "record")
 
 
 def test_the_job_starts_its_own_daemon_in_private_folders_and_quits_it_at_the_end(
@@ -113,4 +93,3 @@ def test_no_daemon_without_mps_or_without_gpus(
     assert done.returncode == 0
     assert not (tmp_path / "record").exists()
     assert list((tmp_path / "scratch").iterdir()) == []
-
