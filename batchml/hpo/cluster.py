@@ -88,7 +88,8 @@ def _request(where: Where) -> tuple[Site, Resources]:
     per_job = where.trials_per_job
     cores = max(site.defaults.cores, per_job)  # one thread per concurrent trial
     gpus, unit = gpu_share.job_request(where.gpus_per_trial, per_job, site.slurm)
-    return site, Resources.from_site(site, gpus=gpus, gpu_unit=unit, cores=cores)
+    request = {**where.resources, "gpus": gpus, "gpu_unit": unit, "cores": cores}
+    return site, Resources.from_site(site, **request)
 
 
 def declares_trial_slots(client: Client) -> bool:

@@ -28,6 +28,7 @@ from batchml.hpo.outcome import (
     DEVICES_ATTR,
     HOST_ATTR,
     SCRATCH_ATTR,
+    SITE_ATTR,
     SLOT_ATTR,
     STARTED_ATTR,
     WORKER_ATTR,
@@ -120,6 +121,7 @@ def execute_trial(task: TrialTask) -> TrialEnd:
             trial.set_user_attr(SLOT_ATTR, slot)
             trial.set_user_attr(DEVICES_ATTR, ",".join(devices))
             trial.set_user_attr(HOST_ATTR, socket.gethostname())
+            trial.set_user_attr(SITE_ATTR, task.site)
             trial.set_user_attr(WORKER_ATTR, get_worker().address)
             if task.keep_scratch:
                 trial.set_user_attr(SCRATCH_ATTR, str(scratch))
