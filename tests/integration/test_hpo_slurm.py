@@ -263,3 +263,19 @@ def _jobs_logging_to(folder: Path, *, alive: bool) -> list[int]:
         if job["standard_output"].startswith(f"{folder}/") and alive == bool(queued & set(states)):
             found.append(int(job["job_id"]))
     return found
+
+
+def test_a_site_whose_jobs_are_refused_is_set_aside_and_the_others_finish(
+    site: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    bad = Path(site).read_text().replace("{partition: ", "{partition: nope-", 1)
+    Path(site).write_text(bad)
+    study = run_study(
+        objectives.slow_square, n_trials=6, max_jobs=1, study_name="slurm-refused-site",
+        storage=str(tmp_path / "r.journal"), progress=False, sites={"local": {}, site: {}},
+    )  # fmt: skip
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 6
+    assert {t.user_attrs["batchml.site"] for t in study.trials} == {"local"}
+    refused = study.user_attrs["batchml.sites"]["hpo-slurm"]
+    assert "refused a worker job" in refused["down"] and "partition" in refused["down"]

@@ -186,20 +186,21 @@ def reads_then_is_killed_once(trial: Any, ctx: TrialContext, *, files: list[str]
 
 @dataclass(frozen=True)
 class KillsItsSiteOnce:
-    """The first trial on ``site`` kills every process of its worker (the worker's whole
-    session: nanny, worker, trial processes), as a site whose nodes all go would; ``marker``,
-    a file made once, tells the first trial from the others."""
+    """The first trial on each of ``sites`` kills every process of its worker (the worker's
+    whole session: nanny, worker, trial processes), as a site whose nodes all go would;
+    ``marker``, a file made once per site, tells the first trial from the others."""
 
-    site: str
+    sites: tuple[str, ...]
     marker: str
 
     def __call__(self, trial: Any, ctx: TrialContext) -> float:
         x = trial.suggest_float("x", -1.0, 1.0)
         trial.report(x * 10, 0)
         time.sleep(0.3)
-        if ctx.site == self.site:
+        if ctx.site in self.sites:
             try:
-                os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+                marker = f"{self.marker}-{ctx.site}"
+                os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
             except FileExistsError:
                 pass
             else:
