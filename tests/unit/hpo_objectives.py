@@ -44,6 +44,12 @@ def _recorded_quadratic(trial: Any, seconds: float) -> float:
     return (x - 2.0) ** 2 + (y + 1) ** 2
 
 
+def records_mps(trial: Any, ctx: TrialContext) -> float:
+    """Records the CUDA MPS folders the trial was given (none without an MPS daemon)."""
+    trial.set_user_attr("mps_pipe", os.environ.get("CUDA_MPS_PIPE_DIRECTORY", ""))
+    return _recorded_quadratic(trial, 0.0)
+
+
 def learning_curve(trial: Any, ctx: TrialContext) -> float:
     """Reports 10 intermediate values; bad rates stay high, so a median pruner cuts them."""
     rate = trial.suggest_float("rate", 0.0, 1.0)
