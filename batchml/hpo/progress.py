@@ -7,6 +7,7 @@ from types import TracebackType
 import optuna
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from batchml.hpo.outcome import has_ended
@@ -54,6 +55,6 @@ class StudyProgress:
             best = f"best {pick(values):.5g}"
         detail = (
             f"workers {workers}  running {running}  pruned {counts[TrialState.PRUNED]}  "
-            f"failed {counts[TrialState.FAIL]}  {best}" + (f"  {note}" if note else "")
+            f"failed {counts[TrialState.FAIL]}  {best}" + (f"  {escape(note)}" if note else "")
         )
         self._bar.update(self._task, completed=min(done, self.total), detail=detail)

@@ -128,6 +128,11 @@ SITE_FILES = {  # the content of x.yaml -> a fragment of the problem named
     "scheduler: local\nnetwork: {worker_ports: [9000]}\n": "worker_ports[1]: item 2 is missing",
     "scheduler: local\nnetwork: {interface: 'lo; rm'}\n": "'lo; rm' is not a single word",
     "scheduler: htcondor\nslurm: {partition: gpu}\n": "a 'slurm' section on a site whose scheduler",
+    "scheduler: slurm\nslurm: {gpu_share: shard}\n": "shards_per_gpu: gpu_share 'shard' needs",
+    "scheduler: slurm\nslurm: {gpu_share: mig}\n": "slurm.mig_profile: gpu_share 'mig' needs",
+    "scheduler: slurm\nslurm: {shards_per_gpu: 4}\n": "shards_per_gpu is set but gpu_share",
+    "scheduler: slurm\nslurm: {gpu_share: halves}\n": "slurm.gpu_share",
+    "scheduler: local\nmps: true\n": "mps is on for a local site",
 }
 for text, problem in SITE_FILES.items():
     bad(BAD, problem, "site", "validate", "x.yaml", files={"x.yaml": text})

@@ -113,3 +113,11 @@ def test_a_long_trial_keeps_at_most_240_of_its_samples() -> None:
     stored = to_attr(many)
     assert stored["device"] == "GPU-a1" and stored["total"] == 80 * GB
     assert len(stored["samples"]) == 200 and stored["samples"][1][0] == 5.0  # every 5th
+
+
+@pytest.mark.gpu
+def test_a_real_gpu_is_sampled_through_nvml() -> None:
+    pytest.importorskip("pynvml", reason="the device check carries nvidia-ml-py")
+    (sample,) = read_devices(["0"])
+    assert sample.device == "0" and 0 < sample.memory_used < sample.memory_total
+    assert sample.utilisation is not None and 0 <= sample.utilisation <= 100
