@@ -31,7 +31,9 @@ from batchml.config.resources import MAX_JOBS
 from batchml.config.site_schema import MAX_GPUS
 from batchml.config.yaml_files import field_problem, read_yaml_mapping
 from batchml.errors import ConfigError, InvalidValue
+from batchml.hpo.gpu_memory import parse_gpu_memory
 from batchml.hpo.gpu_share import job_gpus, trials_per_gpu
+from batchml.hpo.sites import SiteOverrides
 from batchml.hpo.storage import check_study_name
 
 STUDY_FILE_HINT = (
@@ -172,9 +174,11 @@ class StudyConfig(_Strict):
     objective: str | None = None
     command: str | list[str] | None = None  # e.g. "train.py --lr {lr}"; see hpo.command
     site: str | None = None
+    sites: dict[str, SiteOverrides] | None = None  # several sites, each with its overrides
     n_trials: int = Field(ge=1, le=100_000)
     direction: Literal["minimize", "maximize"] = "minimize"
     gpus_per_trial: float = Field(0, ge=0, le=MAX_GPUS)  # whole GPUs, or 1/k of one
+    gpu_memory_per_trial: str | None = None  # '6GB' or 'auto': see gpu_memory.py
     trials_per_job: int = Field(1, ge=1, le=64)
     max_jobs: int = Field(1, ge=1, le=MAX_JOBS)
     max_retries: int = Field(1, ge=0, le=10)
@@ -193,6 +197,17 @@ class StudyConfig(_Strict):
             )
         return self
 
+    @model_validator(mode="after")
+    def _site_or_sites(self) -> StudyConfig:
+        if self.site is not None and self.sites is not None:
+            raise InvalidValue(
+                "give site (one site) or sites (several), not both",
+                hint="name every site under sites: {lxplus: {max_jobs: 8}, ./hpc.yaml: {}}",
+            )
+        if self.sites is not None and not self.sites:
+            raise InvalidValue("sites names no site", hint="write e.g. sites: {local: {}}")
+        return self
+
     @field_validator("gpus_per_trial")
     @classmethod
     def _gpu_share(cls, value: float) -> float:
@@ -206,6 +221,15 @@ class StudyConfig(_Strict):
         """A job of trials sharing GPUs fills whole GPUs (checked once gpus_per_trial is valid)."""
         if "gpus_per_trial" in info.data:
             job_gpus(info.data["gpus_per_trial"], value)
+        return value
+
+    @field_validator("gpu_memory_per_trial", mode="before")
+    @classmethod
+    def _memory_on_a_share(cls, value: Any, info: ValidationInfo) -> Any:
+        """A size or 'auto', for trials sharing a GPU (checked once gpus_per_trial is valid;
+        before pydantic's type check, so that a bare number is told to carry a unit)."""
+        if "gpus_per_trial" in info.data:
+            parse_gpu_memory(value, info.data["gpus_per_trial"])
         return value
 
     @field_validator("study_name")

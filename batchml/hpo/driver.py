@@ -17,20 +17,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from signal import Signals
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
-from distributed import Client, Future, wait
+from distributed import Future, wait
 from distributed.client import FIRST_COMPLETED
 from optuna.distributions import BaseDistribution
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 
 from batchml._compat.optuna import study_id, trial_id
 from batchml.hpo import bookkeeping
+from batchml.hpo.gpu_memory import GpuMemory
 from batchml.hpo.interrupts import Stop, StopRequests
 from batchml.hpo.outcome import (
     ATTEMPT_ATTR,
     JOBS_REPLACED_ATTR,
+    RETRY_ALONE_ATTR,
+    SITES_ATTR,
     WORKERS_DRAINED_ATTR,
     Outcome,
     has_ended,
@@ -39,7 +42,9 @@ from batchml.hpo.placement import least_busy, next_worker
 from batchml.hpo.progress import StudyProgress
 from batchml.hpo.walltime import TRIAL_RESOURCE, duration_estimate
 from batchml.hpo.worker import TrialTask, execute_trial
-from batchml.hpo.worker_pool import WorkerPool
+
+if TYPE_CHECKING:
+    from batchml.hpo.site_pool import SitePool
 
 
 @dataclass(frozen=True)
@@ -55,10 +60,13 @@ class TrialSetup:
     checkpoint_dir: Path
     search_space: Mapping[str, BaseDistribution]
     drains: bool  # workers declare TRIAL slots, so one near its walltime can drain
+    gpu_memory: GpuMemory = None  # trials sharing a GPU are packed by this memory
 
-    def resources(self) -> dict[str, float] | None:
-        """The dask resources each trial holds while it runs (a share of a GPU: 1/k of one)."""
-        needs: dict[str, float] = {"GPU": self.gpus_per_trial} if self.gpus_per_trial else {}
+    def resources(self, alone: bool = False) -> dict[str, float] | None:
+        """The dask resources each trial holds while it runs (a share of a GPU: 1/k of one;
+        ``alone``, a retry of a trial out of memory beside others: a whole one)."""
+        gpus = 1.0 if alone and 0 < self.gpus_per_trial < 1 else self.gpus_per_trial
+        needs: dict[str, float] = {"GPU": gpus} if gpus else {}
         if self.drains:
             needs[TRIAL_RESOURCE] = 1
         return needs or None
@@ -82,6 +90,8 @@ class TrialSetup:
             pruner=study.pruner,
             search_space=self.search_space,
             expected_s=expected_s,
+            gpu_memory=self.gpu_memory,
+            alone=bool(trial.user_attrs.get(RETRY_ALONE_ATTR)),
         )
 
 
@@ -106,27 +116,24 @@ class Driver:
     signal stopped it.
 
     ``study`` writes through the scheduler's storage (what the workers use),
-    ``reader`` reads the same study (see ``reader_of``).
+    ``reader`` reads the same study (see ``reader_of``); ``pool`` holds the
+    workers of every site, and what each site's trials carry.
     """
 
     def __init__(
         self,
         study: optuna.Study,
         reader: optuna.Study,
-        setup: TrialSetup,
-        pool: WorkerPool,
+        pool: SitePool,
         *,
         n_trials: int,
         max_retries: int,
     ) -> None:
         self.study = study
         self.reader = reader
-        self.setup = setup
         self.pool = pool
-        self.client: Client = pool.client
         self.n_trials = n_trials
         self.max_retries = max_retries
-        self.resources = setup.resources()
         self.running: dict[Future, optuna.Trial] = {}
         self.where: dict[Future, str] = {}  # the worker each trial was sent to
         self.sent = 0
@@ -145,11 +152,13 @@ class Driver:
                     bar.update(trials, running=0, workers=len(self.pool.slots))  # its last line
                     return None
                 workers = self.pool.check()
-                expected_s = duration_estimate(trials) if self.setup.drains else None
+                self._retry_abandoned()
+                expected_s = duration_estimate(trials) if self.pool.drains else None
                 self._fill(self.n_trials - finished, expected_s)
                 self._resend_stranded(expected_s)
                 # Bookkeeping comes after the trials are out: a freed slot waits for none of it.
-                bar.update(trials, running=len(self.running), workers=workers)
+                bar.update(trials, running=len(self.running), workers=workers,
+                           note=self.pool.note())  # fmt: skip
                 self._store_pool_counts()
                 for future in self._ended():
                     bookkeeping.record(self.study, self.running.pop(future), future,
@@ -168,18 +177,27 @@ class Driver:
     def _resend_stranded(self, expected_s: float | None) -> None:
         """Send again the trials dask would never run (their worker left)."""
         for future in self.pool.stranded(self.where):
-            self.client.cancel(future)
+            future.cancel()
             del self.where[future]
             worker = least_busy(self.pool.slots, Counter(self.where.values()))
             self._send(self.running.pop(future), str(worker), expected_s)
 
+    def _retry_abandoned(self) -> None:
+        """Trials on a site that failed: retried elsewhere with their parameters, however often
+        (the site failed, not the trial)."""
+        for future, why in self.pool.abandoned(self.where):
+            future.cancel()
+            del self.where[future]
+            bookkeeping.fail(self.study, self.running.pop(future), Outcome.PREEMPTED, why, None)
+
     def _send(self, trial: optuna.Trial, worker: str, expected_s: float | None) -> None:
         self.sent += 1
-        future = self.client.submit(
-            execute_trial, self.setup.task(self.study, trial, expected_s),
-            resources=self.resources, pure=False,
+        site, address = self.pool.site_of(worker)
+        task = site.setup.task(self.study, trial, expected_s)
+        future = site.client.submit(
+            execute_trial, task, resources=site.setup.resources(task.alone), pure=False,
             key=f"trial-{self.study.study_name}-{trial.number}-{self.sent}",
-            workers=[worker], allow_other_workers=True,
+            workers=[address], allow_other_workers=True,
         )  # fmt: skip
         self.running[future] = trial
         self.where[future] = worker
@@ -190,6 +208,7 @@ class Driver:
         for attr, count in (
             (JOBS_REPLACED_ATTR, self.pool.replaced),
             (WORKERS_DRAINED_ATTR, self.pool.drained),
+            (SITES_ATTR, self.pool.states()),
         ):
             if count != stored.get(attr, 0):
                 self.study.set_user_attr(attr, count)

@@ -7,6 +7,7 @@ from types import TracebackType
 import optuna
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from batchml.hpo.outcome import has_ended
@@ -38,8 +39,11 @@ class StudyProgress:
     ) -> None:
         self._bar.__exit__(kind, exc, tb)
 
-    def update(self, trials: list[FrozenTrial], *, running: int, workers: int) -> None:
-        """Redraw from ``trials``, the driver's read of the study this cycle."""
+    def update(
+        self, trials: list[FrozenTrial], *, running: int, workers: int, note: str = ""
+    ) -> None:
+        """Redraw from ``trials``, the driver's read of the study this cycle; ``note``: the
+        sites that are down."""
         counts = {state: 0 for state in TrialState}
         for trial in trials:
             counts[trial.state] += 1
@@ -51,6 +55,6 @@ class StudyProgress:
             best = f"best {pick(values):.5g}"
         detail = (
             f"workers {workers}  running {running}  pruned {counts[TrialState.PRUNED]}  "
-            f"failed {counts[TrialState.FAIL]}  {best}"
+            f"failed {counts[TrialState.FAIL]}  {best}" + (f"  {escape(note)}" if note else "")
         )
         self._bar.update(self._task, completed=min(done, self.total), detail=detail)
