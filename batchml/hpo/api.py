@@ -17,10 +17,11 @@ from typing import Any, Literal
 
 import cloudpickle
 import optuna
-from distributed import Client
+from distributed import Client, Scheduler
 from optuna.distributions import BaseDistribution
 from optuna.storages import BaseStorage
 
+from batchml._compat.optuna_integration import share_storage
 from batchml.backends import dask_log
 from batchml.hpo.bookkeeping import retry_orphans
 from batchml.hpo.cluster import SearchCluster, check_request, connect, declares_trial_slots
@@ -41,8 +42,6 @@ def run(search: Search, where: Where | None = None, *, progress: bool = True) ->
     running it again resumes. dask's own log shows warnings only, unless dask's
     logging is configured.
     """
-    from optuna_integration.dask import DaskStorage
-
     where = where or Where()
     check_request(where)  # a bad site or request fails before a journal is made
     real_storage = open_storage(search.storage, search.study_name)  # bad: fails before any job
@@ -54,8 +53,8 @@ def run(search: Search, where: Where | None = None, *, progress: bool = True) ->
     ):
         # One storage object, living with the scheduler, serves the driver and every
         # worker: two objects on one journal file would fight over its lock.
-        shared = DaskStorage(real_storage, client=workers.client)
-        study = _open(search, shared, real_storage)
+        shared, own = share_storage(real_storage, workers.client, _scheduler_here(workers))
+        study = _open(search, own, real_storage)
         for key, value in search.study_attrs.items():
             study.set_user_attr(key, value)
         retry_orphans(study)
@@ -79,6 +78,13 @@ def run(search: Search, where: Where | None = None, *, progress: bool = True) ->
         study_name=search.study_name, storage=real_storage, sampler=search.sampler,
         pruner=search.pruner,
     )  # fmt: skip
+
+
+def _scheduler_here(workers: SearchCluster) -> Scheduler | None:
+    """The scheduler of batchml's own cluster, which runs in this process (None: the
+    caller's client, whose scheduler may run anywhere)."""
+    scheduler = getattr(workers.cluster, "scheduler", None)
+    return scheduler if isinstance(scheduler, Scheduler) else None
 
 
 def _open(search: Search, shared: BaseStorage, real_storage: BaseStorage) -> optuna.Study:

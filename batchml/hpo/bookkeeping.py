@@ -11,13 +11,14 @@ predecessor reported.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import optuna
 from distributed import Future
 from optuna.trial import FrozenTrial, TrialState
 
-from batchml._compat.optuna import storage_of, trial_id
+from batchml._compat.optuna import storage_of, study_id, trial_id
 from batchml._fs import PrivateFolderError
 from batchml.hpo.outcome import (
     ATTEMPT_ATTR,
@@ -28,6 +29,7 @@ from batchml.hpo.outcome import (
     Outcome,
     TrialEnd,
 )
+from batchml.hpo.tally import Recorded
 
 
 def ask(study: optuna.Study) -> optuna.Trial:
@@ -35,7 +37,7 @@ def ask(study: optuna.Study) -> optuna.Trial:
     trial = study.ask()
     origin = trial.user_attrs.get(RETRY_OF_ATTR)
     if origin is not None:
-        previous = study.trials[int(origin)]
+        previous = _numbered(study, int(origin))
         for step, value in previous.intermediate_values.items():
             storage_of(study).set_trial_intermediate_value(trial_id(trial), step, value)
     return trial
@@ -45,28 +47,39 @@ def first_attempt(study: optuna.Study, number: int, attrs: dict[str, Any]) -> in
     """The number of the trial a chain of retries started from."""
     while RETRY_OF_ATTR in attrs:
         number = int(attrs[RETRY_OF_ATTR])
-        attrs = study.trials[number].user_attrs
+        attrs = _numbered(study, number).user_attrs
     return number
 
 
-def record(study: optuna.Study, trial: optuna.Trial, future: Future, max_retries: int) -> None:
-    """Record how the trial ``future`` ran ended (it has ended)."""
+def _numbered(study: optuna.Study, number: int) -> FrozenTrial:
+    """The study's trial ``number``, read alone (``study.trials`` copies every trial)."""
+    storage = storage_of(study)
+    return storage.get_trial(
+        storage.get_trial_id_from_study_id_trial_number(study_id(study), number)
+    )
+
+
+def record(
+    study: optuna.Study, trial: optuna.Trial, future: Future, max_retries: int
+) -> Recorded | None:
+    """Record how the trial ``future`` ran ended (it has ended); None if it was already."""
     if storage_of(study).get_trial(trial_id(trial)).state.is_finished():
-        return  # recorded already: a recomputed task (its first result was lost with a worker)
+        return None  # a recomputed task (its first result was lost with a worker)
     try:
         ended: TrialEnd = future.result()
     except PrivateFolderError as exc:  # no private scratch on the worker: a retry would not either
         fail(study, trial, Outcome.RAISED, str(exc), max_retries)
         raise
     except Exception as exc:  # the worker, not the objective, failed
-        fail(study, trial, Outcome.PREEMPTED, f"{type(exc).__name__}: {exc}", max_retries)
-        return
+        return fail(study, trial, Outcome.PREEMPTED, f"{type(exc).__name__}: {exc}", max_retries)
     if ended.outcome is Outcome.COMPLETE:
         study.tell(trial, ended.value)
-    elif ended.outcome is Outcome.PRUNED:
+        took = None if ended.started is None else time.time() - ended.started
+        return Recorded(TrialState.COMPLETE, True, ended.value, took)
+    if ended.outcome is Outcome.PRUNED:
         study.tell(trial, state=TrialState.PRUNED)
-    else:
-        fail(study, trial, ended.outcome, ended.message, max_retries)
+        return Recorded(TrialState.PRUNED, True)
+    return fail(study, trial, ended.outcome, ended.message, max_retries)
 
 
 def fail(
@@ -75,7 +88,7 @@ def fail(
     outcome: Outcome,
     why: str,
     max_retries: int | None,
-) -> None:
+) -> Recorded:
     """Mark the trial FAIL with its outcome and why; enqueue a retry if the outcome is
     retried and the trial had no more than ``max_retries`` attempts (None: however many)."""
     storage = storage_of(study)
@@ -84,7 +97,8 @@ def fail(
     storage.set_trial_user_attr(ident, OUTCOME_ATTR, outcome.value)
     storage.set_trial_user_attr(ident, REASON_ATTR, why[-4000:])
     attempt = int(stored.user_attrs.get(ATTEMPT_ATTR, 1))
-    if outcome.retried and (max_retries is None or attempt <= max_retries):
+    retried = outcome.retried and (max_retries is None or attempt <= max_retries)
+    if retried:
         storage.set_trial_user_attr(ident, RETRIED_ATTR, True)
         study.enqueue_trial(
             dict(stored.params),
@@ -95,6 +109,7 @@ def fail(
         study.tell(trial, state=TrialState.FAIL)
     else:
         storage.set_trial_state_values(ident, TrialState.FAIL)
+    return Recorded(TrialState.FAIL, counts=not retried)
 
 
 def retry_orphans(study: optuna.Study) -> None:

@@ -53,6 +53,7 @@ class TrialEnd:
     outcome: Outcome
     value: float | Sequence[float] | None = None
     message: str = ""
+    started: float | None = None  # epoch seconds when it took its slot (None: it never did)
 
 
 OUTCOME_ATTR = "batchml.outcome"  # on a FAIL trial: one of FAILURES' values

@@ -9,6 +9,7 @@ trial reported so far, from any worker.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import socket
 import time
@@ -104,7 +105,8 @@ def execute_trial(task: TrialTask) -> TrialEnd:
     )
     study.sampler.reseed_rng()  # copies of one seeded sampler on many workers would agree
     try:
-        if known.read_trial(task.trial_id).state.is_finished():
+        alone = isinstance(study.sampler, optuna.samplers.RandomSampler)  # reads no other trial
+        if known.read_trial(task.trial_id, with_others=not alone).state.is_finished():
             # dask recomputes a task whose result was lost with its worker; the driver has
             # recorded this trial already, and running it again would change nothing but time.
             return STALE
@@ -115,14 +117,19 @@ def execute_trial(task: TrialTask) -> TrialEnd:
             worker_pool(task.gpus).take() as (slot, devices),
             trial_scratch(task.scratch_dir, label, task.keep_scratch) as scratch,
         ):
-            # written behind the trial; Optuna's own start is when the driver asked for it
-            trial.set_user_attr(STARTED_ATTR, time.time())
-            trial.set_user_attr(SLOT_ATTR, slot)
-            trial.set_user_attr(DEVICES_ATTR, ",".join(devices))
-            trial.set_user_attr(HOST_ATTR, socket.gethostname())
-            trial.set_user_attr(WORKER_ATTR, get_worker().address)
+            # written behind the trial, in one round trip; Optuna's own start is when the
+            # driver asked for it
+            started = time.time()
+            placement = {
+                STARTED_ATTR: started,
+                SLOT_ATTR: slot,
+                DEVICES_ATTR: ",".join(devices),
+                HOST_ATTR: socket.gethostname(),
+                WORKER_ATTR: get_worker().address,
+            }
             if task.keep_scratch:
-                trial.set_user_attr(SCRATCH_ATTR, str(scratch))
+                placement[SCRATCH_ATTR] = str(scratch)
+            known.set_trial_user_attrs(task.trial_id, placement)
             checkpoints = Path(task.checkpoint_dir)
             checkpoints.mkdir(parents=True, exist_ok=True)
             context = TrialContext(
@@ -133,7 +140,7 @@ def execute_trial(task: TrialTask) -> TrialEnd:
                 attempt=task.attempt,
             )
             ended = run_isolated(task.objective, trial, context, task.preload)
-        return _written(known, ended)
+        return dataclasses.replace(_written(known, ended), started=started)
     finally:
         with contextlib.suppress(Exception):  # an error _written did not see: the trial failed
             known.close()
