@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import pytest
 
@@ -73,7 +73,7 @@ def _need_tritonserver() -> None:
         _missing("triton", f"{exc.message}: {exc.hint}")
 
 
-def _missing(name: str, reason: str) -> None:
+def _missing(name: str, reason: str) -> NoReturn:
     """Skip a test whose service or tool is missing; in CI, fail it instead."""
     if IN_CI:
         pytest.fail(f"CI must run every {name} test, but {reason}", pytrace=False)
@@ -96,6 +96,19 @@ def slurm_env() -> dict[str, str]:
 def htcondor_env() -> dict[str, str]:
     """CONDOR_CONFIG and the pool's submit user, shared folder and chroot."""
     return _service_fixture("htcondor")
+
+
+@pytest.fixture(scope="session")
+def pool_slurm_env() -> dict[str, str]:
+    """The Slurm cluster whose jobs run the HTCondor pool's Python (tests/services/pool-slurm.sh).
+
+    Only tests marked both ``slurm`` and ``htcondor`` use it; it is started after both.
+    """
+    env = read_service_env("pool-slurm")
+    if env is None:
+        start = "bash tests/services/pool-slurm.sh start"
+        _missing("slurm", f"the pool's Slurm is not running: start it with '{start}' (as root)")
+    return env
 
 
 @pytest.fixture(scope="session")

@@ -10,13 +10,15 @@ None of these is a documented contract of distributed; each is read here only.
 - ``replace_worker``: a SpecCluster's ``worker_spec`` and ``new_worker_spec``,
   and ``scale`` making its workers match the spec (closing the ones left out,
   starting the new ones). dask-jobqueue resubmits no job that ended, so the
-  driver replaces it this way.
+  driver replaces it this way. ``restart_absent`` does the same for every worker
+  of a site that failed, when the site is tried again.
 Checked on distributed 2026.8.0: tests/unit/test_compat_distributed.py fails on
 another release until each is checked again, and names the one that moved.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -51,4 +53,14 @@ def replace_worker(cluster: SpecCluster, name: str) -> None:
     fresh = cluster.new_worker_spec()  # drawn while ``name`` is still taken: a new name
     del cluster.worker_spec[name]
     cluster.worker_spec.update(fresh)
+    cluster.scale(len(cluster.worker_spec))
+
+
+def restart_absent(cluster: SpecCluster, connected: set[str], jobs: int) -> None:
+    """Start again, under new names, the workers of ``cluster`` not in ``connected``, and new
+    ones (from its template) until it has ``jobs``: a failed site, tried again."""
+    for name in [n for n in cluster.worker_spec if n not in connected]:
+        cluster.worker_spec[f"{name}-{uuid.uuid4().hex[:6]}"] = cluster.worker_spec.pop(name)
+    while len(cluster.worker_spec) < jobs:
+        cluster.worker_spec.update(cluster.new_worker_spec())
     cluster.scale(len(cluster.worker_spec))

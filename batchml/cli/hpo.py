@@ -50,10 +50,18 @@ def _run(stored: dict[str, Any], out: Console) -> int:
     from batchml.config.site_lookup import load_site
     from batchml.hpo.config import objective_of
     from batchml.hpo.interrupts import StudyInterrupted, StudyTerminated
+    from batchml.hpo.sites import overrides_of, site_plan
+    from batchml.hpo.spec import Where
 
     config = _stored_config(stored)
     objective = objective_of(config, Path(stored["base"]))
-    load_site(config.site)  # a bad site is named before the search is set up
+    sites = overrides_of(config.sites)
+    if sites is None:
+        load_site(config.site)  # a bad site is named before the search is set up
+    else:  # each site and its overrides, checked as run_study checks them, named by field
+        where = Where(gpus_per_trial=config.gpus_per_trial, trials_per_job=config.trials_per_job,
+                      max_jobs=config.max_jobs, sites=sites)  # fmt: skip
+        site_plan(where, source=f"study {config.study_name!r}")
 
     from batchml.hpo import run_study
 
@@ -63,6 +71,7 @@ def _run(stored: dict[str, Any], out: Console) -> int:
             config.distributions(),
             n_trials=config.n_trials,
             site=config.site,
+            sites=sites,
             gpus_per_trial=config.gpus_per_trial,
             trials_per_job=config.trials_per_job,
             max_jobs=config.max_jobs,
@@ -164,6 +173,7 @@ def cmd_status(args: argparse.Namespace, out: Console) -> int:
     replaced = study.user_attrs.get(JOBS_REPLACED_ATTR, 0)
     if replaced:
         out.print(f"{replaced} worker job(s) ended early and were replaced")
+    _print_sites(study, trials, out)
     for line in status_lines(trials):
         out.print(safe(line))
     finished = [t for t in trials if t.state == TrialState.COMPLETE and t.datetime_complete]
@@ -173,6 +183,20 @@ def cmd_status(args: argparse.Namespace, out: Console) -> int:
         out.print(f"{len(finished) / hours:.1f} trials per hour" if hours > 0 else "")
         _print_best(study, out)
     return 0
+
+
+def _print_sites(study: Any, trials: list[Any], out: Console) -> None:
+    """The counts, slots and state of each site, for a study run on several."""
+    from batchml.hpo.by_site import HEADER, several, site_rows
+    from batchml.hpo.outcome import SITES_ATTR
+
+    states = study.user_attrs.get(SITES_ATTR) or {}
+    if not several(trials, states):
+        return
+    table = Table(*HEADER, box=None, pad_edge=False)
+    for row in site_rows(trials, states):
+        table.add_row(*(safe(cell) for cell in row))
+    out.print(table)
 
 
 def cmd_report(args: argparse.Namespace, out: Console) -> int:

@@ -89,34 +89,45 @@ def read_yaml_mapping(path: Path, example: str, hint: str) -> dict[str, Any]:
     return data
 
 
-def _field_path(loc: tuple[int | str, ...]) -> str:
+def field_path(loc: tuple[int | str, ...]) -> str:
+    """A pydantic error location as the user reads it: ``sites.local.max_jobs``, ``a[0]``."""
     text = ""
     for part in loc:
         if part == "[key]":  # pydantic's mark for a bad key of a mapping
             text += " (the key)"
+        elif isinstance(part, int) or (text and "/" in part):  # a path as a key: sites./x.yaml
+            text += f"[{part}]" if isinstance(part, int) else f"[{part!r}]"
         else:
-            text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+            text += f".{part}" if text else str(part)
     return text or "(top level)"  # a check of the whole file, such as 'objective or command'
 
 
 def _model_at(root: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseModel] | None:
     """The schema class that holds the key at ``loc`` (to list its valid keys)."""
     model: Any = root
+    keyed = False  # the part is a key of a mapping of sections (such as sites: {name: {...}})
     for part in loc:
+        if keyed:
+            keyed = False
+            continue
         field = model.model_fields.get(part) if isinstance(part, str) else None
         if field is None:
             return None
-        model = next(
-            (
-                a
-                for a in _flatten_union(field.annotation)
-                if isinstance(a, type) and issubclass(a, BaseModel)
-            ),
-            None,
-        )
+        kinds = [_mapped(a) or a for a in _flatten_union(field.annotation)]
+        keyed = any(_mapped(a) for a in _flatten_union(field.annotation))
+        model = next((a for a in kinds if isinstance(a, type) and issubclass(a, BaseModel)), None)
         if model is None:
             return None
     return model
+
+
+def _mapped(annotation: Any) -> Any:
+    """The section type of a ``dict[str, Section]`` annotation (None for anything else)."""
+    if typing.get_origin(annotation) is dict:
+        value = typing.get_args(annotation)[-1]
+        if isinstance(value, type) and issubclass(value, BaseModel):
+            return value
+    return None
 
 
 def _how_to_add(root: type[BaseModel], loc: tuple[int | str, ...]) -> str:
@@ -156,7 +167,7 @@ def field_problem(
 ) -> FieldProblem:
     """One pydantic error as a FieldProblem: the field path, what is wrong, and the fix."""
     loc = tuple(error["loc"])
-    field = _field_path(loc)
+    field = field_path(loc)
     kind: str = error["type"]
     value = error.get("input")
     ctx = error.get("ctx") or {}

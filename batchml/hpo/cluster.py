@@ -86,7 +86,7 @@ def _request(where: Where) -> tuple[Site, Resources]:
     per_job = where.trials_per_job
     cores = max(site.defaults.cores, per_job)  # one thread per concurrent trial
     gpus = gpu_share.job_gpus(where.gpus_per_trial, per_job)
-    return site, Resources.from_site(site, gpus=gpus, cores=cores)
+    return site, Resources.from_site(site, **{**where.resources, "gpus": gpus, "cores": cores})
 
 
 def declares_trial_slots(client: Client) -> bool:

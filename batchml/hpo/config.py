@@ -32,6 +32,7 @@ from batchml.config.site_schema import MAX_GPUS
 from batchml.config.yaml_files import field_problem, read_yaml_mapping
 from batchml.errors import ConfigError, InvalidValue
 from batchml.hpo.gpu_share import job_gpus, trials_per_gpu
+from batchml.hpo.sites import SiteOverrides
 from batchml.hpo.storage import check_study_name
 
 STUDY_FILE_HINT = (
@@ -172,6 +173,7 @@ class StudyConfig(_Strict):
     objective: str | None = None
     command: str | list[str] | None = None  # e.g. "train.py --lr {lr}"; see hpo.command
     site: str | None = None
+    sites: dict[str, SiteOverrides] | None = None  # several sites, each with its overrides
     n_trials: int = Field(ge=1, le=100_000)
     direction: Literal["minimize", "maximize"] = "minimize"
     gpus_per_trial: float = Field(0, ge=0, le=MAX_GPUS)  # whole GPUs, or 1/k of one
@@ -191,6 +193,17 @@ class StudyConfig(_Strict):
                 hint="objective: 'train.py:objective' (a function) or "
                 "command: 'train.py --lr {lr}' (a script that calls batchml.trial_report.report)",
             )
+        return self
+
+    @model_validator(mode="after")
+    def _site_or_sites(self) -> StudyConfig:
+        if self.site is not None and self.sites is not None:
+            raise InvalidValue(
+                "give site (one site) or sites (several), not both",
+                hint="name every site under sites: {lxplus: {max_jobs: 8}, ./hpc.yaml: {}}",
+            )
+        if self.sites is not None and not self.sites:
+            raise InvalidValue("sites names no site", hint="write e.g. sites: {local: {}}")
         return self
 
     @field_validator("gpus_per_trial")

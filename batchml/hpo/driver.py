@@ -20,10 +20,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from signal import Signals
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
-from distributed import Client, Future
+from distributed import Future
 from optuna.distributions import BaseDistribution
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 
@@ -33,6 +33,7 @@ from batchml.hpo.interrupts import Stop, StopRequests
 from batchml.hpo.outcome import (
     ATTEMPT_ATTR,
     JOBS_REPLACED_ATTR,
+    SITES_ATTR,
     WORKERS_DRAINED_ATTR,
     Outcome,
 )
@@ -41,7 +42,9 @@ from batchml.hpo.progress import StudyProgress
 from batchml.hpo.tally import Recorded, Tally
 from batchml.hpo.walltime import TRIAL_RESOURCE
 from batchml.hpo.worker import TrialTask, execute_trial
-from batchml.hpo.worker_pool import WorkerPool
+
+if TYPE_CHECKING:
+    from batchml.hpo.site_pool import SitePool
 
 
 @dataclass(frozen=True)
@@ -112,27 +115,24 @@ class Driver:
     signal stopped it.
 
     ``study`` writes through the scheduler's storage (what the workers use),
-    ``reader`` reads the same study (see ``reader_of``).
+    ``reader`` reads the same study (see ``reader_of``); ``pool`` holds the
+    workers of every site, and what each site's trials carry.
     """
 
     def __init__(
         self,
         study: optuna.Study,
         reader: optuna.Study,
-        setup: TrialSetup,
-        pool: WorkerPool,
+        pool: SitePool,
         *,
         n_trials: int,
         max_retries: int,
     ) -> None:
         self.study = study
         self.reader = reader
-        self.setup = setup
         self.pool = pool
-        self.client: Client = pool.client
         self.n_trials = n_trials
         self.max_retries = max_retries
-        self.resources = setup.resources()
         self.running: dict[Future, optuna.Trial] = {}
         self.where: dict[Future, str] = {}  # the worker each trial was sent to
         self.sent = 0
@@ -154,11 +154,12 @@ class Driver:
                     bar.update(running=0, workers=len(self.pool.slots))  # its last line
                     return None
                 self._check_pool()
-                expected_s = self.tally.duration_estimate() if self.setup.drains else None
+                self._retry_abandoned()
+                expected_s = self.tally.duration_estimate() if self.pool.drains else None
                 self._fill(self.n_trials - self.tally.ended, expected_s)
                 self._resend_stranded(expected_s)
                 # Bookkeeping comes after the trials are out: a freed slot waits for none of it.
-                bar.update(running=len(self.running), workers=self.workers)
+                bar.update(running=len(self.running), workers=self.workers, note=self.pool.note())
                 self._store_pool_counts()
                 for future in self._ended():
                     self._count(bookkeeping.record(self.study, self.running.pop(future), future,
@@ -189,18 +190,29 @@ class Driver:
     def _resend_stranded(self, expected_s: float | None) -> None:
         """Send again the trials dask would never run (their worker left)."""
         for future in self.pool.stranded(self.where):
-            self.client.cancel(future)
+            future.cancel()
             del self.where[future]
             worker = least_busy(self.pool.slots, Counter(self.where.values()))
             self._send(self.running.pop(future), str(worker), expected_s)
 
+    def _retry_abandoned(self) -> None:
+        """Trials on a site that failed: retried elsewhere with their parameters, however often
+        (the site failed, not the trial)."""
+        for future, why in self.pool.abandoned(self.where):
+            future.cancel()
+            del self.where[future]
+            self._count(
+                bookkeeping.fail(self.study, self.running.pop(future), Outcome.PREEMPTED, why, None)
+            )
+
     def _send(self, trial: optuna.Trial, worker: str, expected_s: float | None) -> None:
         self.sent += 1
-        future = self.client.submit(
-            execute_trial, self.setup.task(self.study, trial, expected_s),
-            resources=self.resources, pure=False,
+        site, address = self.pool.site_of(worker)
+        future = site.client.submit(
+            execute_trial, site.setup.task(self.study, trial, expected_s),
+            resources=site.resources, pure=False,
             key=f"trial-{self.study.study_name}-{trial.number}-{self.sent}",
-            workers=[worker], allow_other_workers=True,
+            workers=[address], allow_other_workers=True,
         )  # fmt: skip
         self.running[future] = trial
         self.where[future] = worker
@@ -211,6 +223,7 @@ class Driver:
         for attr, count in (
             (JOBS_REPLACED_ATTR, self.pool.replaced),
             (WORKERS_DRAINED_ATTR, self.pool.drained),
+            (SITES_ATTR, self.pool.states()),
         ):
             if count != self.stored.get(attr, 0):
                 self.study.set_user_attr(attr, count)

@@ -41,12 +41,12 @@ class StudyProgress:
     ) -> None:
         self._bar.__exit__(kind, exc, tb)
 
-    def update(self, *, running: int, workers: int) -> None:
-        """Redraw from the counts as they are now."""
+    def update(self, *, running: int, workers: int, note: str = "") -> None:
+        """Redraw from the counts as they are now; ``note``: the sites that are down."""
         states = self.tally.states
         best = "" if self.tally.best is None else f"best {self.tally.best:.5g}"
         detail = (
             f"workers {workers}  running {running}  pruned {states[TrialState.PRUNED]}  "
-            f"failed {states[TrialState.FAIL]}  {best}"
+            f"failed {states[TrialState.FAIL]}  {best}" + (f"  {note}" if note else "")
         )
         self._bar.update(self._task, completed=min(self.tally.ended, self.total), detail=detail)

@@ -27,7 +27,9 @@ from optuna.distributions import (
 )
 from optuna.trial import FrozenTrial, TrialState
 
+from batchml.hpo.by_site import HEADER, several, site_rows
 from batchml.hpo.io_profile import IO_BOUND_FRACTION, IoProfile, profiles
+from batchml.hpo.outcome import SITES_ATTR
 from batchml.hpo.page import Block, Figure, Report, Section, TableData, png, pyplot
 from batchml.hpo.timeline import ran, timeline_figure
 
@@ -202,6 +204,10 @@ def study_report(study: optuna.Study) -> Report:
         best = study.best_trial
         report.facts.append(("best", f"trial {best.number}: {best.value:.6g}"))
         section.blocks.append(parameters_table("Best parameters", best.params, best.distributions))
+    trials, states = study.get_trials(deepcopy=False), study.user_attrs.get(SITES_ATTR) or {}
+    if several(trials, states):
+        rows = site_rows(trials, states)
+        section.blocks.append(TableData("Trials and slots by site", HEADER, rows))
     section.blocks += study_figures(study)
     section.blocks += [f for f in (timeline_figure(study), duration_figure(study)) if f]
     report.sections.append(section)

@@ -60,6 +60,10 @@ class Where:
     study folder, ~/.local/share/batchml/studies), where a retry finds them.
     With no worker connected for ``worker_patience_s`` the search stops with an
     error (pending jobs on a busy site count against it: raise it there).
+    ``resources`` overrides what each worker job asks for beyond its GPUs and
+    cores (walltime, gpu_names, ...: config/resources.py). ``sites`` spreads the
+    search over several sites, each with its overrides of these fields
+    (sites.py); ``site`` and ``client`` are then left unset.
     """
 
     site: str | None = None
@@ -69,3 +73,5 @@ class Where:
     client: Client | None = None
     checkpoint_dir: str | Path | None = None
     worker_patience_s: float = 1800.0
+    resources: Mapping[str, Any] = field(default_factory=dict)
+    sites: Mapping[str, Mapping[str, Any]] | None = None

@@ -49,7 +49,7 @@ class Tally:
             tally.states[trial.state] += 1
             tally.ended += has_ended(trial)
             if trial.state == TrialState.COMPLETE:
-                tally._better(trial.value)
+                tally._better(trial.values[0] if tally.direction and trial.values else None)
                 if trial.datetime_complete is not None and STARTED_ATTR in trial.user_attrs:
                     started = float(trial.user_attrs[STARTED_ATTR])
                     tally.durations.append(trial.datetime_complete.timestamp() - started)

@@ -13,7 +13,14 @@ from collections.abc import Sequence
 import optuna
 from optuna.trial import FrozenTrial
 
-from batchml.hpo.outcome import DEVICES_ATTR, HOST_ATTR, SLOT_ATTR, STARTED_ATTR, WORKER_ATTR
+from batchml.hpo.outcome import (
+    DEVICES_ATTR,
+    HOST_ATTR,
+    SITE_ATTR,
+    SLOT_ATTR,
+    STARTED_ATTR,
+    WORKER_ATTR,
+)
 from batchml.hpo.page import Figure, png, pyplot
 
 COLOURS = {"COMPLETE": "tab:green", "PRUNED": "tab:orange", "FAIL": "tab:red"}
@@ -33,7 +40,8 @@ def span(trial: FrozenTrial) -> tuple[float, float]:
 
 
 def slot_rows(trials: Sequence[FrozenTrial]) -> dict[int, str]:
-    """The row label of each trial (by number), e.g. ``node1 · worker 2 · GPU 0,1``.
+    """The row label of each trial (by number), e.g. ``node1 · worker 2 · GPU 0,1`` (with
+    ``hpc · `` first when the trials ran on several sites).
 
     ``trials`` in start order, as :func:`ran` gives them, so worker numbers follow time.
     """
@@ -48,6 +56,9 @@ def slot_rows(trials: Sequence[FrozenTrial]) -> dict[int, str]:
         devices = attrs.get(DEVICES_ATTR)
         slot = f"GPU {devices}" if devices else f"CPU slot {int(attrs.get(SLOT_ATTR, 0)) + 1}"
         rows[trial.number] = f"{host} · worker {seen.index(worker) + 1} · {slot}"
+    sites = {t.number: str(t.user_attrs.get(SITE_ATTR, "?")) for t in trials}
+    if len(set(sites.values())) > 1:  # several sites: each row says its site first
+        rows = {number: f"{sites[number]} · {row}" for number, row in rows.items()}
     return rows
 
 
@@ -76,7 +87,7 @@ def timeline_figure(study: optuna.Study) -> Figure | None:
                 bbox_to_anchor=(1.01, 1), frameon=False)  # fmt: skip
     kind = "GPU" if any(t.user_attrs.get(DEVICES_ATTR) for t in trials) else "CPU"
     return Figure(
-        f"Trial timeline, one row per {kind} slot (host · dask worker · slot); "
+        f"Trial timeline, one row per {kind} slot ([site ·] host · dask worker · slot); "
         "each bar is a trial, labelled with its number",
         png(figure),
     )

@@ -29,6 +29,7 @@ from batchml.hpo.outcome import (
     DEVICES_ATTR,
     HOST_ATTR,
     SCRATCH_ATTR,
+    SITE_ATTR,
     SLOT_ATTR,
     STARTED_ATTR,
     WORKER_ATTR,
@@ -125,6 +126,7 @@ def execute_trial(task: TrialTask) -> TrialEnd:
                 SLOT_ATTR: slot,
                 DEVICES_ATTR: ",".join(devices),
                 HOST_ATTR: socket.gethostname(),
+                SITE_ATTR: task.site,
                 WORKER_ATTR: get_worker().address,
             }
             if task.keep_scratch:

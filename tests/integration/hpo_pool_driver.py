@@ -45,7 +45,7 @@ def pool_site(source: Path, setup: tuple[str, ...] = ()) -> Site:
 
 def rows(study: optuna.Study) -> list[dict[str, Any]]:
     keep = ("job", "seen_devices", "batchml.devices", "t_start", "t_end", "batchml.outcome",
-            "batchml.retry_of")  # fmt: skip
+            "batchml.retry_of", "batchml.site")  # fmt: skip
     return [
         {"number": t.number, "state": t.state.name, "params": t.params,
          "attrs": {k: t.user_attrs[k] for k in keep if k in t.user_attrs}}

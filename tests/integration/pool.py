@@ -24,9 +24,17 @@ import batchml
 
 
 def run_in_pool(
-    htcondor_env: dict[str, str], driver: Path, extra: tuple[Path, ...] = (), timeout_s: float = 240
+    htcondor_env: dict[str, str],
+    driver: Path,
+    extra: tuple[Path, ...] = (),
+    timeout_s: float = 240,
+    args: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """Run ``driver RUN_DIR`` in the pool; the report it wrote to RUN_DIR/report.json."""
+    """Run ``driver RUN_DIR ARGS...`` in the pool; the report it wrote to RUN_DIR/report.json.
+
+    The driver starts with a clean environment (the pool's wrapper): what it needs
+    from the test's, such as a SLURM_CONF, comes in ``args``.
+    """
     shared = Path(htcondor_env["BATCHML_HTCONDOR_SHARED"])
     run_dir = Path(tempfile.mkdtemp(prefix=f"{driver.stem}-", dir=shared))
     run_dir.chmod(0o777)
@@ -40,7 +48,7 @@ def run_in_pool(
         shutil.copy(path, source / path.name)
     bin_dir = Path(htcondor_env["BATCHML_HTCONDOR_BIN"])
     driver_process = subprocess.Popen(
-        [str(bin_dir / "batchml-pool-python"), str(source / driver.name), str(run_dir)],
+        [str(bin_dir / "batchml-pool-python"), str(source / driver.name), str(run_dir), *args],
         cwd=run_dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True,  # the driver runs behind wrappers: stop the whole group
     )  # fmt: skip

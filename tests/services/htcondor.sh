@@ -20,8 +20,9 @@ SERVICE_NAME=htcondor
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=tests/services/common.sh
 source "$HERE/common.sh"
+# shellcheck source=tests/services/pool_root.sh
+source "$HERE/pool_root.sh"    # CHROOT_DIR, ROOT, in_root
 
-CHROOT_DIR=/var/lib/batchml-tests/trixie-htcondor
 SHARED_DIR=/srv/batchml-htcondor
 SUBMIT_USER=batchml
 FIRST_SUBMIT_UID=2001
@@ -36,7 +37,6 @@ SUITE=trixie
 ROOT_PACKAGES=(htcondor python3 python3-venv ca-certificates)
 # Changing this string (or the package list) makes the next start rebuild the chroot.
 BUILD_ID="batchml-htcondor-chroot v1 $SUITE ${ROOT_PACKAGES[*]}"
-CLEAN_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 READY_TIMEOUT=60
 # The Python job users run in the pool (see build_pool_venv), the file its
 # requirements come from, and what it takes from Debian: torch (on the pool's Python,
@@ -47,26 +47,7 @@ POOL_DEBIAN_PACKAGES=(python3-torch)
 
 # ---------------------------------------------------------------- helpers
 
-host_is_debian13() {
-    case "$(cat /etc/debian_version 2>/dev/null || true)" in 13* | trixie*) return 0 ;; esac
-    local candidate
-    candidate=$(apt-cache policy htcondor 2>/dev/null | awk '/Candidate:/ {print $2}' || true)
-    [ -n "$candidate" ] && [ "$candidate" != "(none)" ]
-}
-
-if host_is_debian13; then ROOT=""; else ROOT=$CHROOT_DIR; fi
 MARKER="$ROOT/.batchml-build-complete"
-
-# in_root CMD...: run CMD where the pool lives (the chroot, or the host when ROOT
-# is empty) with a clean environment, so host variables such as CONDOR_CONFIG
-# (the client config) or PIP_* never reach the daemons or apt.
-in_root() {
-    if [ -n "$ROOT" ]; then
-        chroot "$ROOT" /usr/bin/env -i PATH="$CLEAN_PATH" HOME=/root LANG=C.UTF-8 "$@"
-    else
-        env -i PATH="$CLEAN_PATH" HOME=/root LANG=C.UTF-8 "$@"
-    fi
-}
 
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f s", b - a }'; }

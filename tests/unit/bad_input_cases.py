@@ -319,6 +319,14 @@ STUDY_FILES = {  # study file text -> a fragment of the problem named
     STUDY + "site: nosuch\n": "no site named 'nosuch'",
     STUDY + "site: ''\n": "'' is not a site name",
     STUDY + "site: ./garbage.bin\n": "cannot be read",
+    STUDY + "sites: {local: {max_jobs: 0}}\n": "sites.local.max_jobs: 0 is out of range",
+    STUDY + "sites: {local: {max_job: 2}}\n": "did you mean 'max_jobs'?",
+    STUDY + "sites: {local: {walltime: soon}}\n": "sites.local.walltime: 'soon' is not a",
+    STUDY + "sites: {./x.yaml: {trials_per_job: 0}}\n": "sites['./x.yaml'].trials_per_job: 0",
+    STUDY + "sites: {nosuch: {}}\n": "sites.nosuch: no site named 'nosuch'",
+    STUDY + "sites: [local]\n": "sites: ['local'] has the wrong type",
+    STUDY + "sites: {}\n": "sites names no site",
+    STUDY + "site: local\nsites: {local: {}}\n": "give site (one site) or sites (several)",
 }  # fmt: skip
 for text, problem in STUDY_FILES.items():
     bad(BAD, problem, "hpo", "run", "s.yaml", files=study(text))

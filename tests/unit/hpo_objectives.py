@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from batchml.hpo import TrialContext
@@ -174,3 +176,27 @@ def reads_then_is_killed_once(trial: Any, ctx: TrialContext, *, files: list[str]
     if ctx.attempt == 1:
         os.kill(os.getpid(), signal.SIGKILL)
     return 1.0
+
+
+@dataclass(frozen=True)
+class KillsItsSiteOnce:
+    """The first trial on ``site`` kills every process of its worker (the worker's whole
+    session: nanny, worker, trial processes), as a site whose nodes all go would; ``marker``,
+    a file made once, tells the first trial from the others."""
+
+    site: str
+    marker: str
+
+    def __call__(self, trial: Any, ctx: TrialContext) -> float:
+        x = trial.suggest_float("x", -1.0, 1.0)
+        trial.report(x * 10, 0)
+        time.sleep(0.3)
+        if ctx.site == self.site:
+            try:
+                os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                pass
+            else:
+                os.killpg(os.getpgid(0), signal.SIGKILL)
+                time.sleep(30)  # dies with its worker's session long before this ends
+        return x * x
