@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.batchml-installed
 
-.PHONY: demo test venv lint services-start services-stop clean
+.PHONY: demo test venv lint services-start services-stop clean gpu-wheels device-check
 
 demo: $(STAMP)
 	$(BIN)/batchml demo
@@ -32,6 +32,14 @@ lint: $(STAMP)
 	$(BIN)/ruff check batchml tests benchmarks
 	$(BIN)/mypy
 
+# The real-GPU check (tests/gpu/device_check.sh): `make gpu-wheels` here fetches what the GPU
+# machine lacks (<= 64 MiB, cp312); `make device-check` there (no venv needed) or here (CPU mode).
+gpu-wheels: $(STAMP)
+	bash tests/gpu/device_check.sh --download gpu-wheels
+
+device-check:
+	bash tests/gpu/device_check.sh
+
 services-start:
 	bash tests/services/all.sh start
 
@@ -39,4 +47,4 @@ services-stop:
 	bash tests/services/all.sh stop
 
 clean:
-	rm -rf $(VENV) batchml-demo build *.egg-info
+	rm -rf $(VENV) batchml-demo build *.egg-info gpu-wheels

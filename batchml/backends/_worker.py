@@ -143,7 +143,7 @@ def worker_arguments(
     return arguments
 
 
-def worker_prologue(site: Site, walltime: timedelta | None = None) -> list[str]:
+def worker_prologue(site: Site, walltime: timedelta | None = None, gpus: int = 0) -> list[str]:
     """Shell lines a dask worker job runs first: the site's environment, then batchml's needs.
 
     Workers start a process per trial (batchml.hpo), which a daemonic worker
@@ -152,9 +152,13 @@ def worker_prologue(site: Site, walltime: timedelta | None = None) -> list[str]:
     (sbatch exports the driver's environment, and the CLI quiets dask there).
     With a ``walltime`` the job notes when it will be ended, taken when it
     starts (not when it was queued), so a worker can refuse a trial it cannot
-    finish.
+    finish. A job holding ``gpus`` on a site with ``mps`` runs its own CUDA MPS daemon for
+    its trials (common/mps.sh.j2).
     """
     lines = [line for line in render("common/environment.sh.j2", site=site).splitlines() if line]
+    if site.mps and gpus:
+        mps = render("common/mps.sh.j2", scratch=site.paths.scratch_dir)
+        lines += [line for line in mps.splitlines() if line]
     lines += [
         "export DASK_DISTRIBUTED__WORKER__DAEMON=False",
         "export DASK_LOGGING__DISTRIBUTED=info",

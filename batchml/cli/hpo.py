@@ -73,6 +73,7 @@ def _run(stored: dict[str, Any], out: Console) -> int:
             site=config.site,
             sites=sites,
             gpus_per_trial=config.gpus_per_trial,
+            gpu_memory_per_trial=config.gpu_memory_per_trial,
             trials_per_job=config.trials_per_job,
             max_jobs=config.max_jobs,
             direction=config.direction,
@@ -153,6 +154,7 @@ def cmd_resume(args: argparse.Namespace, out: Console) -> int:
 def cmd_status(args: argparse.Namespace, out: Console) -> int:
     from optuna.trial import TrialState
 
+    from batchml.hpo.gpu_samples import status_lines as gpu_status_lines
     from batchml.hpo.io_profile import status_lines
     from batchml.hpo.outcome import FAILURES, JOBS_REPLACED_ATTR, OUTCOME_ATTR, has_ended
 
@@ -174,7 +176,7 @@ def cmd_status(args: argparse.Namespace, out: Console) -> int:
     if replaced:
         out.print(f"{replaced} worker job(s) ended early and were replaced")
     _print_sites(study, trials, out)
-    for line in status_lines(trials):
+    for line in [*status_lines(trials), *gpu_status_lines(trials)]:
         out.print(safe(line))
     finished = [t for t in trials if t.state == TrialState.COMPLETE and t.datetime_complete]
     if finished:

@@ -13,6 +13,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Literal
 
 from batchml.config.site_schema import GPU_CAPABILITIES, JOB_FLAVOURS, MAX_CORES, MAX_GPUS, Site
 from batchml.config.site_values import GPU_NAME
@@ -22,6 +23,9 @@ from batchml.errors import InvalidValue
 MIB = 2**20
 _POSITIVE_HINT = "ask for at least 1 core, and sizes such as 4GB"
 MAX_JOBS = 10_000  # worker jobs of one cluster or study: more is a typo, not a plan
+# What one of a request's ``gpus`` is on Slurm: a whole GPU, one shard of a GPU, or a MIG
+# slice of the site's mig_profile (the shares of a GPU a site lends; see batchml.hpo.gpu_share).
+GpuUnit = Literal["gpu", "shard", "mig"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,7 @@ class Resources:
     memory: int = 2 * 10**9
     disk: int = 10 * 10**9
     gpus: int = 0
+    gpu_unit: GpuUnit = "gpu"
     gpus_per_task: int | None = None
     mem_per_gpu: int | None = None
     gpu_capability: float | None = None
@@ -106,6 +111,13 @@ class Resources:
             per_gpu, gpus = given["mem_per_gpu"], given.get("gpus", site.defaults.gpus)
             if isinstance(per_gpu, int) and isinstance(gpus, int) and gpus > 0 and per_gpu > 0:
                 given["memory"] = per_gpu * gpus
+        unit = given.get("gpu_unit", "gpu")
+        lent = site.slurm.gpu_share if site.slurm is not None else "gpus"
+        if unit != "gpu" and unit != lent:
+            raise InvalidValue(
+                f"gpu_unit={unit!r}, and site {site.name!r} does not lend GPUs as {unit}s",
+                hint="ask whole GPUs (gpu_unit='gpu'), or set slurm.gpu_share in the site file",
+            )
         defaults = site.defaults
         from_site = {
             "cores": defaults.cores,
@@ -185,7 +197,9 @@ def slurm_directives(res: Resources, site: Site) -> list[str]:
     slurm = site.slurm
     options = [f"--cpus-per-task={res.cores}", f"--time={_slurm_time(res.walltime)}"]
     per_gpu = res.mem_per_gpu
-    if (
+    if res.gpu_unit == "shard":
+        per_gpu = None  # memory per shard would be a slice of it, not what the job needs
+    elif (
         per_gpu is None
         and res.gpus
         and slurm is not None
@@ -196,8 +210,12 @@ def slurm_directives(res: Resources, site: Site) -> list[str]:
         options.append(f"--mem-per-gpu={math.ceil(per_gpu / MIB)}M")
     else:
         options.append(f"--mem={math.ceil(res.memory / MIB)}M")
-    if res.gpus:
+    if res.gpus and res.gpu_unit == "shard":
+        options.append(f"--gres=shard:{res.gpus}")
+    elif res.gpus:
         kind = f"{slurm.gpu_type}:" if slurm is not None and slurm.gpu_type else ""
+        if res.gpu_unit == "mig" and slurm is not None and slurm.mig_profile:
+            kind = f"{slurm.mig_profile}:"  # Slurm lends MIG slices as GPUs of that type
         if slurm is not None and slurm.gpu_directive == "gpus-per-node":
             options.append(f"--gpus-per-node={kind}{res.gpus}")
         else:

@@ -57,6 +57,7 @@ Port = Annotated[int, Field(ge=1024, le=65535)]
 # The largest request any job may make, in a site file or on the command line (resources.py).
 MAX_CORES = 1024
 MAX_GPUS = 64
+MAX_SHARDS = 64  # Slurm shards of one GPU a site may declare (no trial is smaller than 1/64)
 GPU_CAPABILITIES = (1.0, 20.0)  # CUDA compute capability: 3.5 (Kepler) ... 12.x (Blackwell)
 
 
@@ -123,6 +124,31 @@ class SlurmSettings(_Section):
     memory_directive: Literal["mem", "mem-per-gpu"] = "mem"
     signal_before_timeout: Duration | None = timedelta(minutes=5)
     extra_directives: tuple[SbatchOption, ...] = ()
+    # How trials given a share of a GPU (gpus_per_trial 1/k) are asked for: whole GPUs that
+    # batchml shares inside the job, the site's shards of a GPU, or MIG slices of one profile
+    # (batchml.hpo.gpu_share). Sites that lend light jobs only shards or slices say so here.
+    gpu_share: Literal["gpus", "shard", "mig"] = "gpus"
+    shards_per_gpu: int | None = Field(None, ge=1, le=MAX_SHARDS, validate_default=True)
+    mig_profile: SlurmName | None = Field(None, validate_default=True)
+
+    @field_validator("shards_per_gpu", "mig_profile")
+    @classmethod
+    def _given_with_its_share(cls, value: Any, info: ValidationInfo) -> Any:
+        """shards_per_gpu goes with gpu_share shard, mig_profile with mig: each needs the other."""
+        share = info.data.get("gpu_share")
+        own = "shard" if info.field_name == "shards_per_gpu" else "mig"
+        example = "4" if own == "shard" else "1g.18gb"
+        if value is None and share == own:
+            raise InvalidValue(
+                f"gpu_share {own!r} needs {info.field_name}",
+                hint=f"add {info.field_name}: {example} (as the site's gres.conf has it)",
+            )
+        if value is not None and share is not None and share != own:
+            raise InvalidValue(
+                f"{info.field_name} is set but gpu_share is {share!r}",
+                hint=f"set gpu_share: {own}, or remove {info.field_name}",
+            )
+        return value
 
 
 class Container(_Section):
@@ -241,6 +267,20 @@ class Site(_Section):
     network: Network = Network()
     paths: Paths = Paths()
     xrootd: XRootD = XRootD()
+    # CUDA MPS: each worker job runs its own MPS daemon, so the trials sharing its GPUs run
+    # their kernels side by side instead of taking turns (batchml.backends._worker).
+    mps: bool = False
+
+    @field_validator("mps")
+    @classmethod
+    def _mps_in_worker_jobs(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and info.data.get("scheduler") == "local":
+            raise InvalidValue(
+                "mps is on for a local site, which starts no worker job to run the MPS daemon",
+                hint="start 'nvidia-cuda-mps-control -d' yourself, or use mps on a Slurm or "
+                "HTCondor site",
+            )
+        return value
 
     @field_validator("htcondor", "slurm")
     @classmethod

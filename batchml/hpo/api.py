@@ -27,6 +27,7 @@ from batchml.backends import dask_log
 from batchml.hpo.bookkeeping import retry_orphans
 from batchml.hpo.cluster import SearchCluster, check_request, connect, declares_trial_slots
 from batchml.hpo.driver import Driver, TrialSetup, reader_of
+from batchml.hpo.gpu_memory import parse_gpu_memory
 from batchml.hpo.interrupts import Stop, StopRequests, stopped
 from batchml.hpo.site_pool import SearchSite, SitePool
 from batchml.hpo.sites import check_storage, site_plan
@@ -136,6 +137,7 @@ def _setup(search: Search, where: Where, workers: SearchCluster, shared: Any) ->
         checkpoint_dir=Path(checkpoints),
         search_space=dict(search.search_space),
         drains=workers.cluster is not None or declares_trial_slots(workers.client),
+        gpu_memory=parse_gpu_memory(where.gpu_memory_per_trial, where.gpus_per_trial),
     )
 
 
@@ -146,6 +148,7 @@ def run_study(
     n_trials: int,
     site: str | None = None,
     gpus_per_trial: float = 0,
+    gpu_memory_per_trial: str | None = None,
     trials_per_job: int = 1,
     max_jobs: int = 1,
     direction: Literal["minimize", "maximize"] = "minimize",
@@ -175,7 +178,8 @@ def run_study(
         max_retries=max_retries, study_attrs=study_attrs or {},
     )  # fmt: skip
     where = Where(
-        site=site, gpus_per_trial=gpus_per_trial, trials_per_job=trials_per_job,
+        site=site, gpus_per_trial=gpus_per_trial, gpu_memory_per_trial=gpu_memory_per_trial,
+        trials_per_job=trials_per_job,
         max_jobs=max_jobs, client=client, checkpoint_dir=checkpoint_dir,
         worker_patience_s=worker_patience_s, sites=sites,
     )  # fmt: skip

@@ -22,9 +22,11 @@ from batchml._compat.optuna import storage_of, study_id, trial_id
 from batchml._fs import PrivateFolderError
 from batchml.hpo.outcome import (
     ATTEMPT_ATTR,
+    FREE_RETRIES_ATTR,
     OUTCOME_ATTR,
     REASON_ATTR,
     RETRIED_ATTR,
+    RETRY_ALONE_ATTR,
     RETRY_OF_ATTR,
     Outcome,
     TrialEnd,
@@ -90,21 +92,28 @@ def fail(
     max_retries: int | None,
 ) -> Recorded:
     """Mark the trial FAIL with its outcome and why; enqueue a retry if the outcome is
-    retried and the trial had no more than ``max_retries`` attempts (None: however many)."""
+    retried and the trial had no more than ``max_retries`` attempts (None: however many).
+
+    A trial out of GPU memory while sharing its device is retried alone, and that
+    retry is free: it counts neither here nor in later ``max_retries`` checks.
+    """
     storage = storage_of(study)
     ident = trial_id(trial)
     stored = storage.get_trial(ident)  # the worker set its params, not this object
     storage.set_trial_user_attr(ident, OUTCOME_ATTR, outcome.value)
     storage.set_trial_user_attr(ident, REASON_ATTR, why[-4000:])
     attempt = int(stored.user_attrs.get(ATTEMPT_ATTR, 1))
-    retried = outcome.retried and (max_retries is None or attempt <= max_retries)
+    crowded = outcome is Outcome.OOM_WHILE_SHARING
+    free = int(stored.user_attrs.get(FREE_RETRIES_ATTR, 0))  # retries so far that were free
+    counted = attempt - free  # attempts so far that count against max_retries
+    retried = outcome.retried and (crowded or max_retries is None or counted <= max_retries)
     if retried:
         storage.set_trial_user_attr(ident, RETRIED_ATTR, True)
-        study.enqueue_trial(
-            dict(stored.params),
-            user_attrs={RETRY_OF_ATTR: stored.number, ATTEMPT_ATTR: attempt + 1},
-            skip_if_exists=False,
-        )
+        attrs = {RETRY_OF_ATTR: stored.number, ATTEMPT_ATTR: attempt + 1,
+                 FREE_RETRIES_ATTR: free + crowded}  # fmt: skip
+        if crowded or stored.user_attrs.get(RETRY_ALONE_ATTR):  # alone stays alone
+            attrs[RETRY_ALONE_ATTR] = True
+        study.enqueue_trial(dict(stored.params), user_attrs=attrs, skip_if_exists=False)
     if isinstance(trial, optuna.Trial):
         study.tell(trial, state=TrialState.FAIL)
     else:

@@ -17,7 +17,7 @@ from batchml.hpo.outcome import SITE_ATTR, SLOT_ATTR, WORKER_ATTR, has_ended
 from batchml.hpo.sites import wait_text
 
 HEADER = ("site", "trials", "complete", "pruned", "failed", "slots used", "now")
-UNKNOWN = "?"  # trials sent to a site that never began there carry no site
+UNKNOWN = "(not begun)"  # a trial lost before it began on any site records none
 
 
 def site_of(trial: FrozenTrial) -> str:

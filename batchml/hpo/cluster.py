@@ -19,7 +19,9 @@ from distributed import Client
 from distributed.deploy import SpecCluster
 
 from batchml.config.site_schema import Paths
+from batchml.errors import InvalidValue
 from batchml.hpo import gpu_share
+from batchml.hpo.gpu_memory import parse_gpu_memory
 from batchml.hpo.spec import Where
 from batchml.hpo.walltime import TRIAL_RESOURCE
 
@@ -55,14 +57,15 @@ def connect(where: Where) -> Iterator[SearchCluster]:
     from batchml.backends import backend_for
 
     site, resources = _request(where)
+    pools: dict[str, float] = {TRIAL_RESOURCE: where.trials_per_job}
+    if where.gpus_per_trial:  # in GPUs, whatever unit the job asked its GPUs in
+        pools["GPU"] = gpu_share.job_gpus(where.gpus_per_trial, where.trials_per_job)
     with (
         dask.config.set(TRIAL_DASK_CONFIG),
-        backend_for(site).cluster(
-            resources, jobs=where.max_jobs, worker_resources={TRIAL_RESOURCE: where.trials_per_job}
-        ) as cluster,
-        Client(cluster) as client,
+        backend_for(site).cluster(resources, jobs=where.max_jobs, worker_resources=pools) as pool,
+        Client(pool) as client,
     ):
-        yield SearchCluster(client, cluster, site.name, site.paths)
+        yield SearchCluster(client, pool, site.name, site.paths)
 
 
 def check_request(where: Where) -> None:
@@ -70,6 +73,10 @@ def check_request(where: Where) -> None:
     GPUs, a share of a GPU that is no 1/k), before a study journal is made."""
     own_jobs = where.trials_per_job if where.client is None else None
     gpu_share.check_request(where.gpus_per_trial, own_jobs)
+    try:
+        parse_gpu_memory(where.gpu_memory_per_trial, where.gpus_per_trial)
+    except InvalidValue as bad:
+        raise InvalidValue(f"gpu_memory_per_trial: {bad.message}", hint=bad.hint) from None
     if where.client is None:
         from batchml.backends import backend_for
 
@@ -78,15 +85,17 @@ def check_request(where: Where) -> None:
 
 
 def _request(where: Where) -> tuple[Site, Resources]:
-    """The site and what each of its worker jobs asks for (the GPUs of its trials)."""
+    """The site and what each of its worker jobs asks for (the GPUs of its trials, or the
+    site's shards or MIG slices for them)."""
     from batchml.config.resources import Resources
     from batchml.config.site_lookup import load_site
 
     site = load_site(where.site).site
     per_job = where.trials_per_job
     cores = max(site.defaults.cores, per_job)  # one thread per concurrent trial
-    gpus = gpu_share.job_gpus(where.gpus_per_trial, per_job)
-    return site, Resources.from_site(site, **{**where.resources, "gpus": gpus, "cores": cores})
+    gpus, unit = gpu_share.job_request(where.gpus_per_trial, per_job, site.slurm)
+    request = {**where.resources, "gpus": gpus, "gpu_unit": unit, "cores": cores}
+    return site, Resources.from_site(site, **request)
 
 
 def declares_trial_slots(client: Client) -> bool:

@@ -31,6 +31,7 @@ from batchml.config.resources import MAX_JOBS
 from batchml.config.site_schema import MAX_GPUS
 from batchml.config.yaml_files import field_problem, read_yaml_mapping
 from batchml.errors import ConfigError, InvalidValue
+from batchml.hpo.gpu_memory import parse_gpu_memory
 from batchml.hpo.gpu_share import job_gpus, trials_per_gpu
 from batchml.hpo.sites import SiteOverrides
 from batchml.hpo.storage import check_study_name
@@ -177,6 +178,7 @@ class StudyConfig(_Strict):
     n_trials: int = Field(ge=1, le=100_000)
     direction: Literal["minimize", "maximize"] = "minimize"
     gpus_per_trial: float = Field(0, ge=0, le=MAX_GPUS)  # whole GPUs, or 1/k of one
+    gpu_memory_per_trial: str | None = None  # '6GB' or 'auto': see gpu_memory.py
     trials_per_job: int = Field(1, ge=1, le=64)
     max_jobs: int = Field(1, ge=1, le=MAX_JOBS)
     max_retries: int = Field(1, ge=0, le=10)
@@ -219,6 +221,15 @@ class StudyConfig(_Strict):
         """A job of trials sharing GPUs fills whole GPUs (checked once gpus_per_trial is valid)."""
         if "gpus_per_trial" in info.data:
             job_gpus(info.data["gpus_per_trial"], value)
+        return value
+
+    @field_validator("gpu_memory_per_trial", mode="before")
+    @classmethod
+    def _memory_on_a_share(cls, value: Any, info: ValidationInfo) -> Any:
+        """A size or 'auto', for trials sharing a GPU (checked once gpus_per_trial is valid;
+        before pydantic's type check, so that a bare number is told to carry a unit)."""
+        if "gpus_per_trial" in info.data:
+            parse_gpu_memory(value, info.data["gpus_per_trial"])
         return value
 
     @field_validator("study_name")

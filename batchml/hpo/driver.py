@@ -29,10 +29,12 @@ from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 
 from batchml._compat.optuna import study_id, trial_id
 from batchml.hpo import bookkeeping
+from batchml.hpo.gpu_memory import GpuMemory
 from batchml.hpo.interrupts import Stop, StopRequests
 from batchml.hpo.outcome import (
     ATTEMPT_ATTR,
     JOBS_REPLACED_ATTR,
+    RETRY_ALONE_ATTR,
     SITES_ATTR,
     WORKERS_DRAINED_ATTR,
     Outcome,
@@ -60,10 +62,13 @@ class TrialSetup:
     checkpoint_dir: Path
     search_space: Mapping[str, BaseDistribution]
     drains: bool  # workers declare TRIAL slots, so one near its walltime can drain
+    gpu_memory: GpuMemory = None  # trials sharing a GPU are packed by this memory
 
-    def resources(self) -> dict[str, float] | None:
-        """The dask resources each trial holds while it runs (a share of a GPU: 1/k of one)."""
-        needs: dict[str, float] = {"GPU": self.gpus_per_trial} if self.gpus_per_trial else {}
+    def resources(self, alone: bool = False) -> dict[str, float] | None:
+        """The dask resources each trial holds while it runs (a share of a GPU: 1/k of one;
+        ``alone``, a retry of a trial out of memory beside others: a whole one)."""
+        gpus = 1.0 if alone and 0 < self.gpus_per_trial < 1 else self.gpus_per_trial
+        needs: dict[str, float] = {"GPU": gpus} if gpus else {}
         if self.drains:
             needs[TRIAL_RESOURCE] = 1
         return needs or None
@@ -87,6 +92,8 @@ class TrialSetup:
             pruner=study.pruner,
             search_space=self.search_space,
             expected_s=expected_s,
+            gpu_memory=self.gpu_memory,
+            alone=bool(trial.user_attrs.get(RETRY_ALONE_ATTR)),
         )
 
 
@@ -208,9 +215,9 @@ class Driver:
     def _send(self, trial: optuna.Trial, worker: str, expected_s: float | None) -> None:
         self.sent += 1
         site, address = self.pool.site_of(worker)
+        task = site.setup.task(self.study, trial, expected_s)
         future = site.client.submit(
-            execute_trial, site.setup.task(self.study, trial, expected_s),
-            resources=site.resources, pure=False,
+            execute_trial, task, resources=site.setup.resources(task.alone), pure=False,
             key=f"trial-{self.study.study_name}-{trial.number}-{self.sent}",
             workers=[address], allow_other_workers=True,
         )  # fmt: skip

@@ -11,11 +11,24 @@ taking a trial's share away when it starts and adding it back when it ends.
 1/2, 1/4, ... are exact in binary and the count stays exact; 1/3 or 1/5 drift
 after a few hundred trials, and the worker then admits one trial fewer than it
 has room for.
+
+How a worker job asks for its share is the site's choice (``slurm.gpu_share``):
+whole GPUs shared inside the job (any scheduler); Slurm shards, where a
+trial of 1/k holds ``shards_per_gpu / k`` shards and Slurm gives a job the
+shards of one GPU only, so a job runs k trials on its one device; or MIG
+slices, one slice per trial: the worker's slot pool spreads the trials over
+the visible devices before doubling up, so each trial gets a slice of its own.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from batchml.errors import InvalidValue
+
+if TYPE_CHECKING:
+    from batchml.config.resources import GpuUnit
+    from batchml.config.site_schema import SlurmSettings
 
 MAX_SHARE = 64  # at most this many trials on one GPU
 SHARES = tuple(2**i for i in range(1, MAX_SHARE.bit_length()))  # k = 2, 4, ..., 64
@@ -74,3 +87,35 @@ def check_request(gpus_per_trial: float, trials_per_job: int | None) -> None:
             job_gpus(gpus_per_trial, trials_per_job)
         except InvalidValue as bad:
             raise InvalidValue(f"trials_per_job: {bad.message}", hint=bad.hint) from None
+
+
+def job_request(
+    gpus_per_trial: float, trials_per_job: int, slurm: SlurmSettings | None
+) -> tuple[int, GpuUnit]:
+    """What one worker job asks its scheduler for: a count and its unit (``job_gpus`` GPUs,
+    or the shards or MIG slices of a Slurm site that lends shares of a GPU that way).
+
+    InvalidValue, naming the field, when the site's shards cannot hold the trials:
+    more trials than share one GPU, or a share that is no whole number of shards.
+    """
+    gpus = job_gpus(gpus_per_trial, trials_per_job)
+    k = trials_per_gpu(gpus_per_trial)
+    share = slurm.gpu_share if slurm is not None else "gpus"
+    if k == 1 or share == "gpus":
+        return gpus, "gpu"
+    if share == "mig":
+        return trials_per_job, "mig"
+    shards = slurm.shards_per_gpu if slurm is not None and slurm.shards_per_gpu else 1
+    if gpus > 1:
+        raise InvalidValue(
+            f"trials_per_job: {trials_per_job} trials of 1/{k} GPU need the shards of {gpus} "
+            "GPUs, and Slurm gives a job the shards of one GPU",
+            hint=f"use trials_per_job={k}, and max_jobs for more trials at once",
+        )
+    if shards % k:
+        raise InvalidValue(
+            f"gpus_per_trial: 1/{k} of a GPU is no whole number of the site's "
+            f"{shards} shards per GPU",
+            hint=f"use a share 1/k with k dividing {shards}",
+        )
+    return shards, "shard"

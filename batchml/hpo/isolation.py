@@ -44,7 +44,8 @@ from typing import Any
 import cloudpickle
 import optuna
 
-from batchml.hpo.outcome import IO_ATTR, Outcome, TrialEnd
+from batchml.hpo.gpu_memory import is_cuda_oom, trial_peak
+from batchml.hpo.outcome import GPU_PEAK_ATTR, IO_ATTR, Outcome, TrialEnd
 
 # The optuna.Trial methods a child may call through the pipe.
 FORWARDED = (
@@ -82,6 +83,7 @@ class ProxyTrial:
         self.number = number
         self._params = dict(params)
         self._began = time.perf_counter()
+        self.stated_peak = 0  # GPU memory the objective says it used beside torch's allocator
 
     @property
     def params(self) -> dict[str, Any]:
@@ -125,6 +127,9 @@ class ProxyTrial:
         return bool(self._call("should_prune"))
 
     def set_user_attr(self, key: str, value: Any) -> None:
+        if key == GPU_PEAK_ATTR:  # the worker stores the peak, this one or torch's
+            self.stated_peak = int(value)
+            return
         self._call("set_user_attr", key, value)
 
 
@@ -138,16 +143,18 @@ def _child(conn: multiprocessing.connection.Connection) -> None:
     function = cloudpickle.loads(objective)
     os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(context.devices)
     trial = ProxyTrial(conn, number, params)
+    out_of_memory = False
     try:
         try:
             ended: tuple[Outcome, Any] = (Outcome.COMPLETE, function(trial, context))
         except optuna.TrialPruned:
             ended = (Outcome.PRUNED, None)
-        except BaseException:  # everything the objective raises is reported
+        except BaseException as exc:  # everything the objective raises is reported
             ended = (Outcome.RAISED, traceback.format_exc())
+            out_of_memory = is_cuda_oom(exc)
         with contextlib.suppress(Exception):  # how the trial ended matters more
             trial.record_io()
-        conn.send(ended)
+        conn.send((*ended, max(trial_peak(), trial.stated_peak), out_of_memory))
     finally:
         conn.close()
         # Tearing down a process that imported torch takes milliseconds of CPU, when the
@@ -336,11 +343,12 @@ def _follow(
             process.join()
             return _died(process.exitcode), False
         kind = message[0]
-        if kind is Outcome.COMPLETE:
-            return TrialEnd(kind, value=message[1]), True
-        if kind != "call":
-            return TrialEnd(kind, message=message[1] or ""), True
-        _serve(parent, trial, *message[1:])
+        if kind == "call":
+            _serve(parent, trial, *message[1:])
+            continue
+        _, payload, peak, out_of_memory = message
+        value, why = (payload, "") if kind is Outcome.COMPLETE else (None, payload or "")
+        return TrialEnd(kind, value, why, gpu_peak=peak, out_of_memory=out_of_memory), True
 
 
 # Signals a scheduler (scancel, condor_rm, walltime, preemption) or an operator sends:

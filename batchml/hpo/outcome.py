@@ -28,6 +28,9 @@ class Outcome(str, Enum):
     ORPHANED = "orphaned"  # a driver died while it ran (found by the next driver): retried
     INTERRUPTED = "interrupted"  # Ctrl-C or SIGTERM stopped the driver while it ran: retried
     STALE = "stale"  # a recomputed task of a trial the driver had recorded: nothing to record
+    # CUDA ran out of memory while other trials shared its device: retried alone on a
+    # device, however often (the retry cannot share, so it cannot end so again)
+    OOM_WHILE_SHARING = "oom_while_sharing"
 
     @property
     def retried(self) -> bool:
@@ -42,8 +45,11 @@ FAILURES = (
     Outcome.PREEMPTED,
     Outcome.ORPHANED,
     Outcome.INTERRUPTED,
+    Outcome.OOM_WHILE_SHARING,
 )
-RETRIED_OUTCOMES = frozenset({Outcome.PREEMPTED, Outcome.ORPHANED, Outcome.INTERRUPTED})
+RETRIED_OUTCOMES = frozenset(
+    {Outcome.PREEMPTED, Outcome.ORPHANED, Outcome.INTERRUPTED, Outcome.OOM_WHILE_SHARING}
+)
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,8 @@ class TrialEnd:
     outcome: Outcome
     value: float | Sequence[float] | None = None
     message: str = ""
+    gpu_peak: int = 0  # bytes of GPU memory the trial process held at most (gpu_memory.py)
+    out_of_memory: bool = False  # the objective raised CUDA out-of-memory
     started: float | None = None  # epoch seconds when it took its slot (None: it never did)
 
 
@@ -61,6 +69,8 @@ REASON_ATTR = "batchml.reason"
 RETRIED_ATTR = "batchml.retried"  # True on an attempt that was replaced by a retry
 RETRY_OF_ATTR = "batchml.retry_of"  # on a retry: the number of the attempt it replaces
 ATTEMPT_ATTR = "batchml.attempt"
+RETRY_ALONE_ATTR = "batchml.retry_alone"  # on a retry: it runs alone on a whole device
+FREE_RETRIES_ATTR = "batchml.free_retries"  # retries in its chain not counted in max_retries
 JOBS_REPLACED_ATTR = "batchml.jobs_replaced"  # on the study: worker jobs the driver resubmitted
 WORKERS_DRAINED_ATTR = "batchml.workers_drained"  # on the study: retired near their walltime
 DEVICES_ATTR = "batchml.devices"  # set by the worker: the GPU ids the trial saw
@@ -72,6 +82,8 @@ WORKER_ATTR = "batchml.worker"  # the dask worker's address
 STARTED_ATTR = "batchml.started"  # epoch seconds when the trial took its GPU slot
 SCRATCH_ATTR = "batchml.scratch"  # a kept scratch folder (site paths.keep_scratch)
 IO_ATTR = "batchml.io"  # set by the trial process: what it read and waited (io_profile.py)
+GPU_PEAK_ATTR = "batchml.gpu_peak_bytes"  # the trial's peak GPU memory (gpu_memory.py)
+GPU_SAMPLES_ATTR = "batchml.gpu_samples"  # its device's NVML samples while it ran (gpu_samples.py)
 
 
 def has_ended(trial: FrozenTrial) -> bool:

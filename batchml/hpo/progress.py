@@ -6,6 +6,7 @@ from types import TracebackType
 
 import optuna
 from optuna.trial import TrialState
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from batchml.hpo.tally import Tally
@@ -47,6 +48,6 @@ class StudyProgress:
         best = "" if self.tally.best is None else f"best {self.tally.best:.5g}"
         detail = (
             f"workers {workers}  running {running}  pruned {states[TrialState.PRUNED]}  "
-            f"failed {states[TrialState.FAIL]}  {best}" + (f"  {note}" if note else "")
+            f"failed {states[TrialState.FAIL]}  {best}" + (f"  {escape(note)}" if note else "")
         )
         self._bar.update(self._task, completed=min(self.tally.ended, self.total), detail=detail)

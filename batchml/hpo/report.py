@@ -31,7 +31,7 @@ from batchml.hpo.by_site import HEADER, several, site_rows
 from batchml.hpo.io_profile import IO_BOUND_FRACTION, IoProfile, profiles
 from batchml.hpo.outcome import SITES_ATTR
 from batchml.hpo.page import Block, Figure, Report, Section, TableData, png, pyplot
-from batchml.hpo.timeline import ran, timeline_figure
+from batchml.hpo.timeline import devices_figure, ran, timeline_figure
 
 IMPORTANCE_MIN_TRIALS = 10  # completed trials before importances are drawn
 IMPORTANCE_MIN_VARIED = 2  # parameters that took more than one value among them
@@ -209,7 +209,8 @@ def study_report(study: optuna.Study) -> Report:
         rows = site_rows(trials, states)
         section.blocks.append(TableData("Trials and slots by site", HEADER, rows))
     section.blocks += study_figures(study)
-    section.blocks += [f for f in (timeline_figure(study), duration_figure(study)) if f]
+    drawn = (timeline_figure(study), devices_figure(study), duration_figure(study))
+    section.blocks += [f for f in drawn if f]
     report.sections.append(section)
     if reading := reading_blocks(study):
         report.sections.append(Section("Data reading", reading))

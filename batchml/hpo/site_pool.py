@@ -48,10 +48,6 @@ class SearchSite:
     def client(self) -> Client:
         return self.workers.client
 
-    @property
-    def resources(self) -> dict[str, float] | None:
-        return self.setup.resources()
-
 
 class SitePool:
     """The sites of a search as one pool (see the module docstring).

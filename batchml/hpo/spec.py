@@ -55,7 +55,9 @@ class Where:
 
     Without ``client``, ``max_jobs`` worker jobs are started, each holding
     ``gpus_per_trial * trials_per_job`` GPUs; ``gpus_per_trial`` 1/k (0.5,
-    0.25, ...) puts k trials on each GPU (gpu_share.py). Trials' checkpoints go to
+    0.25, ...) puts k trials on each GPU (gpu_share.py), and ``gpu_memory_per_trial``
+    ('6GB', or 'auto' for the peaks trials measure) packs them by memory as well
+    (gpu_memory.py). Trials' checkpoints go to
     ``checkpoint_dir`` (default: ``<study_name>.checkpoints`` in batchml's
     study folder, ~/.local/share/batchml/studies), where a retry finds them.
     With no worker connected for ``worker_patience_s`` the search stops with an
@@ -68,6 +70,7 @@ class Where:
 
     site: str | None = None
     gpus_per_trial: float = 0
+    gpu_memory_per_trial: str | None = None
     trials_per_job: int = 1
     max_jobs: int = 1
     client: Client | None = None

@@ -4,15 +4,21 @@ Is the cluster busy? Did a slot sit idle between trials? A row is one slot of
 one dask worker: a GPU slot is named by its GPU ids, a CPU slot by its number
 on the worker (both recorded by the worker when the trial takes the slot).
 Workers are numbered per host in the order they took their first trial.
+Trials sharing a GPU (gpus_per_trial 1/k) are drawn on their device's row,
+stacked in lanes, so the row shows how many ran on it at once over time; on a
+GPU site with NVML, a second figure shows each device's memory and
+utilisation over the same time (gpu_samples.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 
 import optuna
 from optuna.trial import FrozenTrial
 
+from batchml.hpo.gpu_samples import device_samples
 from batchml.hpo.outcome import (
     DEVICES_ATTR,
     HOST_ATTR,
@@ -62,6 +68,23 @@ def slot_rows(trials: Sequence[FrozenTrial]) -> dict[int, str]:
     return rows
 
 
+def lanes(trials: Sequence[FrozenTrial], rows: Mapping[int, str]) -> dict[int, int]:
+    """Each trial's lane on its row (by number): the lowest not taken by a trial running then.
+
+    A row's lane count is the most trials that ran on it at once (k or fewer on a
+    shared GPU, 1 on a slot of its own). ``trials`` in start order.
+    """
+    ends: dict[str, list[float]] = {}  # per row: when the trial in each lane ends
+    lane = {}
+    for trial in trials:
+        begin, end = span(trial)
+        taken = ends.setdefault(rows[trial.number], [])
+        free = next((i for i, busy_until in enumerate(taken) if busy_until <= begin), len(taken))
+        taken[free : free + 1] = [end]
+        lane[trial.number] = free
+    return lane
+
+
 def timeline_figure(study: optuna.Study) -> Figure | None:
     """One bar per trial, numbered, on the row of its slot, coloured by how it ended."""
     trials = ran(study)
@@ -70,15 +93,20 @@ def timeline_figure(study: optuna.Study) -> Figure | None:
     plt = pyplot()
     rows = slot_rows(trials)
     labels = sorted(set(rows.values()))
+    lane = lanes(trials, rows)
+    width = {label: 1 + max(lane[n] for n, r in rows.items() if r == label) for label in labels}
     start = span(trials[0])[0]
-    figure, axes = plt.subplots(figsize=(9, 0.4 * len(labels) + 1.3))
+    tall = sum(min(w, 3) for w in width.values())  # a shared row grows, up to 3 rows' height
+    figure, axes = plt.subplots(figsize=(9, 0.4 * tall + 1.3))
     for trial in trials:
         begin, end = span(trial)
-        row = labels.index(rows[trial.number])
-        axes.barh(row, end - begin, left=begin - start, height=0.8,
+        label = rows[trial.number]
+        height = 0.8 / width[label]
+        y = labels.index(label) - 0.4 + height * (lane[trial.number] + 0.5)
+        axes.barh(y, end - begin, left=begin - start, height=height,
                   color=COLOURS.get(trial.state.name, "tab:gray"), edgecolor="white")  # fmt: skip
-        axes.text(begin - start + (end - begin) / 2, row, str(trial.number), ha="center",
-                  va="center", fontsize=8)  # fmt: skip
+        axes.text(begin - start + (end - begin) / 2, y, str(trial.number), ha="center",
+                  va="center", fontsize=8 if width[label] < 4 else 6)  # fmt: skip
     axes.set_yticks(range(len(labels)), labels)
     axes.invert_yaxis()
     axes.set_xlabel("seconds since the first trial started")
@@ -86,8 +114,37 @@ def timeline_figure(study: optuna.Study) -> Figure | None:
     axes.legend(handles, ["complete", "pruned", "failed"], loc="upper left",
                 bbox_to_anchor=(1.01, 1), frameon=False)  # fmt: skip
     kind = "GPU" if any(t.user_attrs.get(DEVICES_ATTR) for t in trials) else "CPU"
+    shared = max(width.values())
+    stacked = (
+        f"; trials sharing a GPU are stacked on its row (at most {shared} at once)"
+        if shared > 1 else ""
+    )  # fmt: skip
     return Figure(
         f"Trial timeline, one row per {kind} slot ([site ·] host · dask worker · slot); "
-        "each bar is a trial, labelled with its number",
+        f"each bar is a trial, labelled with its number{stacked}",
+        png(figure),
+    )
+
+
+def devices_figure(study: optuna.Study) -> Figure | None:
+    """Each device's memory used and utilisation while trials ran (None: no NVML samples)."""
+    trials = ran(study)
+    samples = device_samples(trials)
+    if not samples:
+        return None
+    start = span(trials[0])[0]
+    figure, (memory, busy) = pyplot().subplots(2, 1, sharex=True, figsize=(9, 5))
+    for label, taken in samples.items():
+        times = [s.time - start for s in taken]
+        memory.plot(times, [s.memory_used / 1e9 for s in taken], label=label, marker=".")
+        busy.plot(times, [math.nan if s.utilisation is None else s.utilisation for s in taken],
+                  label=label, marker=".")  # fmt: skip
+        memory.axhline(taken[0].memory_total / 1e9, ls=":", color="grey")
+    memory.set_ylabel("memory used, GB")
+    busy.set(ylabel="utilisation, %", ylim=(0, 100), xlabel="seconds since the first trial started")
+    memory.legend(loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+    return Figure(
+        "GPU memory used (dotted: the device's memory) and utilisation while trials ran, "
+        "sampled by the workers through NVML",
         png(figure),
     )

@@ -23,10 +23,14 @@ from distributed import Reschedule, get_worker
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage
 
+from batchml.hpo import gpu_samples
+from batchml.hpo.gpu_memory import GpuMemory
 from batchml.hpo.isolation import TrialContext, run_isolated, warm_up
 from batchml.hpo.known_study import KnownStudy
 from batchml.hpo.outcome import (
     DEVICES_ATTR,
+    GPU_PEAK_ATTR,
+    GPU_SAMPLES_ATTR,
     HOST_ATTR,
     SCRATCH_ATTR,
     SITE_ATTR,
@@ -37,7 +41,7 @@ from batchml.hpo.outcome import (
     TrialEnd,
 )
 from batchml.hpo.scratch import trial_scratch
-from batchml.hpo.slots import worker_pool
+from batchml.hpo.slots import Slot, SlotPool, worker_pool
 from batchml.hpo.walltime import stop_taking_trials, too_late
 
 logger = logging.getLogger(__name__)
@@ -64,6 +68,8 @@ class TrialTask:
     preload: Sequence[str] = ("torch",)
     expected_s: float | None = None  # how long trials take so far (None: unknown, or no walltime)
     keep_scratch: bool = False  # leave the trial's scratch folder behind (for debugging)
+    gpu_memory: GpuMemory = None  # pack trials sharing a GPU by this memory (gpu_memory.py)
+    alone: bool = False  # a retry of a trial out of memory beside others: a device of its own
 
 
 STALE = TrialEnd(Outcome.STALE, message="the trial had already ended")  # recorded by the driver
@@ -114,17 +120,20 @@ def execute_trial(task: TrialTask) -> TrialEnd:
         trial = optuna.Trial(study, task.trial_id)  # builds on the read above
         suggest_all(trial, task.search_space)
         label = f"{task.study_name}-trial-{trial.number}"
+        pool = worker_pool(task.gpus, task.gpu_memory)
         with (
-            worker_pool(task.gpus).take() as (slot, devices),
+            pool.take(task.alone) as held,
             trial_scratch(task.scratch_dir, label, task.keep_scratch) as scratch,
         ):
+            started = time.time()
+            if held.devices:  # from the first GPU trial on; idle without NVML
+                gpu_samples.worker_sampler().start()
             # written behind the trial, in one round trip; Optuna's own start is when the
             # driver asked for it
-            started = time.time()
             placement = {
                 STARTED_ATTR: started,
-                SLOT_ATTR: slot,
-                DEVICES_ATTR: ",".join(devices),
+                SLOT_ATTR: held.number,
+                DEVICES_ATTR: ",".join(held.devices),
                 HOST_ATTR: socket.gethostname(),
                 SITE_ATTR: task.site,
                 WORKER_ATTR: get_worker().address,
@@ -135,17 +144,38 @@ def execute_trial(task: TrialTask) -> TrialEnd:
             checkpoints = Path(task.checkpoint_dir)
             checkpoints.mkdir(parents=True, exist_ok=True)
             context = TrialContext(
-                devices=devices,
+                devices=held.devices,
                 scratch_dir=scratch,
                 checkpoint_dir=checkpoints,
                 site=task.site,
                 attempt=task.attempt,
             )
             ended = run_isolated(task.objective, trial, context, task.preload)
+            ended = _on_its_devices(pool, held, trial, ended, started)
         return dataclasses.replace(_written(known, ended), started=started)
     finally:
         with contextlib.suppress(Exception):  # an error _written did not see: the trial failed
             known.close()
+
+
+def _on_its_devices(
+    pool: SlotPool, held: Slot, trial: optuna.Trial, ended: TrialEnd, started: float
+) -> TrialEnd:
+    """What the trial did on its devices, stored on it: its peak memory (the pool's packer
+    learns it), their samples; and an out-of-memory beside other trials, retried alone."""
+    if not held.devices:
+        return ended
+    pool.record_peak(ended.gpu_peak)
+    if ended.gpu_peak:
+        trial.set_user_attr(GPU_PEAK_ATTR, ended.gpu_peak)
+    sampler = gpu_samples.worker_sampler()
+    stored = [gpu_samples.to_attr(taken) for device in held.devices
+              if (taken := sampler.during(device, started, time.time()))]  # fmt: skip
+    if stored:
+        trial.set_user_attr(GPU_SAMPLES_ATTR, stored)
+    if ended.out_of_memory and pool.had_company(held):
+        return dataclasses.replace(ended, outcome=Outcome.OOM_WHILE_SHARING)
+    return ended
 
 
 def _written(known: KnownStudy, ended: TrialEnd) -> TrialEnd:

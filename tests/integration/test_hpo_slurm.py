@@ -21,7 +21,8 @@ from batchml.hpo import run_study
 from batchml.hpo.command import CommandObjective
 from batchml.hpo.outcome import OUTCOME_ATTR, RETRY_OF_ATTR
 from tests.unit import hpo_objectives as objectives
-from tests.unit.hpo_checks import slot_clashes
+from tests.unit import mps_stand_in
+from tests.unit.hpo_checks import most_at_once, slot_clashes
 from tests.unit.hpo_watch import SLOW_OBJECTIVE, stop_mid_search
 
 pytestmark = [pytest.mark.slurm, pytest.mark.timeout(300)]
@@ -55,6 +56,80 @@ def test_sixteen_trials_on_two_jobs_of_two_gpus(site: str, tmp_path: Path) -> No
         assert trial.user_attrs["seen_devices"] == trial.user_attrs["batchml.devices"]
         assert len(trial.user_attrs["seen_devices"].split(",")) == 1
     assert slot_clashes({t.number: t.user_attrs for t in trials}) == []
+
+
+def test_trials_sharing_gpus_through_shards_see_one_device_and_at_most_k_on_it(
+    slurm_env: dict[str, str], tmp_path: Path
+) -> None:
+    shared, shards = slurm_env["BATCHML_SLURM_SHARED"], slurm_env["BATCHML_SLURM_SHARDS_PER_GPU"]
+    site = tmp_path / "shards.yaml"
+    site.write_text(
+        "scheduler: slurm\n"
+        "defaults: {cores: 1, memory: 600MB, walltime: 15m}\n"
+        f"slurm: {{partition: {slurm_env['BATCHML_SLURM_PARTITION']}, gpu_share: shard, "
+        f"shards_per_gpu: {shards}}}\n"
+        "network: {interface: lo}\n"
+        f"paths: {{log_dir: {shared}/logs, shared_dir: {shared}}}\n"
+    )
+    study = run_study(
+        objectives.quadratic_for_a_second, n_trials=12, site=str(site), gpus_per_trial=0.5,
+        trials_per_job=2, max_jobs=2, study_name="slurm-shards",
+        storage=str(tmp_path / "s.journal"), progress=False,
+    )  # fmt: skip
+    trials = study.get_trials(states=(TrialState.COMPLETE,))
+    assert len(trials) == 12
+    for trial in trials:  # one device each, the one its slot named
+        assert trial.user_attrs["seen_devices"] == trial.user_attrs["batchml.devices"]
+        assert len(trial.user_attrs["seen_devices"].split(",")) == 1
+    jobs = {t.user_attrs["job"] for t in trials}
+    for job in jobs:  # each worker job held shards of a GPU, not a whole one
+        shown = subprocess.run(
+            ["scontrol", "show", "job", job], capture_output=True, text=True, check=True
+        ).stdout
+        assert f"TresPerNode=gres:shard:{shards}" in shown and "gres:gpu" not in shown
+    # Slurm numbers the node's GPUs the same for every job: count per device across jobs.
+    on_device = {t.number: {**t.user_attrs, "job": "any"} for t in trials}
+    peaks = most_at_once(on_device)
+    assert max(peaks.values()) == 2  # never more than k = 2 on a device
+    assert sum(peak == 2 for peak in peaks.values()) >= 2  # two devices both reached k
+
+
+def test_worker_jobs_of_an_mps_site_run_their_own_daemon_and_quit_it_when_cancelled(
+    slurm_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # sbatch passes the driver's environment on: the jobs find the stand-in first on PATH.
+    monkeypatch.setenv("PATH", f"{mps_stand_in.install(tmp_path)}:{os.environ['PATH']}")
+    monkeypatch.setenv("MPS_RECORD", str(tmp_path / "record"))
+    shared = slurm_env["BATCHML_SLURM_SHARED"]
+    site = tmp_path / "mps.yaml"
+    site.write_text(
+        "scheduler: slurm\nmps: true\n"
+        "defaults: {cores: 1, memory: 600MB, walltime: 15m}\n"
+        f"slurm: {{partition: {slurm_env['BATCHML_SLURM_PARTITION']}}}\n"
+        "network: {interface: lo}\n"
+        f"paths: {{log_dir: {shared}/logs, shared_dir: {shared}, scratch_dir: {tmp_path}}}\n"
+    )
+    study = run_study(
+        objectives.records_mps, n_trials=2, site=str(site), gpus_per_trial=1, max_jobs=1,
+        study_name="slurm-mps", storage=str(tmp_path / "s.journal"), progress=False,
+    )  # fmt: skip
+    # The search over, its worker job is cancelled (SIGTERM to its processes): the job's
+    # shell quits the daemon on its way out.
+    deadline = time.monotonic() + 60
+    while len(_mps_calls(tmp_path)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    start, stop = _mps_calls(tmp_path)
+    assert (start["args"], stop["args"], stop["stdin"]) == ("-d", "", "quit")
+    pipe = start["pipe"].split()[0]
+    assert start["pipe"].split()[1] == start["folder"] == "700"
+    assert Path(pipe).parent.parent == tmp_path  # in the job's scratch
+    assert {t.user_attrs["mps_pipe"] for t in study.trials} == {pipe}  # every trial sees it
+    assert not Path(pipe).exists()  # removed with the job
+
+
+def _mps_calls(tmp_path: Path) -> list[dict[str, str]]:
+    record = tmp_path / "record"
+    return mps_stand_in.calls(record) if record.exists() else []
 
 
 def test_cancelled_worker_job_is_preempted_and_retried(site: str, tmp_path: Path) -> None:
@@ -188,3 +263,19 @@ def _jobs_logging_to(folder: Path, *, alive: bool) -> list[int]:
         if job["standard_output"].startswith(f"{folder}/") and alive == bool(queued & set(states)):
             found.append(int(job["job_id"]))
     return found
+
+
+def test_a_site_whose_jobs_are_refused_is_set_aside_and_the_others_finish(
+    site: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    bad = Path(site).read_text().replace("{partition: ", "{partition: nope-", 1)
+    Path(site).write_text(bad)
+    study = run_study(
+        objectives.slow_square, n_trials=6, max_jobs=1, study_name="slurm-refused-site",
+        storage=str(tmp_path / "r.journal"), progress=False, sites={"local": {}, site: {}},
+    )  # fmt: skip
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 6
+    assert {t.user_attrs["batchml.site"] for t in study.trials} == {"local"}
+    refused = study.user_attrs["batchml.sites"]["hpo-slurm"]
+    assert "refused a worker job" in refused["down"] and "partition" in refused["down"]

@@ -1,7 +1,8 @@
 """Smoke test of the local Slurm cluster that tests/services/slurm.sh starts.
 
 The batchml Slurm tests trust this cluster to behave like a GPU site: jobs asking for
-GPUs get CUDA_VISIBLE_DEVICES, others get none, and the node offers 8 CPUs and 4 GPUs.
+GPUs get CUDA_VISIBLE_DEVICES, others get none, and the node offers 8 CPUs and 4 GPUs
+(each also as 4 shards).
 If any of that breaks, these tests say so before the others fail in stranger ways.
 """
 
@@ -110,6 +111,21 @@ def test_gpu_job_sees_the_gpus_it_asked_for(job_dir: Path) -> None:
     assert len(env["SLURM_JOB_GPUS"].split(",")) == 2
 
 
+def test_shard_job_sees_the_one_gpu_its_shards_are_of(
+    job_dir: Path, slurm_env: dict[str, str]
+) -> None:
+    env = submit_env_dump(job_dir, "--gres=shard:2")
+    assert env.get("SLURM_SHARDS_ON_NODE") == "2"
+    assert env.get("CUDA_VISIBLE_DEVICES") in {"0", "1", "2", "3"}
+    # A job's shards come from one GPU: more than one GPU has is never granted.
+    per_gpu = int(slurm_env["BATCHML_SLURM_SHARDS_PER_GPU"])
+    refused = subprocess.run(
+        ["sbatch", "--test-only", f"--gres=shard:{per_gpu + 1}", "--wrap", "true"],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert refused.returncode != 0 and "configuration is not available" in refused.stderr
+
+
 def test_job_without_gres_sees_no_gpu(job_dir: Path) -> None:
     env = submit_env_dump(job_dir)
     assert "SLURM_JOB_ID" in env, "the dump does not come from a Slurm job"
@@ -122,5 +138,6 @@ def test_node_offers_the_published_cpus_and_gpus(slurm_env: dict[str, str]) -> N
     text = run_cli("scontrol", "-o", "show", "node", node)
     fields = dict(re.findall(r"(?:^|\s)(NodeName|Gres|CPUTot)=(\S+)", text))
     assert fields.get("NodeName") == node
-    assert fields.get("Gres") == f"gpu:{slurm_env['BATCHML_SLURM_GPUS']}" == "gpu:4"
+    gpus, shards = slurm_env["BATCHML_SLURM_GPUS"], slurm_env["BATCHML_SLURM_SHARDS_PER_GPU"]
+    assert fields.get("Gres") == f"gpu:{gpus},shard:{int(gpus) * int(shards)}" == "gpu:4,shard:16"
     assert fields.get("CPUTot") == slurm_env["BATCHML_SLURM_CPUS"] == "8"

@@ -128,6 +128,11 @@ SITE_FILES = {  # the content of x.yaml -> a fragment of the problem named
     "scheduler: local\nnetwork: {worker_ports: [9000]}\n": "worker_ports[1]: item 2 is missing",
     "scheduler: local\nnetwork: {interface: 'lo; rm'}\n": "'lo; rm' is not a single word",
     "scheduler: htcondor\nslurm: {partition: gpu}\n": "a 'slurm' section on a site whose scheduler",
+    "scheduler: slurm\nslurm: {gpu_share: shard}\n": "shards_per_gpu: gpu_share 'shard' needs",
+    "scheduler: slurm\nslurm: {gpu_share: mig}\n": "slurm.mig_profile: gpu_share 'mig' needs",
+    "scheduler: slurm\nslurm: {shards_per_gpu: 4}\n": "shards_per_gpu is set but gpu_share",
+    "scheduler: slurm\nslurm: {gpu_share: halves}\n": "slurm.gpu_share",
+    "scheduler: local\nmps: true\n": "mps is on for a local site",
 }
 for text, problem in SITE_FILES.items():
     bad(BAD, problem, "site", "validate", "x.yaml", files={"x.yaml": text})
@@ -302,6 +307,9 @@ STUDY_FILES = {  # study file text -> a fragment of the problem named
     STUDY + "trials_per_job: 0\n": "trials_per_job: 0 is out of range",
     STUDY + "gpus_per_trial: 0.3\n": "gpus_per_trial: 0.3 is neither a whole number of GPUs",
     STUDY + "gpus_per_trial: 0.5\ntrials_per_job: 3\n": "trials_per_job: 3 leaves part of a GPU",
+    STUDY + "gpus_per_trial: 0.5\ntrials_per_job: 2\ngpu_memory_per_trial: 6\n":
+        "gpu_memory_per_trial: 6 has no unit",
+    STUDY + "gpu_memory_per_trial: auto\n": "gpu_memory_per_trial: 'auto' needs trials that share",
     STUDY + "max_jobs: 0\n": "max_jobs: 0 is out of range",
     STUDY + "max_jobs: 20000\n": "max_jobs: 20000 is out of range",
     STUDY + "max_retries: -1\n": "max_retries: -1 is out of range",

@@ -44,6 +44,12 @@ def _recorded_quadratic(trial: Any, seconds: float) -> float:
     return (x - 2.0) ** 2 + (y + 1) ** 2
 
 
+def records_mps(trial: Any, ctx: TrialContext) -> float:
+    """Records the CUDA MPS folders the trial was given (none without an MPS daemon)."""
+    trial.set_user_attr("mps_pipe", os.environ.get("CUDA_MPS_PIPE_DIRECTORY", ""))
+    return _recorded_quadratic(trial, 0.0)
+
+
 def learning_curve(trial: Any, ctx: TrialContext) -> float:
     """Reports 10 intermediate values; bad rates stay high, so a median pruner cuts them."""
     rate = trial.suggest_float("rate", 0.0, 1.0)
@@ -180,23 +186,59 @@ def reads_then_is_killed_once(trial: Any, ctx: TrialContext, *, files: list[str]
 
 @dataclass(frozen=True)
 class KillsItsSiteOnce:
-    """The first trial on ``site`` kills every process of its worker (the worker's whole
-    session: nanny, worker, trial processes), as a site whose nodes all go would; ``marker``,
-    a file made once, tells the first trial from the others."""
+    """The first trial on each of ``sites`` kills every process of its worker (the worker's
+    whole session: nanny, worker, trial processes), as a site whose nodes all go would;
+    ``marker``, a file made once per site, tells the first trial from the others."""
 
-    site: str
+    sites: tuple[str, ...]
     marker: str
 
     def __call__(self, trial: Any, ctx: TrialContext) -> float:
         x = trial.suggest_float("x", -1.0, 1.0)
         trial.report(x * 10, 0)
         time.sleep(0.3)
-        if ctx.site == self.site:
+        if ctx.site in self.sites:
             try:
-                os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+                marker = f"{self.marker}-{ctx.site}"
+                os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
             except FileExistsError:
                 pass
             else:
                 os.killpg(os.getpgid(0), signal.SIGKILL)
                 time.sleep(30)  # dies with its worker's session long before this ends
         return x * x
+
+
+GB = 10**9
+
+
+def uses_three_gb(trial: Any, ctx: TrialContext) -> float:
+    """``quadratic_for_a_second`` that states a peak of 3 GB of GPU memory (as a trial whose
+    memory torch's allocator does not see would), for the packer to count."""
+    from batchml.hpo.outcome import GPU_PEAK_ATTR
+
+    trial.set_user_attr(GPU_PEAK_ATTR, 3 * GB)
+    return _recorded_quadratic(trial, 1.0)
+
+
+def out_of_memory_at_first(trial: Any, ctx: TrialContext) -> float:
+    """Its first attempt runs out of CUDA memory after two seconds (beside the trial that
+    started with it, when two share a device); a retry succeeds."""
+    if ctx.attempt == 1:
+        import torch
+
+        trial.suggest_float("x", -10.0, 10.0)
+        trial.suggest_int("y", -3, 3)
+        time.sleep(2.0)
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+    return _recorded_quadratic(trial, 0.5)
+
+
+def holds_two_gb_on_cuda(trial: Any, ctx: TrialContext) -> float:
+    """``quadratic_for_a_second`` holding 2 GB on the real GPU (the gpu-marked tests)."""
+    import torch
+
+    block = torch.empty(2 * GB, dtype=torch.uint8, device="cuda")
+    value = _recorded_quadratic(trial, 1.0)
+    del block
+    return value

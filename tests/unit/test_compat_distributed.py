@@ -8,15 +8,24 @@ CHECKED_ON) or drop the reach.
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from collections.abc import Iterator
 from importlib.metadata import version
+from pathlib import Path
 
 import pytest
 from distributed import Client, LocalCluster
 
-from batchml._compat.distributed import CHECKED_ON, executing, replace_worker, unrunnable
+from batchml._compat.distributed import (
+    CHECKED_ON,
+    executing,
+    replace_worker,
+    restart_absent,
+    unrunnable,
+)
 from tests.unit.inprocess_dask import inprocess_client
 
 GO = threading.Event()  # the workers run in this process: a task can wait on it
@@ -85,3 +94,30 @@ def test_a_replaced_worker_closes_and_one_under_a_new_name_starts() -> None:
         names = {w["name"] for w in client.scheduler_info()["workers"].values()}
         assert gone not in names and len(names) == 2
         assert names == set(cluster.worker_spec) and not names <= before
+
+
+def test_a_site_tried_again_restarts_its_dead_workers_under_new_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A local site whose worker (its whole session) was killed: restart_absent starts it again."""
+    from batchml.backends import backend_for
+    from batchml.config.resources import Resources
+    from batchml.config.site_lookup import load_site
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    site = load_site("local").site
+    with (
+        backend_for(site).cluster(Resources.from_site(site), jobs=1) as cluster,
+        Client(cluster) as client,
+    ):
+        before = set(cluster.worker_spec)
+        [group] = client.run(os.getpgid, 0).values()  # the worker's session, started by batchml
+        os.killpg(group, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while client.scheduler_info()["workers"]:
+            assert time.monotonic() < deadline, "the killed worker is still listed"
+            time.sleep(0.1)
+        restart_absent(cluster, connected=set(), jobs=1)
+        client.wait_for_workers(1, timeout=120)
+        names = {w["name"] for w in client.scheduler_info()["workers"].values()}
+        assert len(names) == 1 and not names & before and names == set(cluster.worker_spec)

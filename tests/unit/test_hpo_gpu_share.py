@@ -6,11 +6,13 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+import yaml
 
+from batchml.config.site_schema import SlurmSettings
 from batchml.errors import ConfigError, InvalidValue
 from batchml.hpo import run_study
 from batchml.hpo.config import load_config
-from batchml.hpo.gpu_share import job_gpus, trials_per_gpu
+from batchml.hpo.gpu_share import job_gpus, job_request, trials_per_gpu
 from batchml.hpo.slots import NoFreeSlotError, Slot, SlotPool
 from tests.unit import hpo_objectives as objectives
 
@@ -104,3 +106,29 @@ def test_run_study_refuses_a_bad_share_before_making_anything(
     with pytest.raises(InvalidValue, match=r"^trials_per_job: 1 leaves part of a GPU unused"):
         run_study(objectives.quadratic, n_trials=1, site="local", gpus_per_trial=0.5)
     assert not (tmp_path / "home").exists()
+
+
+def _slurm(text: str) -> SlurmSettings:
+    return SlurmSettings.model_validate(yaml.safe_load(text))
+
+
+def test_a_job_asks_whole_gpus_shards_of_one_gpu_or_a_mig_slice_per_trial() -> None:
+    shard = _slurm("{gpu_share: shard, shards_per_gpu: 8}")
+    assert job_request(0.25, 4, shard) == (8, "shard")  # 4 trials of 2 shards: one GPU's 8
+    assert job_request(1, 2, shard) == (2, "gpu")  # whole GPUs stay whole on any site
+    assert job_request(0.25, 8, None) == (2, "gpu")  # no Slurm site: shared inside the job
+    assert job_request(0.25, 8, _slurm("{}")) == (2, "gpu")
+    assert job_request(0.5, 4, _slurm("{gpu_share: mig, mig_profile: 3g.40gb}")) == (4, "mig")
+
+
+def test_shards_that_cannot_hold_the_trials_are_refused_naming_the_field() -> None:
+    shard = _slurm("{gpu_share: shard, shards_per_gpu: 6}")
+    with pytest.raises(
+        InvalidValue, match=r"^trials_per_job: 4 trials of 1/2 GPU need the shards of 2"
+    ) as bad:
+        job_request(0.5, 4, shard)
+    assert bad.value.hint == "use trials_per_job=2, and max_jobs for more trials at once"
+    with pytest.raises(
+        InvalidValue, match=r"^gpus_per_trial: 1/4 of a GPU is no whole number of the site's 6"
+    ):
+        job_request(0.25, 4, shard)

@@ -8,6 +8,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from batchml.backends.base import SchedulerError
 from batchml.cli import main
 from batchml.errors import ConfigError, InvalidValue
 from batchml.hpo import run_study
@@ -46,8 +47,7 @@ def test_trials_land_on_both_sites_and_record_theirs(
     assert len(trials) == 16 == len(study.trials)
     sites = [t.user_attrs[SITE_ATTR] for t in trials]
     assert set(sites) == {"local", "other"}
-    # at most 2 trials at once on local (one job of 2) and 1 on other: local runs more
-    assert sites.count("local") > sites.count("other") > 0
+    assert sites.count("local") > 0 and sites.count("other") > 0
     assert study.user_attrs[SITES_ATTR]["other"]["down"] is None
     # hpo status: a row per site with its trials and the slots they used
     capsys.readouterr()
@@ -71,9 +71,9 @@ def test_trials_land_on_both_sites_and_record_theirs(
 
 
 def test_a_site_that_dies_mid_study_has_its_trials_retried_on_the_other(
-    other_site: Path, tmp_path: Path
+    other_site: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    objective = objectives.KillsItsSiteOnce("other", str(tmp_path / "killed"))
+    objective = objectives.KillsItsSiteOnce(("other",), str(tmp_path / "killed"))
     study = run_study(
         objective, n_trials=20, max_jobs=1, trials_per_job=2, study_name="dies",
         sites={"local": {}, str(other_site): {"worker_patience_s": 1}}, progress=False,
@@ -90,7 +90,22 @@ def test_a_site_that_dies_mid_study_has_its_trials_retried_on_the_other(
         assert retry.intermediate_values[0] == first.intermediate_values[0]
         assert retry.user_attrs[SITE_ATTR] == "local"
     down = study.user_attrs[SITES_ATTR]["other"]
-    assert down["down"] and down["retry_at"] is not None
+    assert "no dask worker has been connected" in down["down"] and down["retry_at"] is not None
+    capsys.readouterr()
+    assert main(["--no-color", "hpo", "status", "dies"]) == 0
+    [row] = [line for line in capsys.readouterr().out.splitlines() if line.startswith("other")]
+    assert "down, retry in" in row and "no dask worker" in row
+
+
+def test_the_study_stops_when_every_site_is_down(other_site: Path, tmp_path: Path) -> None:
+    objective = objectives.KillsItsSiteOnce(("local", "other"), str(tmp_path / "killed"))
+    with pytest.raises(SchedulerError, match="no site can run trials") as raised:
+        run_study(
+            objective, n_trials=20, max_jobs=1, study_name="all-down", progress=False,
+            worker_patience_s=1, sites={"local": {}, str(other_site): {}},
+        )  # fmt: skip
+    said = str(raised.value)
+    assert "local: no dask worker" in said and "other: no dask worker" in said
 
 
 def test_the_study_file_takes_the_same_sites(

@@ -145,3 +145,25 @@ def test_gpus_per_node_style(tmp_path: Path) -> None:
     )
     options = slurm_directives(Resources.from_site(site, gpus=2, gpus_per_task=1), site)
     assert {"--gpus-per-node=2", "--gpus-per-task=1", "--account=phys"} <= set(options)
+
+
+def test_slurm_shares_of_a_gpu_are_asked_as_shards_or_mig_slices(tmp_path: Path) -> None:
+    shard = site_from(
+        tmp_path,
+        "scheduler: slurm\nslurm: {gpu_share: shard, shards_per_gpu: 8, "
+        "memory_directive: mem-per-gpu}\n",
+    )
+    options = slurm_directives(Resources.from_site(shard, gpus=8, gpu_unit="shard"), shard)
+    assert "--gres=shard:8" in options
+    assert not [o for o in options if o.startswith(("--gres=gpu", "--mem-per-gpu"))]
+    assert [o for o in options if o.startswith("--mem=")]  # per job: a shard's memory is no unit
+    mig = site_from(
+        tmp_path,
+        "scheduler: slurm\nslurm: {gpu_share: mig, mig_profile: 1g.18gb, gpu_type: h100}\n",
+    )
+    options = slurm_directives(Resources.from_site(mig, gpus=4, gpu_unit="mig"), mig)
+    assert "--gres=gpu:1g.18gb:4" in options  # a slice is a GPU of the profile's type
+    whole = slurm_directives(Resources.from_site(mig, gpus=1), mig)
+    assert "--gres=gpu:h100:1" in whole  # whole-GPU jobs on the same site are unchanged
+    with pytest.raises(InvalidValue, match="does not lend GPUs as shards"):
+        Resources.from_site(mig, gpus=2, gpu_unit="shard")

@@ -129,7 +129,7 @@ def make_cluster(
             job_extra_directives=entries,
             job_directives_skip=_REPLACED_DIRECTIVES,
             worker_extra_args=worker_arguments(resources, network, options.worker_resources),
-            job_script_prologue=worker_prologue(site, resources.walltime),
+            job_script_prologue=worker_prologue(site, resources.walltime, resources.gpus),
             submit_command_extra=["-spool"] if condor is not None and condor.spool else [],
             log_directory=os.fspath(options.log_directory or expand_path(site.paths.log_dir)),
         )

@@ -77,7 +77,7 @@ def make_cluster(site: Site, resources: Resources, options: ClusterOptions) -> S
             log_directory=str(log_dir),
             local_directory=site.paths.scratch_dir,
             job_name="batchml-worker",
-            job_script_prologue=worker_prologue(site, resources.walltime),
+            job_script_prologue=worker_prologue(site, resources.walltime, resources.gpus),
             death_timeout=60,
             processes=1,
             nanny=True,
