@@ -18,10 +18,11 @@ from typing import Any, Literal
 
 import cloudpickle
 import optuna
-from distributed import Client
+from distributed import Client, Scheduler
 from optuna.distributions import BaseDistribution
 from optuna.storages import BaseStorage
 
+from batchml._compat.optuna_integration import share_storage
 from batchml.backends import dask_log
 from batchml.hpo.bookkeeping import retry_orphans
 from batchml.hpo.cluster import SearchCluster, check_request, connect, declares_trial_slots
@@ -46,8 +47,6 @@ def run(search: Search, where: Where | None = None, *, progress: bool = True) ->
     running it again resumes. dask's own log shows warnings only, unless dask's
     logging is configured.
     """
-    from optuna_integration.dask import DaskStorage
-
     where = where or Where()
     plan = site_plan(where)  # one Where per site; a bad one fails before a journal is made
     if where.sites is None:
@@ -60,14 +59,15 @@ def run(search: Search, where: Where | None = None, *, progress: bool = True) ->
         dask_log.quiet(),
         contextlib.ExitStack() as clusters,
     ):
-        sites = []
+        sites, owns = [], []
         for site_where in plan:
             workers = clusters.enter_context(connect(site_where))
-            # One storage object per scheduler, living with it, serves its workers; each
-            # site's is its own copy of the same journal file or database.
-            shared = DaskStorage(real_storage, client=workers.client)
+            # The storage object itself serves every scheduler in this process (and the
+            # driver); a scheduler elsewhere (a caller's client) gets its own copy.
+            shared, own = share_storage(real_storage, workers.client, _scheduler_here(workers))
             sites.append(_site(search, site_where, workers, shared))
-        study = _open(search, sites[0].setup.storage, real_storage)
+            owns.append(own)
+        study = _open(search, _direct(owns, sites), real_storage)
         for key, value in search.study_attrs.items():
             study.set_user_attr(key, value)
         retry_orphans(study)
@@ -89,6 +89,20 @@ def run(search: Search, where: Where | None = None, *, progress: bool = True) ->
         study_name=search.study_name, storage=real_storage, sampler=search.sampler,
         pruner=search.pruner,
     )  # fmt: skip
+
+
+def _direct(owns: list[BaseStorage], sites: list[SearchSite]) -> BaseStorage:
+    """The storage the driver calls: the object a scheduler in this process serves where a
+    site has one (no round trip), else the first site's DaskStorage."""
+    here = (own for own, site in zip(owns, sites, strict=True) if own is not site.setup.storage)
+    return next(here, owns[0])
+
+
+def _scheduler_here(workers: SearchCluster) -> Scheduler | None:
+    """The scheduler of batchml's own cluster, which runs in this process (None: the
+    caller's client, whose scheduler may run anywhere)."""
+    scheduler = getattr(workers.cluster, "scheduler", None)
+    return scheduler if isinstance(scheduler, Scheduler) else None
 
 
 def _open(search: Search, shared: BaseStorage, real_storage: BaseStorage) -> optuna.Study:

@@ -11,13 +11,14 @@ predecessor reported.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import optuna
 from distributed import Future
 from optuna.trial import FrozenTrial, TrialState
 
-from batchml._compat.optuna import storage_of, trial_id
+from batchml._compat.optuna import storage_of, study_id, trial_id
 from batchml._fs import PrivateFolderError
 from batchml.hpo.outcome import (
     ATTEMPT_ATTR,
@@ -30,6 +31,7 @@ from batchml.hpo.outcome import (
     Outcome,
     TrialEnd,
 )
+from batchml.hpo.tally import Recorded
 
 
 def ask(study: optuna.Study) -> optuna.Trial:
@@ -37,7 +39,7 @@ def ask(study: optuna.Study) -> optuna.Trial:
     trial = study.ask()
     origin = trial.user_attrs.get(RETRY_OF_ATTR)
     if origin is not None:
-        previous = study.trials[int(origin)]
+        previous = _numbered(study, int(origin))
         for step, value in previous.intermediate_values.items():
             storage_of(study).set_trial_intermediate_value(trial_id(trial), step, value)
     return trial
@@ -47,28 +49,39 @@ def first_attempt(study: optuna.Study, number: int, attrs: dict[str, Any]) -> in
     """The number of the trial a chain of retries started from."""
     while RETRY_OF_ATTR in attrs:
         number = int(attrs[RETRY_OF_ATTR])
-        attrs = study.trials[number].user_attrs
+        attrs = _numbered(study, number).user_attrs
     return number
 
 
-def record(study: optuna.Study, trial: optuna.Trial, future: Future, max_retries: int) -> None:
-    """Record how the trial ``future`` ran ended (it has ended)."""
+def _numbered(study: optuna.Study, number: int) -> FrozenTrial:
+    """The study's trial ``number``, read alone (``study.trials`` copies every trial)."""
+    storage = storage_of(study)
+    return storage.get_trial(
+        storage.get_trial_id_from_study_id_trial_number(study_id(study), number)
+    )
+
+
+def record(
+    study: optuna.Study, trial: optuna.Trial, future: Future, max_retries: int
+) -> Recorded | None:
+    """Record how the trial ``future`` ran ended (it has ended); None if it was already."""
     if storage_of(study).get_trial(trial_id(trial)).state.is_finished():
-        return  # recorded already: a recomputed task (its first result was lost with a worker)
+        return None  # a recomputed task (its first result was lost with a worker)
     try:
         ended: TrialEnd = future.result()
     except PrivateFolderError as exc:  # no private scratch on the worker: a retry would not either
         fail(study, trial, Outcome.RAISED, str(exc), max_retries)
         raise
     except Exception as exc:  # the worker, not the objective, failed
-        fail(study, trial, Outcome.PREEMPTED, f"{type(exc).__name__}: {exc}", max_retries)
-        return
+        return fail(study, trial, Outcome.PREEMPTED, f"{type(exc).__name__}: {exc}", max_retries)
     if ended.outcome is Outcome.COMPLETE:
         study.tell(trial, ended.value)
-    elif ended.outcome is Outcome.PRUNED:
+        took = None if ended.started is None else time.time() - ended.started
+        return Recorded(TrialState.COMPLETE, True, ended.value, took)
+    if ended.outcome is Outcome.PRUNED:
         study.tell(trial, state=TrialState.PRUNED)
-    else:
-        fail(study, trial, ended.outcome, ended.message, max_retries)
+        return Recorded(TrialState.PRUNED, True)
+    return fail(study, trial, ended.outcome, ended.message, max_retries)
 
 
 def fail(
@@ -77,7 +90,7 @@ def fail(
     outcome: Outcome,
     why: str,
     max_retries: int | None,
-) -> None:
+) -> Recorded:
     """Mark the trial FAIL with its outcome and why; enqueue a retry if the outcome is
     retried and the trial had no more than ``max_retries`` attempts (None: however many).
 
@@ -93,7 +106,8 @@ def fail(
     crowded = outcome is Outcome.OOM_WHILE_SHARING
     free = int(stored.user_attrs.get(FREE_RETRIES_ATTR, 0))  # retries so far that were free
     counted = attempt - free  # attempts so far that count against max_retries
-    if outcome.retried and (crowded or max_retries is None or counted <= max_retries):
+    retried = outcome.retried and (crowded or max_retries is None or counted <= max_retries)
+    if retried:
         storage.set_trial_user_attr(ident, RETRIED_ATTR, True)
         attrs = {RETRY_OF_ATTR: stored.number, ATTEMPT_ATTR: attempt + 1,
                  FREE_RETRIES_ATTR: free + crowded}  # fmt: skip
@@ -104,6 +118,7 @@ def fail(
         study.tell(trial, state=TrialState.FAIL)
     else:
         storage.set_trial_state_values(ident, TrialState.FAIL)
+    return Recorded(TrialState.FAIL, counts=not retried)
 
 
 def retry_orphans(study: optuna.Study) -> None:

@@ -1,16 +1,19 @@
 """The loop of a search: keep every trial slot busy until ``n_trials`` trials have ended.
 
-Each cycle the driver reads the study once, sends new trials to the workers
-with room for them (placement.py), sends again the trials dask would hold
-unrunnable (worker_pool.py), and records the trials that ended
-(bookkeeping.py). A signal noted by StopRequests is acted on at the top of a
+Each cycle the driver sends new trials to the workers with room for them
+(placement.py), sends again the trials dask would hold unrunnable
+(worker_pool.py), and records the trials that ended (bookkeeping.py). It reads
+the study once, at the start: from then on it counts what it records itself
+(tally.py), so a cycle costs the same in a study of 10 trials or 10,000, and a
+cycle starts as soon as a trial ends (each trial's future puts itself in a
+queue when it is done). A signal noted by StopRequests is acted on at the top of a
 cycle, never inside one (interrupts.py): the trials in flight are then recorded
 as interrupted and retried when the search is resumed.
 """
 
 from __future__ import annotations
 
-import contextlib
+import queue
 import time
 from collections import Counter
 from collections.abc import Mapping
@@ -20,8 +23,7 @@ from signal import Signals
 from typing import TYPE_CHECKING, Any
 
 import optuna
-from distributed import Future, wait
-from distributed.client import FIRST_COMPLETED
+from distributed import Future
 from optuna.distributions import BaseDistribution
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 
@@ -36,11 +38,11 @@ from batchml.hpo.outcome import (
     SITES_ATTR,
     WORKERS_DRAINED_ATTR,
     Outcome,
-    has_ended,
 )
 from batchml.hpo.placement import least_busy, next_worker
 from batchml.hpo.progress import StudyProgress
-from batchml.hpo.walltime import TRIAL_RESOURCE, duration_estimate
+from batchml.hpo.tally import Recorded, Tally
+from batchml.hpo.walltime import TRIAL_RESOURCE
 from batchml.hpo.worker import TrialTask, execute_trial
 
 if TYPE_CHECKING:
@@ -96,7 +98,7 @@ class TrialSetup:
 
 
 def reader_of(study: optuna.Study, real_storage: BaseStorage) -> optuna.Study:
-    """The study as the driver reads it each cycle (every trial, the study's attributes).
+    """The study as the driver reads it at the start (every trial, the study's attributes).
 
     Through DaskStorage each read runs on the scheduler's event loop, and every
     worker's round trip (a suggest, a report) waits behind it; the whole trial
@@ -109,6 +111,10 @@ def reader_of(study: optuna.Study, real_storage: BaseStorage) -> optuna.Study:
     if isinstance(real_storage, JournalStorage | RDBStorage):
         return optuna.load_study(study_name=study.study_name, storage=real_storage)
     return study
+
+
+POOL_CHECK_S = 0.5  # how often the driver asks the scheduler about its workers
+CYCLE_S = 1.0  # the longest a cycle waits for a trial to end (signals, workers, progress)
 
 
 class Driver:
@@ -137,35 +143,49 @@ class Driver:
         self.running: dict[Future, optuna.Trial] = {}
         self.where: dict[Future, str] = {}  # the worker each trial was sent to
         self.sent = 0
+        self.done: queue.SimpleQueue[Future] = queue.SimpleQueue()  # futures that ended
+        self.tally = Tally(None)  # read from the study when the search starts
+        self.stored: dict[str, Any] = {}  # the study's user attributes as last written
+        self.checked = -POOL_CHECK_S  # when the workers were last asked about
+        self.workers = 0
 
     def run(self, requests: StopRequests, *, progress: bool = True) -> Stop | None:
         """Keep the slots busy until ``n_trials`` trials have ended, or a signal asks to stop."""
-        with StudyProgress(self.study, self.n_trials, enabled=progress) as bar:
-            # The trials are read once per cycle (all of them, so not once per decision),
-            # and the budget and the progress line share them.
-            trials = self.reader.get_trials(deepcopy=False)
+        self.tally = Tally.of(self.reader.get_trials(deepcopy=False), self.study.directions)
+        self.stored = dict(self.reader.user_attrs)
+        with StudyProgress(self.study, self.n_trials, self.tally, enabled=progress) as bar:
             while True:
                 if requests.signal is not None:
                     return self._interrupt(requests.signal)
-                finished = sum(1 for trial in trials if has_ended(trial))
-                if not self.running and finished >= self.n_trials:
-                    bar.update(trials, running=0, workers=len(self.pool.slots))  # its last line
+                if not self.running and self.tally.ended >= self.n_trials:
+                    bar.update(running=0, workers=len(self.pool.slots))  # its last line
                     return None
-                workers = self.pool.check()
+                self._check_pool()
                 self._retry_abandoned()
-                expected_s = duration_estimate(trials) if self.pool.drains else None
-                self._fill(self.n_trials - finished, expected_s)
+                expected_s = self.tally.duration_estimate() if self.pool.drains else None
+                self._fill(self.n_trials - self.tally.ended, expected_s)
                 self._resend_stranded(expected_s)
                 # Bookkeeping comes after the trials are out: a freed slot waits for none of it.
-                bar.update(trials, running=len(self.running), workers=workers,
-                           note=self.pool.note())  # fmt: skip
+                bar.update(running=len(self.running), workers=self.workers, note=self.pool.note())
                 self._store_pool_counts()
                 for future in self._ended():
-                    bookkeeping.record(self.study, self.running.pop(future), future,
-                                       self.max_retries)  # fmt: skip
+                    self._count(bookkeeping.record(self.study, self.running.pop(future), future,
+                                                   self.max_retries))  # fmt: skip
                     self.where.pop(future, None)
                     future.release()  # its worker holds no result for us: it may retire at once
-                trials = self.reader.get_trials(deepcopy=False)
+
+    def _check_pool(self) -> None:
+        """Ask the scheduler about the workers, at most every ``POOL_CHECK_S`` (one round
+        trip; between checks, trials go by the slots last seen, and dask runs one sent to
+        a worker that left on another)."""
+        now = time.monotonic()
+        if now - self.checked >= POOL_CHECK_S:
+            self.workers = self.pool.check()
+            self.checked = now
+
+    def _count(self, recorded: Recorded | None) -> None:
+        if recorded is not None:
+            self.tally.add(recorded)
 
     def _fill(self, left: int, expected_s: float | None) -> None:
         """Send new trials while a worker has room for one; ``left``: trials not ended."""
@@ -188,7 +208,9 @@ class Driver:
         for future, why in self.pool.abandoned(self.where):
             future.cancel()
             del self.where[future]
-            bookkeeping.fail(self.study, self.running.pop(future), Outcome.PREEMPTED, why, None)
+            self._count(
+                bookkeeping.fail(self.study, self.running.pop(future), Outcome.PREEMPTED, why, None)
+            )
 
     def _send(self, trial: optuna.Trial, worker: str, expected_s: float | None) -> None:
         self.sent += 1
@@ -201,27 +223,32 @@ class Driver:
         )  # fmt: skip
         self.running[future] = trial
         self.where[future] = worker
+        future.add_done_callback(self.done.put)
 
     def _store_pool_counts(self) -> None:
         """Keep the study's counts of replaced jobs and drained workers up to date."""
-        stored = self.reader.user_attrs  # one read, not one per count
         for attr, count in (
             (JOBS_REPLACED_ATTR, self.pool.replaced),
             (WORKERS_DRAINED_ATTR, self.pool.drained),
             (SITES_ATTR, self.pool.states()),
         ):
-            if count != stored.get(attr, 0):
+            if count != self.stored.get(attr, 0):
                 self.study.set_user_attr(attr, count)
+                self.stored[attr] = count
 
-    def _ended(self) -> set[Future]:
-        """The trials that end within a second (none: the progress line is redrawn)."""
+    def _ended(self) -> list[Future]:
+        """The trials that end within ``CYCLE_S`` (none: the progress line is redrawn)."""
         if not self.running:
             time.sleep(0.5)  # no worker yet
-            return set()
-        with contextlib.suppress(TimeoutError):
-            done, _ = wait(list(self.running), timeout=1.0, return_when=FIRST_COMPLETED)
-            return set(done)
-        return set()
+            return []
+        try:
+            ended = [self.done.get(timeout=CYCLE_S)]
+        except queue.Empty:
+            return []
+        while not self.done.empty():
+            ended.append(self.done.get())
+        # a future sent again elsewhere (its own was cancelled) is no longer running
+        return [future for future in dict.fromkeys(ended) if future in self.running]
 
     def _interrupt(self, received: Signals) -> Stop:
         """The trials in flight when a signal came: recorded if they had ended, else interrupted.
@@ -234,11 +261,10 @@ class Driver:
         interrupted = 0
         for future, trial in self.running.items():
             if future.done():
-                bookkeeping.record(self.study, trial, future, self.max_retries)
+                self._count(bookkeeping.record(self.study, trial, future, self.max_retries))
                 continue
             future.cancel()
             why = f"the search was stopped by {received.name}"
-            bookkeeping.fail(self.study, trial, Outcome.INTERRUPTED, why, None)
+            self._count(bookkeeping.fail(self.study, trial, Outcome.INTERRUPTED, why, None))
             interrupted += 1
-        ended = sum(1 for trial in self.reader.get_trials(deepcopy=False) if has_ended(trial))
-        return Stop(received, self.study.study_name, ended, self.n_trials, interrupted)
+        return Stop(received, self.study.study_name, self.tally.ended, self.n_trials, interrupted)

@@ -24,9 +24,11 @@ of these saves.
 from __future__ import annotations
 
 import contextlib
+import importlib.machinery
 import importlib.util
 import multiprocessing
 import multiprocessing.connection
+import multiprocessing.forkserver
 import multiprocessing.util
 import os
 import signal
@@ -257,8 +259,41 @@ def _context(preload: Sequence[str]) -> multiprocessing.context.ForkServerContex
         # This module (and optuna with it) first: else each child would import them itself.
         available = [m for m in preload if importlib.util.find_spec(m) is not None]
         context.set_forkserver_preload([__name__, *available])
+        main = getattr(sys.modules["__main__"], "__spec__", None)
+        if main is not None:  # the forkserver reads it once, as it starts (_adopt_worker_main)
+            os.environ[WORKER_MAIN_ENV] = main.name
+        try:
+            multiprocessing.forkserver.ensure_running()
+        finally:
+            os.environ.pop(WORKER_MAIN_ENV, None)
         _preloaded = True
     return context
+
+
+WORKER_MAIN_ENV = "BATCHML_WORKER_MAIN"
+
+
+def _adopt_worker_main() -> None:
+    """In the forkserver, as it imports this module: take the worker's ``__main__`` name.
+
+    Why: multiprocessing gives every child the name of its parent's main module,
+    and a child whose own ``__main__`` has another name runs that module again
+    (``runpy``). A worker's main is the ``dask worker`` command's module: each
+    trial process ran it anew before its objective (BENCHMARKS.md, issue 19).
+    A child forked from a process whose ``__main__`` has that name skips it
+    (multiprocessing's own check for forked children); no trial needs the
+    worker's main (the objective comes cloudpickled, by value if it was defined
+    in a script's main). Nothing else takes the name: it is read only where the
+    main has none (the forkserver's ``-c`` command) and dropped from the
+    environment once read.
+    """
+    name = os.environ.pop(WORKER_MAIN_ENV, None)
+    main = sys.modules.get("__main__")
+    if name and main is not None and getattr(main, "__spec__", None) is None:
+        main.__spec__ = importlib.machinery.ModuleSpec(name, None)
+
+
+_adopt_worker_main()
 
 
 def warm_up(spares: int, preload: Sequence[str] = ("torch",)) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import threading
 import time
-from collections.abc import Container, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, cast
 
@@ -19,6 +19,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from batchml._compat.optuna import trial_id as id_of
+from batchml._compat.optuna_integration import set_user_attrs
 
 ALL_TRIALS_FRESH_S = 0.2  # how long one read of all trials serves a trial's suggestions
 
@@ -29,7 +30,8 @@ class KnownStudy:
 
     - The study's id and directions never change, and the driver sends both.
     - One read of all trials (``read_trial``) serves the stale check, optuna.Trial,
-      and the sampler's suggestions for ``fresh_s`` seconds.
+      and the sampler's suggestions for ``fresh_s`` seconds (a read of the trial
+      alone, for a sampler that reads no other).
     - The trial's parameters and user attributes are written in order by a
       thread of their own while the objective goes on. Any other call to the
       storage waits for them first, and so does the trial's end (``flush``),
@@ -59,15 +61,21 @@ class KnownStudy:
         self._writes: list[Future[Any]] = []
         self._writes_lock = threading.Lock()
 
-    def read_trial(self, trial_id: int) -> FrozenTrial:
-        """The trial, from a read of all trials; the next ``get_trial`` of it returns this copy."""
+    def read_trial(self, trial_id: int, *, with_others: bool = True) -> FrozenTrial:
+        """The trial, from a read of all trials (``with_others``: the sampler reads them next)
+        or of it alone; the next ``get_trial`` of it returns this copy.
+
+        A sampler that reads no other trial (random sampling) is spared the read of
+        all trials: its cost grows with the study, on the scheduler and the wire.
+        """
         self._all_trials.pop(self._study_id, None)  # fresh: this read says whether it ended
-        for trial in self.get_all_trials(self._study_id, deepcopy=False):
-            if id_of(trial) == trial_id:
-                mine = copy.deepcopy(trial)  # optuna.Trial updates its copy as it suggests
-                break
-        else:  # another study's trial
-            mine = self._storage.get_trial(trial_id)
+        found = (
+            [t for t in self.get_all_trials(self._study_id, deepcopy=False) if id_of(t) == trial_id]
+            if with_others
+            else []
+        )
+        # optuna.Trial updates its copy as it suggests; another study's trial is read alone
+        mine = copy.deepcopy(found[0] if found else self._storage.get_trial(trial_id))
         self._kept = (trial_id, mine)
         return cast(FrozenTrial, mine)
 
@@ -111,14 +119,18 @@ class KnownStudy:
         return list(self._storage.get_study_directions(study_id))
 
     def set_trial_param(self, *args: Any) -> None:
-        self._behind("set_trial_param", *args)
+        self._behind(self._storage.set_trial_param, *args)
 
     def set_trial_user_attr(self, *args: Any) -> None:
-        self._behind("set_trial_user_attr", *args)
+        self._behind(self._storage.set_trial_user_attr, *args)
 
-    def _behind(self, method: str, *args: Any) -> None:
+    def set_trial_user_attrs(self, trial_id: int, attrs: Mapping[str, Any]) -> None:
+        """Several user attributes of the trial, written behind it in one round trip."""
+        self._behind(set_user_attrs, self._storage, trial_id, dict(attrs))
+
+    def _behind(self, write: Callable[..., Any], *args: Any) -> None:
         with self._writes_lock:
-            self._writes.append(self._writer.submit(getattr(self._storage, method), *args))
+            self._writes.append(self._writer.submit(write, *args))
 
     def flush(self) -> None:
         """Wait for the writes sent so far; raise the first error one of them met."""

@@ -61,6 +61,7 @@ class TrialEnd:
     message: str = ""
     gpu_peak: int = 0  # bytes of GPU memory the trial process held at most (gpu_memory.py)
     out_of_memory: bool = False  # the objective raised CUDA out-of-memory
+    started: float | None = None  # epoch seconds when it took its slot (None: it never did)
 
 
 OUTCOME_ATTR = "batchml.outcome"  # on a FAIL trial: one of FAILURES' values

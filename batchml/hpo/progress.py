@@ -5,20 +5,23 @@ from __future__ import annotations
 from types import TracebackType
 
 import optuna
-from optuna.study import StudyDirection
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from batchml.hpo.outcome import has_ended
+from batchml.hpo.tally import Tally
 
 
 class StudyProgress:
-    """A rich progress bar fed from the study's storage (what a resumed run also sees)."""
+    """A rich progress bar fed from the driver's counts of the study (tally.py), which start
+    from the storage: a resumed run shows the trials of the runs before."""
 
-    def __init__(self, study: optuna.Study, total: int, *, enabled: bool = True) -> None:
+    def __init__(
+        self, study: optuna.Study, total: int, tally: Tally, *, enabled: bool = True
+    ) -> None:
         self.study = study
         self.total = total
+        self.tally = tally
         self._bar = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -31,7 +34,7 @@ class StudyProgress:
 
     def __enter__(self) -> StudyProgress:
         self._bar.__enter__()
-        self.update(self.study.get_trials(deepcopy=False), running=0, workers=0)
+        self.update(running=0, workers=0)
         return self
 
     def __exit__(
@@ -39,22 +42,12 @@ class StudyProgress:
     ) -> None:
         self._bar.__exit__(kind, exc, tb)
 
-    def update(
-        self, trials: list[FrozenTrial], *, running: int, workers: int, note: str = ""
-    ) -> None:
-        """Redraw from ``trials``, the driver's read of the study this cycle; ``note``: the
-        sites that are down."""
-        counts = {state: 0 for state in TrialState}
-        for trial in trials:
-            counts[trial.state] += 1
-        done = sum(1 for trial in trials if has_ended(trial))
-        values = [t.value for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
-        best = ""
-        if values and len(self.study.directions) == 1:
-            pick = max if self.study.direction == StudyDirection.MAXIMIZE else min
-            best = f"best {pick(values):.5g}"
+    def update(self, *, running: int, workers: int, note: str = "") -> None:
+        """Redraw from the counts as they are now; ``note``: the sites that are down."""
+        states = self.tally.states
+        best = "" if self.tally.best is None else f"best {self.tally.best:.5g}"
         detail = (
-            f"workers {workers}  running {running}  pruned {counts[TrialState.PRUNED]}  "
-            f"failed {counts[TrialState.FAIL]}  {best}" + (f"  {escape(note)}" if note else "")
+            f"workers {workers}  running {running}  pruned {states[TrialState.PRUNED]}  "
+            f"failed {states[TrialState.FAIL]}  {best}" + (f"  {escape(note)}" if note else "")
         )
-        self._bar.update(self._task, completed=min(done, self.total), detail=detail)
+        self._bar.update(self._task, completed=min(self.tally.ended, self.total), detail=detail)

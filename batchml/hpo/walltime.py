@@ -3,7 +3,7 @@
 A batch job is killed at its walltime, and a trial started too late is lost
 work and a retry. Each worker job knows when it will be ended (its prologue
 exports ``BATCHML_JOB_END`` when it starts), and the driver knows how long
-trials take (the slowest tenth of those completed). A worker handed a trial
+trials take (the slowest tenth of those completed: tally.py). A worker handed a trial
 that would not end in time gives it back to the scheduler (dask's
 ``Reschedule``) and stops taking trials: its ``TRIAL`` resource, which every
 trial needs one of, drops to zero, so no trial is sent to it again while the
@@ -15,30 +15,11 @@ not a new one: nothing is counted twice.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
-
-from optuna.trial import FrozenTrial, TrialState
 
 from batchml.backends.base import JOB_END_ENV
-from batchml.hpo.outcome import STARTED_ATTR
 
 TRIAL_RESOURCE = "TRIAL"
 SAFETY = 1.2  # a trial is expected to take up to this many times the estimate
-
-
-def duration_estimate(trials: Iterable[FrozenTrial]) -> float | None:
-    """Seconds a trial takes, from taking its slot to completing: the 90th percentile of
-    the completed trials (None before the first)."""
-    durations = sorted(
-        t.datetime_complete.timestamp() - float(t.user_attrs[STARTED_ATTR])
-        for t in trials
-        if t.state == TrialState.COMPLETE
-        and t.datetime_complete is not None
-        and STARTED_ATTR in t.user_attrs
-    )
-    if not durations:
-        return None
-    return durations[min(len(durations) - 1, int(0.9 * len(durations)))]
 
 
 def too_late(expected_s: float | None, now: float) -> str | None:

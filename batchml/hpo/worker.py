@@ -112,7 +112,8 @@ def execute_trial(task: TrialTask) -> TrialEnd:
     )
     study.sampler.reseed_rng()  # copies of one seeded sampler on many workers would agree
     try:
-        if known.read_trial(task.trial_id).state.is_finished():
+        alone = isinstance(study.sampler, optuna.samplers.RandomSampler)  # reads no other trial
+        if known.read_trial(task.trial_id, with_others=not alone).state.is_finished():
             # dask recomputes a task whose result was lost with its worker; the driver has
             # recorded this trial already, and running it again would change nothing but time.
             return STALE
@@ -127,15 +128,19 @@ def execute_trial(task: TrialTask) -> TrialEnd:
             started = time.time()
             if held.devices:  # from the first GPU trial on; idle without NVML
                 gpu_samples.worker_sampler().start()
-            # written behind the trial; Optuna's own start is when the driver asked for it
-            trial.set_user_attr(STARTED_ATTR, started)
-            trial.set_user_attr(SLOT_ATTR, held.number)
-            trial.set_user_attr(DEVICES_ATTR, ",".join(held.devices))
-            trial.set_user_attr(HOST_ATTR, socket.gethostname())
-            trial.set_user_attr(SITE_ATTR, task.site)
-            trial.set_user_attr(WORKER_ATTR, get_worker().address)
+            # written behind the trial, in one round trip; Optuna's own start is when the
+            # driver asked for it
+            placement = {
+                STARTED_ATTR: started,
+                SLOT_ATTR: held.number,
+                DEVICES_ATTR: ",".join(held.devices),
+                HOST_ATTR: socket.gethostname(),
+                SITE_ATTR: task.site,
+                WORKER_ATTR: get_worker().address,
+            }
             if task.keep_scratch:
-                trial.set_user_attr(SCRATCH_ATTR, str(scratch))
+                placement[SCRATCH_ATTR] = str(scratch)
+            known.set_trial_user_attrs(task.trial_id, placement)
             checkpoints = Path(task.checkpoint_dir)
             checkpoints.mkdir(parents=True, exist_ok=True)
             context = TrialContext(
@@ -147,7 +152,7 @@ def execute_trial(task: TrialTask) -> TrialEnd:
             )
             ended = run_isolated(task.objective, trial, context, task.preload)
             ended = _on_its_devices(pool, held, trial, ended, started)
-        return _written(known, ended)
+        return dataclasses.replace(_written(known, ended), started=started)
     finally:
         with contextlib.suppress(Exception):  # an error _written did not see: the trial failed
             known.close()

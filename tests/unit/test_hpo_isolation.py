@@ -113,3 +113,38 @@ def test_a_process_that_ran_trials_exits_and_leaves_no_trial_process() -> None:
     while (left := _marked(mark)) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert left == []
+
+
+MAIN_MODULE = textwrap.dedent(
+    """
+    import os
+    from pathlib import Path
+
+    with open(os.environ["RUNS"], "a") as runs:
+        runs.write(f"{os.getpid()}\\n")  # each time this module's code runs
+
+    if __name__ == "__main__":
+        import cloudpickle, optuna
+        from batchml.hpo.isolation import TrialContext, run_isolated, warm_up
+
+        warm_up(1, preload=())
+        ctx = TrialContext(devices=(), scratch_dir=Path("."), checkpoint_dir=Path("."), site="t")
+        objective = cloudpickle.dumps(lambda trial, ctx: trial.suggest_float("x", 0.0, 1.0))
+        for _ in range(3):
+            ended = run_isolated(objective, optuna.create_study().ask(), ctx, preload=())
+            assert ended.value is not None, ended
+    """
+)
+
+
+def test_trial_processes_do_not_run_the_main_module_of_their_worker_again(tmp_path: Path) -> None:
+    """A dask worker's main is the ``dask worker`` command's module; multiprocessing would
+    run it again in every trial process."""
+    (tmp_path / "worker_main.py").write_text(MAIN_MODULE)
+    runs = tmp_path / "runs"
+    run = subprocess.run(
+        [sys.executable, "-m", "worker_main"], capture_output=True, text=True, timeout=60,
+        cwd=tmp_path, env={**os.environ, "RUNS": str(runs), "PYTHONPATH": str(tmp_path)},
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert len(runs.read_text().split()) == 1  # in the process started with -m only
