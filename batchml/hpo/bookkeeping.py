@@ -99,7 +99,7 @@ def fail(
     """
     storage = storage_of(study)
     ident = trial_id(trial)
-    stored = storage.get_trial(ident)  # the worker set its params, not this object
+    stored = storage.get_trial(ident)
     storage.set_trial_user_attr(ident, OUTCOME_ATTR, outcome.value)
     storage.set_trial_user_attr(ident, REASON_ATTR, why[-4000:])
     attempt = int(stored.user_attrs.get(ATTEMPT_ATTR, 1))
@@ -109,15 +109,19 @@ def fail(
     retried = outcome.retried and (crowded or max_retries is None or counted <= max_retries)
     if retried:
         storage.set_trial_user_attr(ident, RETRIED_ATTR, True)
-        attrs = {RETRY_OF_ATTR: stored.number, ATTEMPT_ATTR: attempt + 1,
-                 FREE_RETRIES_ATTR: free + crowded}  # fmt: skip
-        if crowded or stored.user_attrs.get(RETRY_ALONE_ATTR):  # alone stays alone
-            attrs[RETRY_ALONE_ATTR] = True
-        study.enqueue_trial(dict(stored.params), user_attrs=attrs, skip_if_exists=False)
     if isinstance(trial, optuna.Trial):
         study.tell(trial, state=TrialState.FAIL)
     else:
         storage.set_trial_state_values(ident, TrialState.FAIL)
+    if retried:
+        # Its parameters are read once it has ended: a task the cancel came too late for
+        # may still be sampling them, and a finished trial takes no more.
+        params = storage.get_trial(ident).params
+        attrs = {RETRY_OF_ATTR: stored.number, ATTEMPT_ATTR: attempt + 1,
+                 FREE_RETRIES_ATTR: free + crowded}  # fmt: skip
+        if crowded or stored.user_attrs.get(RETRY_ALONE_ATTR):  # alone stays alone
+            attrs[RETRY_ALONE_ATTR] = True
+        study.enqueue_trial(dict(params), user_attrs=attrs, skip_if_exists=False)
     return Recorded(TrialState.FAIL, counts=not retried)
 
 
