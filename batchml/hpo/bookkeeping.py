@@ -18,7 +18,7 @@ import optuna
 from distributed import Future
 from optuna.trial import FrozenTrial, TrialState
 
-from batchml._compat.optuna import storage_of, study_id, trial_id
+from batchml._compat.optuna import enqueued_params, storage_of, study_id, trial_id
 from batchml._fs import PrivateFolderError
 from batchml.hpo.outcome import (
     ATTEMPT_ATTR,
@@ -116,12 +116,14 @@ def fail(
     if retried:
         # Its parameters are read once it has ended: a task the cancel came too late for
         # may still be sampling them, and a finished trial takes no more.
-        params = storage.get_trial(ident).params
+        ended = storage.get_trial(ident)
+        # A retry lost before it began sampled nothing: its enqueued parameters carry on.
+        params = {**enqueued_params(ended), **ended.params}
         attrs = {RETRY_OF_ATTR: stored.number, ATTEMPT_ATTR: attempt + 1,
                  FREE_RETRIES_ATTR: free + crowded}  # fmt: skip
         if crowded or stored.user_attrs.get(RETRY_ALONE_ATTR):  # alone stays alone
             attrs[RETRY_ALONE_ATTR] = True
-        study.enqueue_trial(dict(params), user_attrs=attrs, skip_if_exists=False)
+        study.enqueue_trial(params, user_attrs=attrs, skip_if_exists=False)
     return Recorded(TrialState.FAIL, counts=not retried)
 
 

@@ -88,6 +88,10 @@ def main(run_dir: Path, slurm_conf: str, partition: str) -> None:
     study = run_study(
         objectives.quadratic_for_a_second, n_trials=N_TRIALS, sites=sites, study_name=STUDY,
         storage=journal, progress=False,
+        # A trial lost with the cancelled jobs may be sent to the same site again before
+        # the site is set aside and be lost a second time; each loss counts against
+        # max_retries (the default, 1, would then fail it for good).
+        max_retries=3,
     )  # fmt: skip
     watcher.join()
     report = {"trials": rows(study), "n_trials": N_TRIALS, "sites": list(sites), **done}

@@ -47,10 +47,14 @@ def test_cancelled_site_trials_are_retried_with_their_parameters(report: dict[st
     retried = [t["attrs"]["batchml.retry_of"] for t in retries]
     assert any(number in report["running"] and trials[number]["params"] for number in retried)
     for retry in retries:
-        # Every parameter the first attempt sampled before its job went (none, if it had
-        # not started; some, if it was cancelled mid-way) is the retry's too.
-        first = trials[retry["attrs"]["batchml.retry_of"]]
-        assert first["params"].items() <= retry["params"].items()
+        if retry["state"] != "COMPLETE":
+            continue  # lost before it sampled (its own retry carries the parameters on)
+        # Every parameter an earlier attempt sampled before its job went (none, if it had
+        # not started; some, if it was cancelled mid-way) is the completed retry's too.
+        earlier = retry
+        while "batchml.retry_of" in earlier["attrs"]:
+            earlier = trials[earlier["attrs"]["batchml.retry_of"]]
+            assert earlier["params"].items() <= retry["params"].items()
     # Each trial running when its job was cancelled completed, itself or as a retry.
     completed = {first_attempt(trials, t["number"]) for t in trials if t["state"] == "COMPLETE"}
     assert set(report["running"]) <= completed

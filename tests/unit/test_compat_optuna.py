@@ -12,7 +12,7 @@ import optuna
 import pytest
 from optuna.storages import InMemoryStorage
 
-from batchml._compat.optuna import CHECKED_ON, storage_of, study_id, trial_id
+from batchml._compat.optuna import CHECKED_ON, enqueued_params, storage_of, study_id, trial_id
 
 
 def test_this_optuna_is_the_one_the_private_names_were_checked_on() -> None:
@@ -52,3 +52,13 @@ def test_a_trial_s_id_is_the_storage_s_for_a_live_and_a_frozen_trial(study: optu
     for frozen in study.trials:
         found = storage.get_trial_id_from_study_id_trial_number(study_id(study), frozen.number)
         assert trial_id(frozen) == found, "FrozenTrial._trial_id moved"
+
+
+def test_an_enqueued_trial_keeps_its_parameters_before_any_suggest(study: optuna.Study) -> None:
+    study.enqueue_trial({"x": 0.25})
+    waiting = study.ask()  # no suggest yet: params is empty, the enqueued ones wait
+    frozen = storage_of(study).get_trial(trial_id(waiting))
+    assert frozen.params == {} and enqueued_params(frozen) == {"x": 0.25}, (
+        "Study.enqueue_trial no longer keeps its parameters in system_attrs['fixed_params']"
+    )
+    assert enqueued_params(storage_of(study).get_trial(trial_id(study.ask()))) == {}

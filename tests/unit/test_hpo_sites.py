@@ -75,7 +75,7 @@ def test_a_site_that_dies_mid_study_has_its_trials_retried_on_the_other(
 ) -> None:
     objective = objectives.KillsItsSiteOnce(("other",), str(tmp_path / "killed"))
     study = run_study(
-        objective, n_trials=20, max_jobs=1, trials_per_job=2, study_name="dies",
+        objective, n_trials=20, max_jobs=1, trials_per_job=2, study_name="dies", max_retries=3,
         sites={"local": {}, str(other_site): {"worker_patience_s": 1}}, progress=False,
     )  # fmt: skip
     ended = [t for t in study.trials if has_ended(t)]
@@ -86,6 +86,8 @@ def test_a_site_that_dies_mid_study_has_its_trials_retried_on_the_other(
     assert started
     for first in started:
         retry = next(t for t in study.trials if t.user_attrs.get(RETRY_OF_ATTR) == first.number)
+        while retry.state != TrialState.COMPLETE:  # lost on the dying site before it began
+            retry = next(t for t in study.trials if t.user_attrs.get(RETRY_OF_ATTR) == retry.number)
         assert retry.params == first.params
         assert retry.intermediate_values[0] == first.intermediate_values[0]
         assert retry.user_attrs[SITE_ATTR] == "local"

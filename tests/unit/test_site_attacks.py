@@ -60,7 +60,7 @@ ATTACKS = [
     (
         "variable-name-runs-a-command",
         "scheduler: local\nenvironment:\n  variables: {'X=1; touch /tmp/pwned; Y': v}\n",
-        "environment.variables.X=1; touch /tmp/pwned; Y (the key)",
+        "environment.variables['X=1; touch /tmp/pwned; Y'] (the key)",
     ),
     (
         "variable-value-with-line-break",
